@@ -1,0 +1,19 @@
+"""bayesmix: Bayesian data-mixing scaling laws."""
+
+from __future__ import annotations
+
+import os as _os
+
+# Parallel chains need one XLA host device per chain, and the flag must be set
+# before jax creates its CPU backend -- i.e. before anything imports jax.
+if "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
+    _n = max(4, _os.cpu_count() or 1)
+    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}").strip()
+
+import jax as _jax
+
+# Posterior modes are found by quasi-Newton and NUTS sums thousands of
+# log-densities: float32 loses the line searches and the energy differences.
+_jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"

@@ -1,0 +1,1101 @@
+"""Reading and validating run tables.
+
+The canonical run table is a wide CSV (or DataFrame) with one row per checkpoint:
+
+* ``weight_<domain>`` columns: the training mixture (each row sums to 1);
+* ``model_size``: parameter count; ``n_tokens``: tokens seen at the checkpoint;
+* ``<target>_loss`` columns: validation losses (a target need not be a domain);
+* optionally ``run``: a run id (otherwise a run is a (mixture, model_size) pair).
+
+Every reader either returns clean data plus a note for each cleaning action, or
+raises :class:`RunTableError` whose message names the source, the row (1-based
+data row, plus the file line for CSV files) and the column.  Bad input never
+surfaces as a raw pandas/numpy traceback, and nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import decimal
+import logging
+import math
+import numbers
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "RunTableError",
+    "RunTable",
+    "read_runs",
+    "read_regmix",
+    "read_mixtures",
+    "parse_mixture",
+    "parse_target_weights",
+]
+
+log = logging.getLogger("bayesmix")
+
+_DATAFRAME = "<DataFrame>"
+_MAX_SHOWN = 5  # offending rows listed in an error or note
+# Weight rows off by less than this are float noise, not worth renormalising.
+_EXACT_SUM = 1e-9
+# Checkpoints whose token counts differ by less than this (relative) are the same checkpoint.
+_SAME_TOKENS = 1e-3
+# Cell spellings that mean "missing", as pandas reads them by default.
+_NA_TOKENS = frozenset(
+    s.lower()
+    for s in ("", "nan", "-nan", "na", "n/a", "<na>", "#n/a", "#na", "null", "none")
+)
+
+
+class RunTableError(ValueError):
+    """Bad run-table input; message names the source, row and column."""
+
+
+# --------------------------------------------------------------------------- #
+# The result type
+# --------------------------------------------------------------------------- #
+
+
+# eq=False: dataclass equality/hashing would compare DataFrames element-wise and fail.
+@dataclass(frozen=True, eq=False, repr=False)
+class RunTable:
+    """A validated run table.
+
+    ``frame`` holds the cleaned canonical table (columns ``weight_<d>...``,
+    ``model_size``, ``n_tokens``, ``<t>_loss...``, ``run``; RangeIndex).  Missing
+    losses are kept as NaN (masked).  ``notes`` has one human-readable line per
+    cleaning action taken while reading.
+    """
+
+    frame: pd.DataFrame
+    domains: tuple[str, ...]
+    targets: tuple[str, ...]
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"RunTable(source={self.source!r}, rows={self.n_rows}, runs={self.n_runs}, "
+            f"mixtures={self.n_mixtures}, domains={self.domains}, targets={self.targets})"
+        )
+
+    # -- column views (always copies, so callers cannot corrupt the frame) --
+
+    @property
+    def weight_columns(self) -> list[str]:
+        """Names of the weight columns of ``frame``, in domain order."""
+        return [f"weight_{d}" for d in self.domains]
+
+    @property
+    def loss_columns(self) -> list[str]:
+        """Names of the loss columns of ``frame``, in target order."""
+        return [f"{t}_loss" for t in self.targets]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Mixture weights, float64 array of shape (n, K); rows sum to 1."""
+        return self.frame[self.weight_columns].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def model_size(self) -> np.ndarray:
+        """Parameter counts, float64 array of shape (n,)."""
+        return self.frame["model_size"].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def n_tokens(self) -> np.ndarray:
+        """Training tokens seen, float64 array of shape (n,)."""
+        return self.frame["n_tokens"].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def losses(self) -> np.ndarray:
+        """Validation losses, float64 array of shape (n, T); NaN where masked."""
+        return self.frame[self.loss_columns].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def run(self) -> np.ndarray:
+        """Run ids, str array of shape (n,)."""
+        return np.asarray([str(r) for r in self.frame["run"].tolist()], dtype=str)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows (checkpoints)."""
+        return len(self.frame)
+
+    @property
+    def n_runs(self) -> int:
+        """Number of distinct run ids."""
+        return int(self.frame["run"].nunique())
+
+    @property
+    def n_mixtures(self) -> int:
+        """Number of distinct mixtures, across all model sizes."""
+        return len(self.mixtures()[0])
+
+    # -- methods --
+
+    def mixtures(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(unique, index)``.
+
+        ``unique`` is an (M, K) float64 array of the distinct mixtures in order of
+        first appearance; ``index`` is an (n,) int array with
+        ``unique[index[i]] == weights[i]``.
+        """
+        w = self.weights
+        first: dict[bytes, int] = {}
+        index = np.empty(len(w), dtype=np.intp)
+        order: list[int] = []
+        for i, row in enumerate(w):
+            key = row.tobytes()
+            if key not in first:
+                first[key] = len(order)
+                order.append(i)
+            index[i] = first[key]
+        return w[order].reshape(len(order), len(self.domains)), index
+
+    def subset(self, mask_or_index) -> RunTable:
+        """Return a RunTable of the selected rows (boolean mask of length n, or
+        integer positions), with the same domains, targets, source and notes."""
+        sel = np.asarray(mask_or_index)
+        n = self.n_rows
+        if sel.dtype == bool:
+            if sel.shape != (n,):
+                raise RunTableError(
+                    f"{self.source}: subset mask has shape {sel.shape}, expected ({n},)"
+                )
+            pos = np.flatnonzero(sel)
+        elif sel.size == 0:
+            pos = np.empty(0, dtype=np.intp)
+        elif np.issubdtype(sel.dtype, np.integer) and sel.ndim == 1:
+            bad = (sel < -n) | (sel >= n)
+            if bad.any():
+                raise RunTableError(
+                    f"{self.source}: subset position {int(sel[bad][0])} is out of range "
+                    f"for a table of {n} rows"
+                )
+            pos = sel
+        else:
+            raise RunTableError(
+                f"{self.source}: subset takes a boolean mask or integer positions, "
+                f"got an array of dtype {sel.dtype} and shape {sel.shape}"
+            )
+        frame = self.frame.iloc[pos].reset_index(drop=True)
+        return dataclasses.replace(self, frame=frame)
+
+    def require_mixtures(self, n: int, law: str) -> None:
+        """Raise RunTableError unless the table has at least ``n`` distinct mixtures."""
+        m = self.n_mixtures
+        if m < n:
+            raise RunTableError(
+                f"law {law!r} needs at least {n} distinct mixtures; {self.source} has {m}"
+            )
+
+    def own_domain(self, target: str) -> str | None:
+        """Return the training domain named like ``target``, or None if it has none."""
+        return target if target in self.domains else None
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return a copy of the canonical frame."""
+        return self.frame.copy()
+
+
+# --------------------------------------------------------------------------- #
+# Loading a table (CSV file or DataFrame) into uniform raw form
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class _Input:
+    """Raw cells plus what error messages need to point back at the user's input."""
+
+    frame: pd.DataFrame  # str column names, RangeIndex, cells as given
+    source: str
+    labels: list[str]  # per row, for errors: "row 17 (line 18)"
+    refs: list[str]  # per row, for notes: "row 17"
+    notes: list[tuple[int, str]]
+
+
+def _load(source) -> _Input:
+    if isinstance(source, pd.DataFrame):
+        return _from_dataframe(source)
+    if isinstance(source, (str, os.PathLike)):
+        return _from_csv(source)
+    raise RunTableError(f"expected a CSV path or a pandas DataFrame, got {type(source).__name__}")
+
+
+def _from_dataframe(df: pd.DataFrame) -> _Input:
+    names = [_clean_name(c, j) for j, c in enumerate(df.columns)]
+    _check_unique(names, _DATAFRAME)
+    frame = df.copy()
+    frame.columns = names
+    frame = frame.reset_index(drop=True)
+    notes = []
+    # A named index usually holds data (e.g. after set_index("run")); say it is unused.
+    index_names = [n for n in df.index.names if n is not None]
+    if index_names:
+        notes.append(
+            (logging.INFO,
+             f"ignored the DataFrame index ({', '.join(map(str, index_names))}); "
+             "call reset_index() to use it as a column")
+        )
+    n = len(frame)
+    labels = [f"row {i + 1}" for i in range(n)]
+    return _Input(frame, _DATAFRAME, labels, list(labels), notes)
+
+
+def _from_csv(path) -> _Input:
+    name = str(path)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            prev_end = 0
+            for fields in reader:
+                start, prev_end = prev_end + 1, reader.line_num
+                if _is_blank(fields, header):
+                    continue
+                if header is None:
+                    header = fields
+                else:
+                    rows.append(fields)
+                    lines.append(start)
+    except UnicodeDecodeError as exc:
+        raise RunTableError(
+            f"{name}: unreadable CSV: not UTF-8 text (byte {exc.start})"
+        ) from None
+    except csv.Error as exc:
+        raise RunTableError(f"{name}: unreadable CSV near line {prev_end + 1}: {exc}") from None
+    except OSError as exc:
+        raise RunTableError(f"{name}: cannot read file: {exc.strerror or exc}") from None
+    if header is None:
+        raise RunTableError(f"{name}: file is empty (no header, no rows)")
+    names = [_clean_name(c, j) for j, c in enumerate(header)]
+    _check_unique(names, name)
+    ragged = [
+        (i, None, f"has {len(r)} fields, the header has {len(names)}")
+        for i, r in enumerate(rows)
+        if len(r) != len(names)
+    ]
+    labels = [f"row {i + 1} (line {ln})" for i, ln in enumerate(lines)]
+    refs = [f"row {i + 1}" for i in range(len(rows))]
+    inp = _Input(pd.DataFrame(columns=names), name, labels, refs, [])
+    if ragged:
+        _fail(inp, "rows with the wrong number of fields", ragged)
+    inp.frame = pd.DataFrame(rows, columns=names, dtype=object)
+    return inp
+
+
+def _is_blank(fields: list[str], header: list[str] | None) -> bool:
+    # csv yields [] for an empty line; a lone whitespace field in a multi-column
+    # file is a stray blank line too (a one-column file writes "" for an empty cell).
+    if not fields:
+        return True
+    return len(fields) == 1 and not fields[0].strip() and (header is None or len(header) > 1)
+
+
+def _clean_name(col, j: int) -> str:
+    name = str(col).strip()
+    # Pandas writes an unnamed index column; name it by position so two of them
+    # are not mistaken for duplicates.
+    return name if name else f"(unnamed column {j + 1})"
+
+
+def _check_unique(names: list[str], source: str) -> None:
+    seen: dict[str, int] = {}
+    dups = []
+    for j, n in enumerate(names):
+        if n in seen:
+            dups.append(f"{n!r} (columns {seen[n] + 1} and {j + 1})")
+        else:
+            seen[n] = j
+    if dups:
+        raise RunTableError(f"{source}: duplicated column names: {', '.join(dups)}")
+
+
+def _require_rows(inp: _Input) -> None:
+    if len(inp.frame) == 0:
+        raise RunTableError(f"{inp.source}: no data rows (only a header)")
+
+
+# --------------------------------------------------------------------------- #
+# Error and note formatting
+# --------------------------------------------------------------------------- #
+
+
+def _show(v) -> str:
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _col(name: str) -> str:
+    return f"column {name!r}"
+
+
+def _fail(inp: _Input, what: str, items: list[tuple[int | None, str | None, str]]):
+    """Raise one RunTableError for a list of (row position, where, detail) problems.
+
+    ``where`` is a preformatted place such as "column 'weight_c4'" (or None).
+
+    One problem gives ``src, row R (line L), column 'c': detail``; several give a
+    header with the total and the first few, one per line.
+    """
+    items = sorted(items, key=lambda it: -1 if it[0] is None else it[0])
+
+    def where(pos, col) -> str:
+        parts = []
+        if pos is not None and inp.labels[pos]:
+            parts.append(inp.labels[pos])
+        if col:
+            parts.append(col)
+        return ", ".join(parts)
+
+    if len(items) == 1:
+        pos, col, detail = items[0]
+        loc = where(pos, col)
+        raise RunTableError(f"{inp.source}{', ' + loc if loc else ''}: {detail}")
+    n_rows = len({p for p, _, _ in items})
+    if items[0][0] is None:  # column-level problems
+        count = f"{len(items)} columns"
+    elif n_rows == len(items):
+        count = f"{n_rows} rows"
+    else:
+        count = f"{n_rows} rows ({len(items)} cells in all)"
+    shown = items[:_MAX_SHOWN]
+    head = f"{inp.source}: {what} in {count}"
+    head += f"; the first {len(shown)}:" if len(items) > len(shown) else ":"
+    body = "\n".join(f"  {where(p, c)}: {d}" for p, c, d in shown)
+    raise RunTableError(f"{head}\n{body}")
+
+
+def _refs(inp: _Input, positions: Sequence[int]) -> str:
+    refs = [inp.refs[p] for p in positions[:_MAX_SHOWN]]
+    if all(r.startswith("row ") for r in refs):
+        text = ("rows " if len(positions) > 1 else "row ") + ", ".join(r[4:] for r in refs)
+    else:
+        text = ", ".join(refs)
+    if len(positions) > _MAX_SHOWN:
+        text += f" and {len(positions) - _MAX_SHOWN} more"
+    return text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word if n == 1 else word + 's'}"
+
+
+# --------------------------------------------------------------------------- #
+# Cell parsing
+# --------------------------------------------------------------------------- #
+
+
+def _cell_to_float(v) -> float | str:
+    """A float (NaN for a missing cell), or a str explaining why it is not a number."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return math.nan
+    if isinstance(v, (bool, np.bool_)):
+        return f"{v!r} is a boolean, not a number"
+    if isinstance(v, str):
+        s = v.strip()
+        if s.lower() in _NA_TOKENS:
+            return math.nan
+        # float() accepts "1_000"; a CSV number never has one, so it is a typo.
+        if "_" not in s:
+            try:
+                return float(s)
+            except ValueError:
+                pass
+        return f"{_show(v)} is not a number"
+    if isinstance(v, (numbers.Real, decimal.Decimal)):
+        try:
+            return float(v)
+        except (OverflowError, ValueError, TypeError):
+            return f"{_show(v)} is not representable as a float"
+    return f"{_show(v)} ({type(v).__name__}) is not a number"
+
+
+def _column_to_float(col: pd.Series) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """(float64 values with NaN for missing cells, [(row position, problem)])."""
+    dtype = col.dtype
+    if (
+        pd.api.types.is_numeric_dtype(dtype)
+        and not pd.api.types.is_bool_dtype(dtype)
+        and not pd.api.types.is_complex_dtype(dtype)
+    ):
+        try:
+            return col.to_numpy(dtype=np.float64, na_value=np.nan), []
+        except (TypeError, ValueError, OverflowError):
+            pass  # fall through to cell by cell, which names the bad cell
+    out = np.empty(len(col), dtype=np.float64)
+    bad = []
+    for i, v in enumerate(col.tolist()):
+        x = _cell_to_float(v)
+        if isinstance(x, str):
+            bad.append((i, x))
+            out[i] = math.nan
+        else:
+            out[i] = x
+    return out, bad
+
+
+def _parse_numbers(inp: _Input, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    values, bad = {}, []
+    for c in columns:
+        values[c], problems = _column_to_float(inp.frame[c])
+        bad += [(i, _col(c), p) for i, p in problems]
+    if bad:
+        _fail(inp, "non-numeric cells", bad)
+    return values
+
+
+def _id_string(v) -> str | None:
+    """A run/index id as a str, or None if the cell is missing."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, str):
+        s = v.strip()
+        return None if s.lower() in _NA_TOKENS else s
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return None
+        # An id column with a missing cell turns ints into floats in pandas; 3.0 means "3".
+        if math.isfinite(v) and float(v).is_integer():
+            return str(int(v))
+    if isinstance(v, (numbers.Integral,)) and not isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    return str(v)
+
+
+# --------------------------------------------------------------------------- #
+# Checks shared by the readers
+# --------------------------------------------------------------------------- #
+
+
+def _check_tolerance(weight_tolerance) -> float:
+    if (
+        isinstance(weight_tolerance, (bool, np.bool_))
+        or not isinstance(weight_tolerance, numbers.Real)
+        or not math.isfinite(weight_tolerance)
+        or weight_tolerance < 0
+    ):
+        raise RunTableError(
+            f"weight_tolerance must be a finite number >= 0, got {weight_tolerance!r}"
+        )
+    return float(weight_tolerance)
+
+
+def _check_weights(
+    inp: _Input, w: np.ndarray, cell_where: Sequence[str], tol: float
+) -> tuple[np.ndarray, list[int]]:
+    """Validate an (n, K) weight array; return it renormalised plus the rows renormalised.
+
+    ``cell_where[k]`` names column k in messages (e.g. "column 'weight_c4'").
+    """
+    if len(cell_where) == 1:
+        row_where = cell_where[0]
+    elif cell_where[0].startswith("column "):
+        row_where = f"columns {cell_where[0][7:]}..{cell_where[-1][7:]}"
+    else:
+        row_where = "all domains"
+
+    bad = [
+        (i, cell_where[j], "weight is missing" if math.isnan(w[i, j]) else f"weight is {_num(w[i, j])}")
+        for i, j in zip(*np.nonzero(~np.isfinite(w)))
+    ]
+    if bad:
+        _fail(inp, "missing or infinite weights", bad)
+    bad = [(i, cell_where[j], f"negative weight {_num(w[i, j])}") for i, j in zip(*np.nonzero(w < 0))]
+    if bad:
+        _fail(inp, "negative weights", bad)
+    with np.errstate(over="ignore"):
+        sums = w.sum(axis=1)
+    bad = [(i, row_where, "weights sum to 0") for i in np.flatnonzero(sums == 0)]
+    if bad:
+        _fail(inp, "all-zero weights", bad)
+    off = np.abs(sums - 1.0)
+    bad = [
+        (i, row_where, f"weights sum to {_num(sums[i])}, not 1 (tolerance {tol:g})")
+        for i in np.flatnonzero(~(off <= tol))
+    ]
+    if bad:
+        _fail(inp, f"weights that do not sum to 1 (tolerance {tol:g})", bad)
+    renorm = np.flatnonzero(off > _EXACT_SUM)
+    w = w + 0.0  # also turns -0.0 into 0.0, so equal mixtures have equal bytes
+    w[renorm] /= sums[renorm, None]
+    return w, renorm.tolist()
+
+
+# --------------------------------------------------------------------------- #
+# read_runs and its pipeline
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class _Layout:
+    """Which raw column plays which canonical role."""
+
+    weights: list[tuple[str, str]]  # (domain, raw column)
+    losses: list[tuple[str, str]]  # (target, raw column)
+    model_size: str
+    n_tokens: str
+    run: str | None
+    ignored: list[str]
+
+
+def _layout_runs(inp: _Input) -> _Layout:
+    _check_delimiter(inp)
+    weights, losses, ignored = [], [], []
+    special: dict[str, str] = {}
+    for c in inp.frame.columns:
+        if c.startswith("weight_"):
+            if c == "weight_":
+                raise RunTableError(f"{inp.source}, column 'weight_': no domain name after 'weight_'")
+            weights.append((c[len("weight_"):], c))
+        elif c.endswith("_loss"):
+            if c == "_loss":
+                raise RunTableError(f"{inp.source}, column '_loss': no target name before '_loss'")
+            losses.append((c[: -len("_loss")], c))
+        elif c in ("model_size", "n_tokens", "run"):
+            special[c] = c
+        else:
+            ignored.append(c)
+    found = ", ".join(map(repr, inp.frame.columns)) or "none"
+    if not weights:
+        raise RunTableError(
+            f"{inp.source}: no 'weight_<domain>' columns (columns found: {found})"
+        )
+    if not losses:
+        raise RunTableError(f"{inp.source}: no '<target>_loss' columns (columns found: {found})")
+    missing = [c for c in ("model_size", "n_tokens") if c not in special]
+    if missing:
+        raise RunTableError(
+            f"{inp.source}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing))} (columns found: {found})"
+        )
+    return _Layout(weights, losses, "model_size", "n_tokens", special.get("run"), ignored)
+
+
+def _check_delimiter(inp: _Input) -> None:
+    # A semicolon- or tab-separated export reads as one giant column; say so plainly
+    # instead of complaining about the columns it seems to lack.
+    cols = list(inp.frame.columns)
+    if len(cols) == 1:
+        for d, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if d in cols[0]:
+                raise RunTableError(
+                    f"{inp.source}: the header has a single column {_show(cols[0])}; "
+                    f"the file looks delimited by {name}, but a run table must be comma-separated"
+                )
+
+
+def read_runs(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    weight_tolerance: float = 1e-3,
+    quiet: bool = False,
+) -> RunTable:
+    """Read and validate a canonical run table from a CSV path or a DataFrame.
+
+    Returns a :class:`RunTable` whose ``frame`` has the canonical columns, whose
+    weights sum to 1 (rows within ``weight_tolerance`` are renormalised), whose
+    losses are positive or NaN (masked), and whose ``notes`` record every cleaning
+    action (ignored columns, renormalised rows, masked cells, dropped rows).
+    Notes are also logged to the ``bayesmix`` logger unless ``quiet``.
+
+    Raises :class:`RunTableError` for any invalid input.
+    """
+    tol = _check_tolerance(weight_tolerance)
+    inp = _load(source)
+    layout = _layout_runs(inp)
+    _require_rows(inp)
+    return _build(inp, layout, tol, quiet)
+
+
+@dataclass
+class _Columns:
+    """Validated numeric columns of a run table, one entry per input row."""
+
+    w: np.ndarray  # (n, K), rows sum to 1
+    size: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray  # (n, T), positive or NaN
+    runs: np.ndarray | None  # str ids, or None until assigned
+
+
+def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
+    """Validate, clean and package a classified raw table (shared by all readers)."""
+    notes: list[tuple[int, str]] = list(inp.notes)
+    if lay.ignored:
+        notes.append((logging.INFO, f"ignored columns: {', '.join(lay.ignored)}"))
+    cols = _validated_columns(inp, lay, tol, notes)
+    keep = _drop_rows(inp, cols, notes)
+    for j, (_, c) in enumerate(lay.losses):
+        masked = np.flatnonzero(keep & np.isnan(cols.loss[:, j]))
+        if len(masked):
+            notes.append(
+                (logging.WARNING,
+                 f"masked {_plural(len(masked), 'missing cell')} in {c} ({_refs(inp, masked)})")
+            )
+
+    domains = tuple(d for d, _ in lay.weights)
+    targets = tuple(t for t, _ in lay.losses)
+    frame = pd.DataFrame(
+        {
+            **{f"weight_{d}": cols.w[keep, k] for k, d in enumerate(domains)},
+            "model_size": cols.size[keep],
+            "n_tokens": cols.tokens[keep],
+            **{f"{t}_loss": cols.loss[keep, k] for k, t in enumerate(targets)},
+            "run": pd.Series([str(r) for r in cols.runs[keep]], dtype=str),
+        }
+    )
+    if not quiet:
+        for level, text in notes:
+            log.log(level, "%s: %s", inp.source, text)
+    return RunTable(frame, domains, targets, inp.source, tuple(t for _, t in notes))
+
+
+def _validated_columns(
+    inp: _Input, lay: _Layout, tol: float, notes: list[tuple[int, str]]
+) -> _Columns:
+    """Parse and check every used cell; raise on the first kind of problem found."""
+    wcols = [c for _, c in lay.weights]
+    lcols = [c for _, c in lay.losses]
+    values = _parse_numbers(inp, [*wcols, lay.model_size, lay.n_tokens, *lcols])
+    w = np.column_stack([values[c] for c in wcols])
+    w, renorm = _check_weights(inp, w, [_col(c) for c in wcols], tol)
+    if renorm:
+        notes.append(
+            (logging.INFO,
+             f"renormalised {_plural(len(renorm), 'row')} whose weights summed to within "
+             f"{tol:g} of 1 ({_refs(inp, renorm)})")
+        )
+    size, tokens = values[lay.model_size], values[lay.n_tokens]
+    _check_positive(inp, {lay.model_size: size, lay.n_tokens: tokens})
+    loss = np.column_stack([values[c] for c in lcols])
+    _check_losses(inp, loss, lcols)
+    runs = _parse_runs(inp, lay.run, w, size) if lay.run else None
+    return _Columns(w, size, tokens, loss, runs)
+
+
+def _drop_rows(inp: _Input, cols: _Columns, notes: list[tuple[int, str]]) -> np.ndarray:
+    """Return the mask of rows to keep, noting each drop; assigns run ids if absent."""
+    keep = np.ones(len(cols.w), dtype=bool)
+    all_missing = np.flatnonzero(np.isnan(cols.loss).all(axis=1))
+    if len(all_missing):
+        keep[all_missing] = False
+        notes.append(
+            (logging.WARNING,
+             f"dropped {_plural(len(all_missing), 'row')} whose losses are all missing "
+             f"({_refs(inp, all_missing)})")
+        )
+
+    # Numbered after the drop above, so the ids of kept runs have no gaps.
+    if cols.runs is None:
+        cols.runs, names = _auto_runs(cols.w, cols.size, keep)
+        span = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+        notes.append(
+            (logging.INFO,
+             f"no 'run' column: identified {_plural(len(names), 'run')} by "
+             f"(mixture, model_size), named {span}")
+        )
+
+    kept = np.flatnonzero(keep)
+    canon = pd.DataFrame(np.column_stack([cols.w, cols.size, cols.tokens, cols.loss]))
+    canon["run"] = cols.runs
+    exact = kept[canon.iloc[kept].duplicated(keep="first").to_numpy()]
+    if len(exact):
+        keep[exact] = False
+        notes.append(
+            (logging.WARNING,
+             f"dropped {_plural(len(exact), 'exact duplicate row')} ({_refs(inp, exact)})")
+        )
+
+    repeats = _repeated_checkpoints(cols.runs, cols.loss, cols.tokens, keep)
+    if len(repeats):
+        keep[repeats] = False
+        notes.append(
+            (logging.WARNING,
+             f"dropped {_plural(len(repeats), 'duplicate checkpoint')} ({_refs(inp, repeats)}): "
+             "same run, identical losses and n_tokens within 0.1% of an earlier row, "
+             "which was kept")
+        )
+    return keep
+
+
+def _check_positive(inp: _Input, columns: dict[str, np.ndarray]) -> None:
+    bad = []
+    for c, x in columns.items():
+        for i in np.flatnonzero(~(np.isfinite(x) & (x > 0))):
+            v = x[i]
+            detail = "missing value" if math.isnan(v) else f"must be finite and positive, got {_num(v)}"
+            bad.append((i, _col(c), detail))
+    if bad:
+        _fail(inp, "invalid model_size/n_tokens", bad)
+
+
+def _check_losses(inp: _Input, loss: np.ndarray, lcols: Sequence[str]) -> None:
+    bad = [
+        (i, _col(lcols[j]), f"loss must be finite and positive, got {_num(loss[i, j])}")
+        for i, j in zip(*np.nonzero(~np.isnan(loss) & ~(np.isfinite(loss) & (loss > 0))))
+    ]
+    if bad:
+        _fail(inp, "invalid losses", bad)
+    empty = [
+        (None, _col(c), f"no finite loss in any of its {len(loss)} rows")
+        for j, c in enumerate(lcols)
+        if np.isnan(loss[:, j]).all()
+    ]
+    if empty:
+        _fail(inp, "targets without any finite loss", empty)
+
+
+def _parse_runs(inp: _Input, col: str, w: np.ndarray, size: np.ndarray) -> np.ndarray:
+    ids = [_id_string(v) for v in inp.frame[col].tolist()]
+    where = _col(col)
+    bad = [(i, where, "missing run id") for i, r in enumerate(ids) if r is None]
+    if bad:
+        _fail(inp, "missing run ids", bad)
+    first: dict[str, int] = {}
+    bad = []
+    for i, r in enumerate(ids):
+        f = first.setdefault(r, i)
+        if f == i:
+            continue
+        if not np.array_equal(w[i], w[f]):
+            bad.append((i, where, f"run {r!r} has a different mixture than its first row, {inp.labels[f]}"))
+        elif size[i] != size[f]:
+            bad.append(
+                (i, where, f"run {r!r} has model_size {_num(size[i])} but {_num(size[f])} "
+                         f"in its first row, {inp.labels[f]}")
+            )
+    if bad:
+        _fail(inp, "runs whose rows disagree on mixture or model_size", bad)
+    return np.asarray(ids, dtype=object)
+
+
+def _auto_runs(w: np.ndarray, size: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Name runs run001, run002, ... by first appearance of (mixture, model_size) among
+    kept rows; return (run id per row, "" for dropped rows; the distinct ids in order)."""
+    ids: dict[tuple[bytes, float], int] = {}
+    code = np.full(len(w), -1)
+    for i in np.flatnonzero(keep):
+        code[i] = ids.setdefault((w[i].tobytes(), float(size[i])), len(ids))
+    width = max(3, len(str(len(ids))))
+    names = [f"run{c + 1:0{width}d}" for c in range(len(ids))]
+    per_row = np.asarray([names[c] if c >= 0 else "" for c in code], dtype=object)
+    return per_row, names
+
+
+def _repeated_checkpoints(
+    runs: np.ndarray, loss: np.ndarray, tokens: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """Kept rows that repeat an earlier kept row of the same run: identical losses
+    (NaN equal to NaN) and n_tokens within 0.1% relative."""
+    seen: dict[tuple, list[float]] = {}
+    out = []
+    for i in np.flatnonzero(keep):
+        key = (runs[i], tuple(None if math.isnan(x) else x for x in loss[i]))
+        earlier = seen.setdefault(key, [])
+        t = tokens[i]
+        if any(abs(t - e) <= _SAME_TOKENS * max(t, e) for e in earlier):
+            out.append(i)
+        else:
+            earlier.append(t)
+    return np.asarray(out, dtype=np.intp)
+
+
+# --------------------------------------------------------------------------- #
+# RegMix-style pair of files
+# --------------------------------------------------------------------------- #
+
+
+def _positive_scalar(x, name: str) -> float:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, decimal.Decimal)):
+        raise RunTableError(f"{name} must be a finite positive number, got {x!r}")
+    try:
+        v = float(x)
+    except (OverflowError, ValueError):
+        raise RunTableError(f"{name} must be a finite positive number, got {x!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise RunTableError(f"{name} must be a finite positive number, got {x!r}")
+    return v
+
+
+def _index_keys(inp: _Input) -> list[str]:
+    if "index" not in inp.frame.columns:
+        found = ", ".join(map(repr, inp.frame.columns)) or "none"
+        raise RunTableError(f"{inp.source}: no 'index' column (columns found: {found})")
+    keys = [_id_string(v) for v in inp.frame["index"].tolist()]
+    bad = [(i, _col("index"), "missing index") for i, k in enumerate(keys) if k is None]
+    if bad:
+        _fail(inp, "missing index values", bad)
+    first: dict[str, int] = {}
+    bad = [
+        (i, _col("index"), f"index {k!r} repeats {inp.labels[first[k]]}")
+        for i, k in enumerate(keys)
+        if first.setdefault(k, i) != i
+    ]
+    if bad:
+        _fail(inp, "repeated index values", bad)
+    return keys
+
+
+def read_regmix(
+    mixtures: str | os.PathLike | pd.DataFrame,
+    losses: str | os.PathLike | pd.DataFrame,
+    *,
+    model_size: float,
+    n_tokens: float,
+    quiet: bool = False,
+) -> RunTable:
+    """Read a RegMix-style pair of tables into a :class:`RunTable`.
+
+    ``mixtures`` has an ``index`` column and ``train_<domain>`` weight columns;
+    ``losses`` has an ``index`` column and ``metric/<target>_val_loss`` columns.
+    They are joined on ``index``, which becomes the run id; every run gets the
+    given ``model_size`` and ``n_tokens``.  A loss row without a mixture is an
+    error (its mixture is unknown); a mixture without losses is a run that never
+    reported and is dropped with a note.  Other columns are ignored with a note.
+    Then the same validation as :func:`read_runs` applies.
+    """
+    size = _positive_scalar(model_size, "model_size")
+    tokens = _positive_scalar(n_tokens, "n_tokens")
+    mix = _load(mixtures)
+    los = _load(losses)
+    source = f"{mix.source} + {los.source}"
+
+    train = [c for c in mix.frame.columns if c.startswith("train_") and c != "train_"]
+    metric = [
+        c for c in los.frame.columns
+        if c.startswith("metric/") and c.endswith("_val_loss") and len(c) > len("metric/_val_loss")
+    ]
+    if not train:
+        found = ", ".join(map(repr, mix.frame.columns)) or "none"
+        raise RunTableError(f"{mix.source}: no 'train_<domain>' columns (columns found: {found})")
+    if not metric:
+        found = ", ".join(map(repr, los.frame.columns)) or "none"
+        raise RunTableError(
+            f"{los.source}: no 'metric/<target>_val_loss' columns (columns found: {found})"
+        )
+    _require_rows(mix)
+    _require_rows(los)
+    mkeys = _index_keys(mix)
+    lkeys = _index_keys(los)
+
+    notes: list[tuple[int, str]] = [*mix.notes, *los.notes]
+    for inp, used in ((mix, train), (los, metric)):
+        ignored = [c for c in inp.frame.columns if c not in used and c != "index"]
+        if ignored:
+            notes.append((logging.INFO, f"ignored columns of {inp.source}: {', '.join(ignored)}"))
+
+    mpos = {k: i for i, k in enumerate(mkeys)}
+    lpos = {k: i for i, k in enumerate(lkeys)}
+    orphans = [
+        (i, _col("index"), f"index {k!r} has no row in {mix.source}")
+        for i, k in enumerate(lkeys)
+        if k not in mpos
+    ]
+    if orphans:
+        _fail(los, f"loss rows without a mixture in {mix.source}", orphans)
+    unmatched = [i for i, k in enumerate(mkeys) if k not in lpos]
+    if unmatched:
+        shown = ", ".join(repr(mkeys[i]) for i in unmatched[:_MAX_SHOWN])
+        more = f" and {len(unmatched) - _MAX_SHOWN} more" if len(unmatched) > _MAX_SHOWN else ""
+        notes.append(
+            (logging.WARNING,
+             f"dropped {_plural(len(unmatched), 'mixture')} of {mix.source} without a row in "
+             f"{los.source} (index {shown}{more})")
+        )
+
+    pairs = [(i, lpos[k]) for i, k in enumerate(mkeys) if k in lpos]
+    frame = pd.concat(
+        [
+            mix.frame[train].iloc[[i for i, _ in pairs]].reset_index(drop=True),
+            los.frame[metric].iloc[[j for _, j in pairs]].reset_index(drop=True),
+        ],
+        axis=1,
+    )
+    frame["model_size"] = size
+    frame["n_tokens"] = tokens
+    frame["index"] = [mkeys[i] for i, _ in pairs]
+    labels = [
+        f"index {mkeys[i]!r} ({mix.source} {mix.labels[i]}; {los.source} {los.labels[j]})"
+        for i, j in pairs
+    ]
+    refs = [f"index {mkeys[i]!r}" for i, _ in pairs]
+    joined = _Input(frame, source, labels, refs, notes)
+    layout = _Layout(
+        weights=[(c[len("train_"):], c) for c in train],
+        losses=[(c[len("metric/"): -len("_val_loss")], c) for c in metric],
+        model_size="model_size",
+        n_tokens="n_tokens",
+        run="index",
+        ignored=[],
+    )
+    return _build(joined, layout, 1e-3, quiet)
+
+
+# --------------------------------------------------------------------------- #
+# Mixtures and target weights given by the user
+# --------------------------------------------------------------------------- #
+
+
+def _check_names(names: Sequence[str], kind: str) -> list[str]:
+    names = [str(n) for n in names]
+    if not names:
+        raise RunTableError(f"no {kind}s given")
+    if len(set(names)) != len(names):
+        raise RunTableError(f"{kind} names are not unique: {', '.join(names)}")
+    return names
+
+
+def _match_name(name: str, known: Sequence[str], prefix: str = "", suffix: str = "") -> str | None:
+    # Exact names win, so a domain literally called "weight_x" still resolves.
+    if name in known:
+        return name
+    if prefix and name.startswith(prefix) and name[len(prefix):] in known:
+        return name[len(prefix):]
+    if suffix and name.endswith(suffix) and name[: -len(suffix)] in known:
+        return name[: -len(suffix)]
+    return None
+
+
+def read_mixtures(
+    source: str | os.PathLike | pd.DataFrame,
+    domains: Sequence[str],
+    *,
+    weight_tolerance: float = 1e-3,
+) -> np.ndarray:
+    """Read mixtures to predict at from a CSV path or DataFrame.
+
+    Columns are ``weight_<d>`` or bare ``<d>`` (either form, per column), one per
+    domain in ``domains``; no other column is allowed and no domain may be missing.
+    Returns a float64 array of shape (M, K) in the order of ``domains``; rows within
+    ``weight_tolerance`` of summing to 1 are renormalised.
+    """
+    tol = _check_tolerance(weight_tolerance)
+    domains = _check_names(domains, "domain")
+    inp = _load(source)
+    known = ", ".join(domains)
+    column_of: dict[str, str] = {}
+    for c in inp.frame.columns:
+        d = _match_name(c, domains, prefix="weight_")
+        if d is None:
+            raise RunTableError(
+                f"{inp.source}, column {c!r}: unknown domain {c!r}; known domains: {known}"
+            )
+        if d in column_of:
+            raise RunTableError(
+                f"{inp.source}: domain {d!r} is given twice (columns {column_of[d]!r} and {c!r})"
+            )
+        column_of[d] = c
+    missing = [d for d in domains if d not in column_of]
+    if missing:
+        raise RunTableError(
+            f"{inp.source}: no column for domain{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing))} (expected 'weight_<domain>' or '<domain>'; "
+            "missing domains are not assumed to be 0)"
+        )
+    _require_rows(inp)
+    cols = [column_of[d] for d in domains]
+    values = _parse_numbers(inp, cols)
+    w = np.column_stack([values[c] for c in cols])
+    w, renorm = _check_weights(inp, w, [f"column {c!r}" for c in cols], tol)
+    if renorm:
+        log.info(
+            "%s: renormalised %s whose weights summed to within %g of 1",
+            inp.source, _plural(len(renorm), "row"), tol,
+        )
+    return w
+
+
+def _split_entries(text, what: str) -> tuple[str, list[str]]:
+    if not isinstance(text, str):
+        raise RunTableError(f"{what} must be a string, got {type(text).__name__}")
+    src = f"{what} {text!r}"
+    entries = [e.strip() for e in text.split(",")]
+    if not text.strip():
+        raise RunTableError(f"{src}: empty")
+    if any(not e for e in entries):
+        raise RunTableError(f"{src}: empty entry (check for a stray comma)")
+    return src, entries
+
+
+def _named_values(
+    src: str, entries: list[str], known: Sequence[str], kind: str, prefix="", suffix=""
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for e in entries:
+        name, sep, value = (p.strip() for p in e.partition("="))
+        if not sep:
+            raise RunTableError(f"{src}: entry {e!r} is not of the form name=value")
+        key = _match_name(name, known, prefix, suffix)
+        if key is None:
+            raise RunTableError(f"{src}: unknown {kind} {name!r}; known {kind}s: {', '.join(known)}")
+        if key in out:
+            raise RunTableError(f"{src}: {kind} {key!r} is given twice")
+        x = _cell_to_float(value)
+        if isinstance(x, str) or math.isnan(x):
+            raise RunTableError(f"{src}, {kind} {key!r}: {value!r} is not a number")
+        out[key] = x
+    return out
+
+
+def parse_mixture(text: str, domains: Sequence[str]) -> np.ndarray:
+    """Parse one mixture from text; return a float64 array of shape (K,).
+
+    Either positional (``"0.05,0.05,0.9"``, one value per domain in order) or named
+    (``"c4=0.5,book=0.5"``; domains not named get 0).  Weights must be finite,
+    non-negative and sum to 1 within 0.001 (then they are renormalised).
+    """
+    domains = _check_names(domains, "domain")
+    src, entries = _split_entries(text, "mixture")
+    named = ["=" in e for e in entries]
+    if any(named):
+        if not all(named):
+            raise RunTableError(f"{src}: mixes named (domain=value) and positional entries")
+        values = _named_values(src, entries, domains, "domain", prefix="weight_")
+        w = np.array([values.get(d, 0.0) for d in domains], dtype=np.float64)
+    else:
+        if len(entries) != len(domains):
+            raise RunTableError(
+                f"{src}: has {len(entries)} values but there are {len(domains)} domains "
+                f"({', '.join(domains)}); give one value per domain or use domain=value"
+            )
+        w = np.empty(len(domains))
+        for k, (d, e) in enumerate(zip(domains, entries)):
+            x = _cell_to_float(e)
+            if isinstance(x, str) or math.isnan(x):
+                raise RunTableError(f"{src}, domain {d!r}: {e!r} is not a number")
+            w[k] = x
+    inp = _Input(pd.DataFrame(), src, [""], [""], [])
+    w, _ = _check_weights(inp, w[None, :], [f"domain {d!r}" for d in domains], 1e-3)
+    return w[0]
+
+
+def parse_target_weights(text: str, targets: Sequence[str]) -> dict[str, float]:
+    """Parse ``"c4=0.5,book=0.5"`` into ``{"c4": 0.5, "book": 0.5}``.
+
+    Names are targets (``<t>_loss`` is accepted too); values must be finite and
+    non-negative, not all zero.  They are returned as given (not renormalised):
+    they weight a sum of losses.
+    """
+    targets = _check_names(targets, "target")
+    src, entries = _split_entries(text, "target weights")
+    values = _named_values(src, entries, targets, "target", suffix="_loss")
+    for t, x in values.items():
+        if not math.isfinite(x) or x < 0:
+            raise RunTableError(f"{src}, target {t!r}: weight must be finite and >= 0, got {_num(x)}")
+    if not any(values.values()):
+        raise RunTableError(f"{src}: all weights are zero")
+    return values

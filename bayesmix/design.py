@@ -1,0 +1,73 @@
+"""Turn run tables (and prediction requests) into the arrays a model takes."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from .laws.base import Inputs, own_index
+from .model import Observed, bucket, size_projection
+
+
+def round_sig(x: float, digits: int = 2) -> float:
+    """Round to a few significant digits (reference scales are for humans too)."""
+    return float(f"{x:.{digits - 1}e}")
+
+
+def reference_scale(values: np.ndarray) -> float:
+    """Geometric mean of the distinct values, rounded: the point power laws are written around."""
+    return round_sig(float(np.exp(np.mean(np.log(np.unique(values))))))
+
+
+def make_inputs(h, mix, N, D, N0: float, D0: float, own: Sequence[int]) -> Inputs:
+    """Inputs for a law from plain arrays."""
+    return Inputs(
+        h=jnp.asarray(h, dtype=jnp.float64),
+        mix=jnp.asarray(mix, dtype=jnp.int32),
+        N=jnp.asarray(N, dtype=jnp.float64),
+        D=jnp.asarray(D, dtype=jnp.float64),
+        N0=jnp.asarray(N0, dtype=jnp.float64),
+        D0=jnp.asarray(D0, dtype=jnp.float64),
+        own=jnp.asarray(own, dtype=jnp.int32),
+    )
+
+
+def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, sizes: np.ndarray, pad: bool = True) -> tuple[Observed, np.ndarray]:
+    """The model's data for a run table, padded to bucketed shapes.
+
+    Returns the Observed pytree and the run label of every run slot (padding
+    slots are labelled ""). ``sizes`` are the fitted model sizes, in slot order.
+    """
+    h, mix = table.mixtures()
+    losses = table.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
+    runs, run_idx = np.unique(table.run, return_index=False, return_inverse=True)
+    size_idx = np.searchsorted(sizes, table.model_size)
+    n, M, R = len(losses), len(h), len(runs)
+    n_pad, M_pad, R_pad = (bucket(n), bucket(M, 16), bucket(R, 16)) if pad else (n, M, R)
+
+    def padded(a, length, fill=0):
+        out = np.full((length,) + a.shape[1:], fill, dtype=a.dtype)
+        out[: len(a)] = a
+        return out
+
+    mask = np.isfinite(losses).astype(np.float64)
+    y = np.where(mask > 0, np.log(np.where(mask > 0, losses, 1.0)), 0.0)
+    h_pad = padded(h, M_pad)
+    h_pad[M:] = h[0]  # padding mixtures must be valid mixtures
+    x = make_inputs(
+        h_pad, padded(mix, n_pad), padded(table.model_size, n_pad, N0), padded(table.n_tokens, n_pad, D0),
+        N0, D0, own_index(table.domains, targets),
+    )
+    obs = Observed(
+        x=x,
+        y=jnp.asarray(padded(y, n_pad), dtype=jnp.float64),
+        mask=jnp.asarray(padded(mask, n_pad), dtype=jnp.float64),
+        run=jnp.asarray(padded(run_idx, n_pad), dtype=jnp.int32),
+        size=jnp.asarray(padded(size_idx, n_pad), dtype=jnp.int32),
+        run_slots=jnp.zeros(R_pad, dtype=jnp.float64),
+        size_proj=jnp.asarray(size_projection(sizes), dtype=jnp.float64),
+    )
+    labels = np.array(list(runs) + [""] * (R_pad - R), dtype=object)
+    return obs, labels

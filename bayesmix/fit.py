@@ -1,0 +1,311 @@
+"""Fit a law to a run table, and the Fit object that answers questions about it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .data import RunTable, RunTableError, read_runs
+from .design import make_inputs, observed_from_table, reference_scale
+from .diagnostics import Diagnostics, diagnose, report
+from .inference import SamplerConfig, sample
+from .laws import Law, get_law
+from .laws.base import dims_coords, own_index
+from .model import all_params, log_mean, make_model, param_shapes
+from .priors import Prior, coerce_prior
+
+
+@dataclass
+class Fit:
+    """A law fitted to a run table: posterior draws with everything needed to use them.
+
+    Attributes hold plain numpy arrays; :attr:`posterior` gives the ArviZ
+    DataTree. Create one with :func:`fit` or :func:`bayesmix.load`.
+    """
+
+    law: Law
+    table: RunTable
+    targets: tuple[str, ...]
+    priors: dict[str, Prior]
+    config: SamplerConfig
+    N0: float
+    D0: float
+    sizes: np.ndarray  # fitted model sizes, sorted
+    draws: dict[str, np.ndarray]  # site -> (chain, draw, ...)
+    sample_stats: dict[str, np.ndarray]
+    diagnostics: Diagnostics
+    timing: dict[str, float] = field(default_factory=dict)
+    version: str = __version__
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Training domains, in weight order."""
+        return self.table.domains
+
+    def coords(self) -> dict[str, list[list[str]]]:
+        """Per site, the labels of each of its dimensions."""
+        spec = all_params(self.law, self.domains, self.targets)
+        labels = dims_coords(self.domains, self.targets)
+        out = {name: [labels[d] for d in p.dims] for name, p in spec.items()}
+        out["z_size"] = [[f"{s:.4g}" for s in self.sizes], list(self.targets)]
+        return out
+
+    def flat_draws(self) -> dict[str, np.ndarray]:
+        """Draws with chains merged: site -> (S, ...)."""
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.draws.items()}
+
+    @property
+    def posterior(self):
+        """The posterior and sample statistics as an ArviZ DataTree."""
+        import arviz_base as az
+
+        spec = all_params(self.law, self.domains, self.targets)
+        dims = {name: list(p.dims) for name, p in spec.items()}
+        dims["z_size"] = ["size", "target"]
+        labels = dims_coords(self.domains, self.targets)
+        coords = {**labels, "size": [float(s) for s in self.sizes]}
+        coords = {k: v for k, v in coords.items() if len(v)}
+        return az.from_dict(
+            {"posterior": self.draws, "sample_stats": _sample_stats_for_arviz(self.sample_stats)},
+            dims=dims,
+            coords=coords,
+        )
+
+    # ------------------------------------------------------------- predicting
+    def predict_draws(
+        self,
+        mixtures: np.ndarray,
+        model_size: float | np.ndarray,
+        tokens: float | np.ndarray,
+        seed: int = 0,
+        max_draws: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Posterior draws of the loss at each mixture and scale.
+
+        Returns ``{"mean": (S, M, T), "pred": (S, M, T)}``: ``mean`` is the law
+        plus its misfit at that size (what a very long run would show); ``pred``
+        adds a new run's offset and checkpoint noise (what one run would show).
+        ``model_size`` and ``tokens`` are scalars or length-M arrays.
+        """
+        h = np.atleast_2d(np.asarray(mixtures, dtype=float))
+        M = h.shape[0]
+        N = np.broadcast_to(np.asarray(model_size, dtype=float), (M,))
+        D = np.broadcast_to(np.asarray(tokens, dtype=float), (M,))
+        x = make_inputs(h, np.arange(M), N, D, self.N0, self.D0, own_index(self.domains, self.targets))
+        p = self.flat_draws()
+        if max_draws is not None and next(iter(p.values())).shape[0] > max_draws:
+            p = {k: v[:: int(np.ceil(v.shape[0] / max_draws))] for k, v in p.items()}
+        S = p["sigma"].shape[0]
+        T = len(self.targets)
+        log_mu = np.asarray(jax.jit(jax.vmap(lambda q: log_mean(self.law, q, x)))(p))  # (S, M, T)
+
+        rng = np.random.default_rng(seed)
+        delta = self._size_offsets(p, N, rng)  # (S, M, T)
+        run = p["tau_run"][:, None, :] * rng.standard_normal((S, M, T))
+        noise = p["sigma"][:, None, :] * rng.standard_normal((S, M, T))
+        return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
+
+    def _size_offsets(self, p: Mapping[str, np.ndarray], N: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(S, M, T) the law's misfit at each requested size: fitted where the size was fitted, fresh elsewhere."""
+        from .model import size_projection
+
+        S, T = p["tau_size"].shape
+        fitted = p["tau_size"][:, None, :] * np.einsum("ij,sjt->sit", size_projection(self.sizes), p["z_size"])  # (S, sizes, T)
+        out = p["tau_size"][:, None, :] * rng.standard_normal((S, len(N), T))
+        for m, n in enumerate(N):
+            hit = np.flatnonzero(np.isclose(self.sizes, n, rtol=1e-6))
+            if hit.size:
+                out[:, m, :] = fitted[:, hit[0], :]
+        return out
+
+    def predict(
+        self,
+        mixtures: np.ndarray | pd.DataFrame | str,
+        model_size: float,
+        tokens: float,
+        interval: float = 0.9,
+        target_weights: Mapping[str, float] | str | None = None,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Predicted losses with credible and predictive intervals.
+
+        Returns one row per (mixture, target) with columns ``mixture`` (row
+        number of the mixtures given), ``target``, ``mean``, ``median``,
+        ``lower``, ``upper`` (equal-tailed credible interval of the expected
+        loss), ``pred_lower``, ``pred_upper`` (posterior predictive interval
+        of one run, with noise), ``interval``, ``model_size`` and ``tokens``.
+        With ``target_weights`` a target ``weighted`` (the weighted sum of
+        targets) is added.
+        """
+        from .data import parse_target_weights, read_mixtures
+
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be between 0 and 1 (e.g. 0.9); got {interval}")
+        if not (np.isfinite(model_size) and model_size > 0 and np.isfinite(tokens) and tokens > 0):
+            raise ValueError(f"model size and tokens must be positive numbers; got {model_size}, {tokens}")
+        h = np.atleast_2d(read_mixtures(mixtures, self.domains) if not isinstance(mixtures, np.ndarray) else mixtures)
+        if h.shape[1] != len(self.domains):
+            raise RunTableError(f"mixtures have {h.shape[1]} weights; this model has {len(self.domains)} domains ({', '.join(self.domains)})")
+        d = self.predict_draws(h, model_size, tokens, seed=seed)
+        names = list(self.targets)
+        if target_weights is not None:
+            if isinstance(target_weights, str):
+                target_weights = parse_target_weights(target_weights, self.targets)
+            w = np.array([target_weights.get(t, 0.0) for t in self.targets])
+            d = {k: np.concatenate([v, (v * w).sum(-1, keepdims=True)], axis=-1) for k, v in d.items()}
+            names.append("weighted")
+        a = (1 - interval) / 2
+        mean, pred = d["mean"], d["pred"]
+        q = np.quantile(mean, [a, 0.5, 1 - a], axis=0)
+        qp = np.quantile(pred, [a, 1 - a], axis=0)
+        M, T = mean.shape[1:]
+        return pd.DataFrame(
+            {
+                "mixture": np.repeat(np.arange(M), T),
+                "target": np.tile(names, M),
+                "mean": mean.mean(0).ravel(),
+                "median": q[1].ravel(),
+                "lower": q[0].ravel(),
+                "upper": q[2].ravel(),
+                "pred_lower": qp[0].ravel(),
+                "pred_upper": qp[1].ravel(),
+                "interval": interval,
+                "model_size": float(model_size),
+                "tokens": float(tokens),
+            }
+        )
+
+    def predict_table(self, table: RunTable, interval: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """Predictions at every row of a run table, beside the observed losses.
+
+        Returns a long table: one row per (row, target) with ``row``, ``run``,
+        ``model_size``, ``tokens``, ``target``, ``observed`` (NaN if masked) and
+        the prediction columns of :meth:`predict`.
+        """
+        h = table.weights
+        d = self.predict_draws(h, table.model_size, table.n_tokens, seed=seed)
+        a = (1 - interval) / 2
+        q = np.quantile(d["mean"], [a, 0.5, 1 - a], axis=0)
+        qp = np.quantile(d["pred"], [a, 1 - a], axis=0)
+        n, T = d["mean"].shape[1:]
+        obs = table.frame[[f"{t}_loss" for t in self.targets]].to_numpy(dtype=float)
+        return pd.DataFrame(
+            {
+                "row": np.repeat(np.arange(n), T),
+                "run": np.repeat(table.run, T),
+                "model_size": np.repeat(table.model_size, T),
+                "tokens": np.repeat(table.n_tokens, T),
+                "target": np.tile(self.targets, n),
+                "observed": obs.ravel(),
+                "mean": d["mean"].mean(0).ravel(),
+                "median": q[1].ravel(),
+                "lower": q[0].ravel(),
+                "upper": q[2].ravel(),
+                "pred_lower": qp[0].ravel(),
+                "pred_upper": qp[1].ravel(),
+                "interval": interval,
+            }
+        )
+
+    # ---------------------------------------------------------------- summary
+    def summary(self, interval: float = 0.9) -> pd.DataFrame:
+        """Posterior summary per scalar parameter: mean, sd, interval, R-hat, ESS (via arviz-stats)."""
+        import arviz_stats as azs
+
+        return azs.summary(self.posterior, ci_prob=interval)
+
+    def save(self, path) -> str:
+        """Write the fit to a netCDF file (atomically); return the path."""
+        from .io import save
+
+        return save(self, path)
+
+    def __repr__(self) -> str:
+        return (
+            f"<bayesmix.Fit {self.law.name}: {self.table.n_runs} runs, {len(self.targets)} targets, "
+            f"{self.config.chains}x{self.config.draws} draws; {'ok' if self.diagnostics.ok else 'see diagnostics'}>"
+        )
+
+
+def _sample_stats_for_arviz(extra: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    names = {"diverging": "diverging", "num_steps": "n_steps", "energy": "energy", "accept_prob": "acceptance_rate"}
+    return {names.get(k, k): v for k, v in extra.items()}
+
+
+def prior_sd(priors: Mapping[str, Prior], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Prior standard deviation of every parameter element (by sampling; used to spot prior-dominated ones)."""
+    key = jax.random.PRNGKey(seed)
+    out = {}
+    for name, shape in shapes.items():
+        draws = priors[name].to_numpyro(shape).sample(key, (4000,))
+        out[name] = np.asarray(draws).std(0)
+    return out
+
+
+def resolve_priors(law: Law, domains, targets, overrides: Mapping[str, Any] | None) -> dict[str, Prior]:
+    """The law's default priors with the user's overrides applied (unknown names are an error)."""
+    spec = all_params(law, domains, targets)
+    priors = {name: p.prior for name, p in spec.items()}
+    for name, value in (overrides or {}).items():
+        if name not in priors:
+            raise ValueError(f"law {law.name!r} has no parameter {name!r}; its parameters: {', '.join(priors)}")
+        priors[name] = coerce_prior(value)
+    return priors
+
+
+def fit(
+    runs: RunTable | pd.DataFrame | str,
+    law: str | Law = "additive",
+    *,
+    targets: Sequence[str] | None = None,
+    priors: Mapping[str, Any] | None = None,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.9,
+    max_tree_depth: int = 10,
+    progress: bool | None = None,
+) -> Fit:
+    """Fit a law to a run table with NUTS and return a :class:`Fit`.
+
+    ``runs`` is a RunTable, a DataFrame or a CSV path in the canonical format.
+    Diagnostics are checked after sampling; problems are raised as
+    :class:`~bayesmix.diagnostics.FitWarning` with what to try, and are saved
+    with the fit.
+    """
+    table = runs if isinstance(runs, RunTable) else read_runs(runs)
+    law = get_law(law) if isinstance(law, str) else law
+    targets = tuple(targets) if targets is not None else table.targets
+    unknown = [t for t in targets if t not in table.targets]
+    if unknown:
+        raise RunTableError(f"{table.source}: no target {', '.join(map(repr, unknown))}; targets are {', '.join(table.targets)}")
+    table.require_mixtures(law.min_mixtures, law.name)
+    prior_map = resolve_priors(law, table.domains, targets, priors)
+    config = SamplerConfig(chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth)
+
+    sizes = np.unique(table.model_size)
+    N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
+    obs, _ = observed_from_table(table, targets, N0, D0, sizes)
+    model = make_model(law, table.domains, targets, prior_map)
+    t0 = time.perf_counter()
+    cache_key = (law.name, tuple(table.domains), targets, tuple(sorted((k, str(v)) for k, v in prior_map.items())), obs.y.shape, obs.x.h.shape, obs.run_slots.shape, len(sizes))
+    draws_, extra, info = sample(model, (obs,), config, progress=progress, cache_key=None)
+    info["total_seconds"] = time.perf_counter() - t0
+
+    result = Fit(
+        law=law, table=table, targets=targets, priors=prior_map, config=config, N0=N0, D0=D0, sizes=sizes,
+        draws=draws_, sample_stats=extra, diagnostics=None, timing=info,  # type: ignore[arg-type]
+    )
+    shapes = param_shapes(all_params(law, table.domains, targets), table.domains, targets)
+    result.diagnostics = diagnose(draws_, extra, result.coords(), max_tree_depth, prior_sd(prior_map, shapes, seed))
+    report(result.diagnostics, f"{law.name} fit")
+    return result

@@ -1,0 +1,133 @@
+"""Saved models: one netCDF file per fit, never a pickle.
+
+Layout (an xarray DataTree written with h5netcdf):
+
+- ``/posterior`` and ``/sample_stats``: the draws, as ArviZ expects them;
+- ``/runs``: the run table the law was fit on (canonical columns);
+- root attributes (JSON strings): format version, package version, law name,
+  domains, targets, priors, sampler settings, reference scales, fitted sizes,
+  diagnostics and timings.
+
+Loading checks the format and that the law and its parameters still match the
+code; writing goes to a temporary file that is renamed into place, so an
+interrupted save never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from .data import RunTable
+from .diagnostics import Diagnostics
+from .inference import SamplerConfig
+from .laws import get_law
+from .model import all_params, param_shapes
+from .priors import priors_from_json, priors_to_json
+
+FORMAT = "bayesmix-fit"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A saved model that cannot be read or does not match this version of bayesmix."""
+
+
+def save(fit, path: str | os.PathLike) -> str:
+    """Write ``fit`` to ``path`` (netCDF) atomically; return the path as a string."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tree = fit.posterior
+    runs = fit.table.frame.reset_index(drop=True)
+    runs_ds = xr.Dataset({c: ("row", runs[c].to_numpy()) for c in runs.columns})
+    runs_ds["run"] = runs_ds["run"].astype(str)
+    tree["runs"] = xr.DataTree(runs_ds)
+    tree.attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "bayesmix_version": fit.version,
+        "law": fit.law.name,
+        "domains": json.dumps(list(fit.domains)),
+        "targets": json.dumps(list(fit.targets)),
+        "table_targets": json.dumps(list(fit.table.targets)),
+        "source": str(fit.table.source),
+        "notes": json.dumps(list(fit.table.notes)),
+        "priors": priors_to_json(fit.priors),
+        "sampler": json.dumps(fit.config.to_dict()),
+        "N0": float(fit.N0),
+        "D0": float(fit.D0),
+        "sizes": json.dumps([float(s) for s in fit.sizes]),
+        "diagnostics": json.dumps(fit.diagnostics.to_dict(), default=float),
+        "timing": json.dumps(fit.timing, default=str),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(path)
+
+
+def load(path: str | os.PathLike):
+    """Read a fit written by :func:`save`; return a :class:`bayesmix.Fit`.
+
+    Raises :class:`ModelFileError` for a missing, corrupt or foreign file, or
+    one whose law or parameters do not match this version of bayesmix.
+    """
+    from .fit import Fit
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as e:  # h5py/xarray raise many types for a damaged file
+        raise ModelFileError(f"{path}: not a readable netCDF model file ({type(e).__name__}: {e})") from None
+    a = tree.attrs
+    if a.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a bayesmix model (format attribute is {a.get('format')!r})")
+    if int(a.get("format_version", -1)) > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: written by a newer bayesmix (format {a['format_version']}); upgrade bayesmix")
+    try:
+        law = get_law(a["law"])
+        domains = tuple(json.loads(a["domains"]))
+        targets = tuple(json.loads(a["targets"]))
+        priors = priors_from_json(a["priors"])
+        frame = tree["runs"].to_dataset().to_dataframe().reset_index(drop=True)
+        frame["run"] = frame["run"].astype(str)
+        table = RunTable(
+            frame=frame, domains=domains, targets=tuple(json.loads(a.get("table_targets", a["targets"]))),
+            source=a.get("source", str(path)), notes=tuple(json.loads(a.get("notes", "[]"))),
+        )
+        post = tree["posterior"].to_dataset()
+        stats = tree["sample_stats"].to_dataset()
+    except (KeyError, ValueError) as e:
+        raise ModelFileError(f"{path}: incomplete or damaged model file ({e})") from None
+
+    expected = param_shapes(all_params(law, domains, targets), domains, targets)
+    for name, shape in expected.items():
+        if name not in post:
+            raise ModelFileError(f"{path}: law {law.name!r} now has a parameter {name!r} the file lacks; refit the model")
+        if tuple(post[name].shape[2:]) != shape:
+            raise ModelFileError(f"{path}: parameter {name!r} has shape {post[name].shape[2:]}, the law expects {shape}; refit the model")
+    draws = {name: np.asarray(post[name].values) for name in post.data_vars}
+    names = {"n_steps": "num_steps", "acceptance_rate": "accept_prob"}
+    extra = {names.get(k, k): np.asarray(v.values) for k, v in stats.data_vars.items()}
+    return Fit(
+        law=law, table=table, targets=targets, priors=priors,
+        config=SamplerConfig(**json.loads(a["sampler"])),
+        N0=float(a["N0"]), D0=float(a["D0"]), sizes=np.array(json.loads(a["sizes"])),
+        draws=draws, sample_stats=extra,
+        diagnostics=Diagnostics.from_dict(json.loads(a["diagnostics"])),
+        timing=json.loads(a.get("timing", "{}")), version=a.get("bayesmix_version", "?"),
+    )

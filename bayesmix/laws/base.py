@@ -1,0 +1,131 @@
+"""What a law is: a mean function of (params, h, N, D) beside its priors.
+
+A law never sees the sampler, the likelihood or the file format. It declares
+its parameters (name, dimensions, default prior, one line of meaning) and
+computes the expected loss of every target for a batch of rows. Everything
+else -- noise, discrepancy, NUTS, prediction, saving -- is shared code that
+never asks which law it is running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Mapping, NamedTuple, Sequence
+
+import jax.numpy as jnp
+
+from ..priors import Prior
+
+# Dimension names a parameter may carry. "foreign" runs over the targets that
+# are not training domains (e.g. a downstream evaluation set).
+DIMS = ("target", "domain", "foreign")
+
+
+class Inputs(NamedTuple):
+    """A batch of rows as a law sees it (a JAX pytree).
+
+    Mixture terms are costly and most laws evaluate them per distinct mixture,
+    so mixtures come once each in ``h`` and rows point to them through ``mix``.
+    """
+
+    h: jnp.ndarray  # (M, K) distinct mixtures
+    mix: jnp.ndarray  # (n,) int: row -> mixture
+    N: jnp.ndarray  # (n,) model parameters
+    D: jnp.ndarray  # (n,) training tokens
+    N0: jnp.ndarray  # () reference model size (power laws are written relative to it)
+    D0: jnp.ndarray  # () reference token count
+    own: jnp.ndarray  # (T,) int: index of the target's own domain, -1 if it has none
+
+    @property
+    def h_rows(self) -> jnp.ndarray:
+        """(n, K) the mixture of every row."""
+        return self.h[self.mix]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter block of a law: its dimensions, default prior and meaning."""
+
+    dims: tuple[str, ...]
+    prior: Prior
+    doc: str
+
+
+class Law:
+    """Base class. Subclasses set the class attributes and implement two methods."""
+
+    name: ClassVar[str]  # registry key, used on the command line
+    title: ClassVar[str]  # human name
+    reference: ClassVar[str]  # paper
+    formula: ClassVar[str]  # one line, for summaries and the README
+    min_mixtures: ClassVar[int] = 2  # distinct mixtures the law needs to be identified
+
+    def params(self, domains: Sequence[str], targets: Sequence[str]) -> dict[str, Param]:
+        """Parameter blocks with default priors, for this table's domains and targets."""
+        raise NotImplementedError
+
+    def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
+        """Expected loss, shape (n, T), strictly positive for any parameters in the support."""
+        raise NotImplementedError
+
+    def n_params(self, domains: Sequence[str], targets: Sequence[str]) -> int:
+        """Number of scalar law parameters (noise and discrepancy not counted)."""
+        sizes = dims_sizes(domains, targets)
+        total = 0
+        for spec in self.params(domains, targets).values():
+            n = 1
+            for d in spec.dims:
+                n *= sizes[d]
+            total += n
+        return total
+
+
+def dims_sizes(domains: Sequence[str], targets: Sequence[str]) -> dict[str, int]:
+    """Length of each named dimension for a table."""
+    foreign = [t for t in targets if t not in domains]
+    return {"target": len(targets), "domain": len(domains), "foreign": len(foreign)}
+
+
+def dims_coords(domains: Sequence[str], targets: Sequence[str]) -> dict[str, list[str]]:
+    """Coordinate labels of each named dimension (for ArviZ)."""
+    return {
+        "target": list(targets),
+        "domain": list(domains),
+        "foreign": [t for t in targets if t not in domains],
+    }
+
+
+def own_index(domains: Sequence[str], targets: Sequence[str]) -> list[int]:
+    """For each target, the index of the domain of the same name, or -1."""
+    return [list(domains).index(t) if t in domains else -1 for t in targets]
+
+
+# Zero weights: a domain absent from a mixture (weight exactly 0) makes terms
+# such as h**-a infinite. Laws that need log(h) use safe_log and mask the term
+# themselves; laws that need a finite h**-a floor the weight at H_FLOOR and say
+# so in their docstring.
+H_FLOOR = 1e-3
+
+
+def safe_log(h: jnp.ndarray) -> jnp.ndarray:
+    """log(h) where h > 0 and 0 elsewhere, with finite gradients everywhere.
+
+    Callers must mask the h == 0 entries; the point is that the unused branch
+    of a jnp.where never produces a NaN gradient.
+    """
+    return jnp.log(jnp.where(h > 0, h, 1.0))
+
+
+def own_weight(h: jnp.ndarray, own: jnp.ndarray, foreign_mix: jnp.ndarray | None = None) -> jnp.ndarray:
+    """(M, T) the weight each target's own domain has in each mixture.
+
+    Targets without a domain of their own (``own == -1``) get ``h @ foreign_mix``
+    instead: a learned convex combination of the domains (``foreign_mix`` is
+    (F, K), rows on the simplex, one per foreign target in target order).
+    """
+    own_h = h[:, jnp.clip(own, 0)]  # (M, T)
+    if foreign_mix is None or foreign_mix.shape[0] == 0:
+        return own_h
+    foreign_rows = jnp.cumsum(own < 0) - 1  # target -> row of foreign_mix
+    foreign_h = h @ foreign_mix.T  # (M, F)
+    return jnp.where(own[None, :] >= 0, own_h, foreign_h[:, jnp.clip(foreign_rows, 0)])
