@@ -17,3 +17,15 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
+
+from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
+from .diagnostics import FitWarning  # noqa: E402
+from .fit import Fit, fit  # noqa: E402
+from .io import ModelFileError, load  # noqa: E402
+from .laws import available_laws, get_law  # noqa: E402
+from .priors import Prior  # noqa: E402
+
+__all__ = [
+    "Fit", "FitWarning", "ModelFileError", "Prior", "RunTable", "RunTableError",
+    "available_laws", "fit", "get_law", "load", "read_mixtures", "read_regmix", "read_runs",
+]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .laws.base import Inputs, own_index
-from .model import Observed, bucket, size_projection
+from .model import Observed, bucket
 
 
 def round_sig(x: float, digits: int = 2) -> float:
@@ -43,7 +43,6 @@ def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, siz
     h, mix = table.mixtures()
     losses = table.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
     runs, run_idx = np.unique(table.run, return_index=False, return_inverse=True)
-    size_idx = np.searchsorted(sizes, table.model_size)
     n, M, R = len(losses), len(h), len(runs)
     n_pad, M_pad, R_pad = (bucket(n), bucket(M, 16), bucket(R, 16)) if pad else (n, M, R)
 
@@ -65,9 +64,7 @@ def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, siz
         y=jnp.asarray(padded(y, n_pad), dtype=jnp.float64),
         mask=jnp.asarray(padded(mask, n_pad), dtype=jnp.float64),
         run=jnp.asarray(padded(run_idx, n_pad), dtype=jnp.int32),
-        size=jnp.asarray(padded(size_idx, n_pad), dtype=jnp.int32),
         run_slots=jnp.zeros(R_pad, dtype=jnp.float64),
-        size_proj=jnp.asarray(size_projection(sizes), dtype=jnp.float64),
     )
     labels = np.array(list(runs) + [""] * (R_pad - R), dtype=object)
     return obs, labels

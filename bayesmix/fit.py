@@ -43,6 +43,12 @@ class Fit:
     diagnostics: Diagnostics
     timing: dict[str, float] = field(default_factory=dict)
     version: str = __version__
+    # Log-scale sd of the law's bias per e-fold beyond the fitted sizes and
+    # token counts. Data inside the fitted range cannot inform it; the default
+    # is what leave-the-largest-size-out validation measured on SlimPajama
+    # (benchmarks/scale_extrapolation.py), and `bayesmix validate` measures it
+    # on your own sweep.
+    extrapolation_sd: float = 0.01
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -55,7 +61,6 @@ class Fit:
         spec = all_params(self.law, self.domains, self.targets)
         labels = dims_coords(self.domains, self.targets)
         out = {name: [labels[d] for d in p.dims] for name, p in spec.items()}
-        out["z_size"] = [[f"{s:.4g}" for s in self.sizes], list(self.targets)]
         return out
 
     def flat_draws(self) -> dict[str, np.ndarray]:
@@ -69,9 +74,8 @@ class Fit:
 
         spec = all_params(self.law, self.domains, self.targets)
         dims = {name: list(p.dims) for name, p in spec.items()}
-        dims["z_size"] = ["size", "target"]
         labels = dims_coords(self.domains, self.targets)
-        coords = {**labels, "size": [float(s) for s in self.sizes]}
+        coords = dict(labels)
         coords = {k: v for k, v in coords.items() if len(v)}
         return az.from_dict(
             {"posterior": self.draws, "sample_stats": _sample_stats_for_arviz(self.sample_stats)},
@@ -93,6 +97,8 @@ class Fit:
         Returns ``{"mean": (S, M, T), "pred": (S, M, T)}``: ``mean`` is the law
         plus its misfit at that size (what a very long run would show); ``pred``
         adds a new run's offset and checkpoint noise (what one run would show).
+        Beyond the fitted range both include the law's extrapolation bias
+        (``extrapolation_sd`` per e-fold of model size or tokens).
         ``model_size`` and ``tokens`` are scalars or length-M arrays.
         """
         h = np.atleast_2d(np.asarray(mixtures, dtype=float))
@@ -108,23 +114,15 @@ class Fit:
         log_mu = np.asarray(jax.jit(jax.vmap(lambda q: log_mean(self.law, q, x)))(p))  # (S, M, T)
 
         rng = np.random.default_rng(seed)
-        delta = self._size_offsets(p, N, rng)  # (S, M, T)
-        run = p["tau_run"][:, None, :] * rng.standard_normal((S, M, T))
+        # Bias of the law beyond the fitted range, shared by every mixture in a
+        # draw and growing with the distance (in e-folds) past the largest
+        # fitted size and token count.
+        far = np.maximum(0.0, np.log(N / self.table.model_size.max())) + np.maximum(0.0, np.log(D / self.table.n_tokens.max()))
+        delta = self.extrapolation_sd * far[None, :, None] * rng.standard_normal((S, 1, T))
+        tau_run = p.get("tau_run", np.zeros((S, T)))
+        run = tau_run[:, None, :] * rng.standard_normal((S, M, T))
         noise = p["sigma"][:, None, :] * rng.standard_normal((S, M, T))
         return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
-
-    def _size_offsets(self, p: Mapping[str, np.ndarray], N: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(S, M, T) the law's misfit at each requested size: fitted where the size was fitted, fresh elsewhere."""
-        from .model import size_projection
-
-        S, T = p["tau_size"].shape
-        fitted = p["tau_size"][:, None, :] * np.einsum("ij,sjt->sit", size_projection(self.sizes), p["z_size"])  # (S, sizes, T)
-        out = p["tau_size"][:, None, :] * rng.standard_normal((S, len(N), T))
-        for m, n in enumerate(N):
-            hit = np.flatnonzero(np.isclose(self.sizes, n, rtol=1e-6))
-            if hit.size:
-                out[:, m, :] = fitted[:, hit[0], :]
-        return out
 
     def predict(
         self,

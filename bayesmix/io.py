@@ -66,6 +66,7 @@ def save(fit, path: str | os.PathLike) -> str:
         "sizes": json.dumps([float(s) for s in fit.sizes]),
         "diagnostics": json.dumps(fit.diagnostics.to_dict(), default=float),
         "timing": json.dumps(fit.timing, default=str),
+        "extrapolation_sd": float(fit.extrapolation_sd),
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -130,4 +131,5 @@ def load(path: str | os.PathLike):
         draws=draws, sample_stats=extra,
         diagnostics=Diagnostics.from_dict(json.loads(a["diagnostics"])),
         timing=json.loads(a.get("timing", "{}")), version=a.get("bayesmix_version", "?"),
+        extrapolation_sd=float(a.get("extrapolation_sd", 0.01)),
     )

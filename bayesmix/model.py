@@ -10,14 +10,10 @@ Observation model (why each piece is there):
   so they are not independent; treating them as such makes intervals too
   narrow. The offset is integrated out in closed form (compound symmetry), so
   it costs no sampled dimension.
-- ``delta[s, t]``: the law's misfit at each fitted model size, of scale
-  ``tau_size_t``. Laws are extrapolated to sizes never fitted, where the error
-  is bias of the law rather than noise; a fresh ``delta ~ Normal(0, tau_size)``
-  is drawn at a new size, so prediction intervals there carry the misfit the
-  law showed across the fitted sizes. The offsets at fitted sizes are kept
-  orthogonal to (1, log N): otherwise they absorb the size trend itself and
-  the law's exponents are no longer learned from the data (we saw exactly that:
-  offsets rising steadily with N and a 10% error at the next size).
+- No per-size offset: we tried one (a random misfit per fitted model size) and
+  it absorbed the size trend itself, so the exponents stopped being learned
+  (alpha drifted to 1-2 and the next-size error grew to 5-10%). Extrapolation
+  uncertainty is added at prediction time instead (see ``Fit.predict_draws``).
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ from .priors import Prior
 NOISE_PARAMS: dict[str, Param] = {
     "sigma": Param(("target",), Prior("HalfNormal", {"scale": 0.05}, "checkpoint noise on log loss: well under 5%"), "checkpoint noise (log scale)"),
     "tau_run": Param(("target",), Prior("HalfNormal", {"scale": 0.02}, "run-to-run offsets of about 1% are typical"), "run offset scale (log scale)"),
-    "tau_size": Param(("target",), Prior("HalfNormal", {"scale": 0.02}, "a law's misfit at one model size: about 1%"), "per-size misfit scale (log scale)"),
 }
 
 
@@ -48,9 +43,7 @@ class Observed(NamedTuple):
     y: jnp.ndarray  # (n, T) log loss, 0 where missing
     mask: jnp.ndarray  # (n, T) 1.0 observed, 0.0 missing or padding
     run: jnp.ndarray  # (n,) int run slot
-    size: jnp.ndarray  # (n,) int size slot
     run_slots: jnp.ndarray  # (R,) only its length is used
-    size_proj: jnp.ndarray  # (S, S) projection orthogonal to (1, log N) over fitted sizes
 
 
 def all_params(law: Law, domains, targets) -> dict[str, Param]:
@@ -95,10 +88,7 @@ def make_model(law: Law, domains, targets, priors: Mapping[str, Prior]):
 
     def model(obs: Observed):
         p = {name: numpyro.sample(name, priors[name].to_numpyro(shape)) for name, shape in shapes.items()}
-        S = obs.size_proj.shape[0]
-        z = numpyro.sample("z_size", dist.Normal(0.0, 1.0).expand((S, T)).to_event(2))
-        delta = p["tau_size"] * (obs.size_proj @ z)
-        resid = obs.y - log_mean(law, p, obs.x) - delta[obs.size]
+        resid = obs.y - log_mean(law, p, obs.x)
         numpyro.factor("loglik", group_loglik(resid, obs, p["sigma"], p["tau_run"]).sum())
 
     return model
@@ -108,19 +98,6 @@ def log_mean(law: Law, p, x: Inputs) -> jnp.ndarray:
     """log of the law's expected loss, guarded so that no proposal yields NaN."""
     mu = law.mean(p, x)
     return jnp.log(jnp.clip(mu, 1e-30, 1e30))
-
-
-def size_projection(sizes: np.ndarray) -> np.ndarray:
-    """(S, S) projector onto offsets orthogonal to a constant and a trend in log N.
-
-    With two or fewer fitted sizes nothing is left over: the offsets vanish and
-    tau_size keeps its prior, which is then what widens predictions at new sizes.
-    """
-    S = len(sizes)
-    basis = np.stack([np.ones(S), np.log(np.asarray(sizes, dtype=float))], axis=1)[:, : min(S, 2)]
-    q, _ = np.linalg.qr(basis)
-    proj = np.eye(S) - q @ q.T
-    return np.where(np.abs(proj) < 1e-12, 0.0, proj)
 
 
 def bucket(n: int, minimum: int = 64) -> int:

@@ -93,6 +93,13 @@ forward mode and, via linearise + transpose, in reverse mode (``jax.grad``),
 under ``jit`` and ``vmap`` and inside NumPyro's NUTS. x* is then computed as
 log x_i(u*, theta) *outside* the custom_jvp, so the explicit dependence of
 x* on (h, b, c, H) flows through ordinary autodiff and only u* uses the IFT.
+The rule is itself differentiable (it re-enters the custom_jvp for the primal
+and uses only smooth ops otherwise), so Hessians work too, e.g. for a Laplace
+approximation (checked against finite differences of the gradient: 3e-10).
+
+Cost (2-core CPU, jit): 61 mixtures x K = 7 take ~60 us for x* and ~110 us for
+a loss value + gradient in float64 (about 1 s to compile). Inside a law,
+prefer ``log_capacity_allocation`` and write c * exp(-b * log x*).
 
 Floor and degenerate cases
 --------------------------
@@ -188,6 +195,7 @@ def _degenerate(h, H, N):
 # ---------------------------------------------------------------------------
 
 
+@jax.jit
 def _solve(h, b, c, H, N):
     a, bp1, log_h_floor, log_budget, active = _terms(h, b, c, H, N)
     dtype = a.dtype
@@ -205,7 +213,10 @@ def _solve(h, b, c, H, N):
 
     eps = jnp.finfo(dtype).eps
     F_lo, dF_lo = F(u_lo)
-    F_hi, _ = F(u_hi)
+    # At u_hi every domain sits at the floor, so F(u_hi) = log(K H) - log B
+    # (< 0 unless degenerate) without another evaluation.
+    K = h.shape[-1]
+    F_hi = jnp.log(K * H) - log_budget
     done0 = degenerate | (F_lo <= 0)
 
     def cond(state):
@@ -294,6 +305,7 @@ def _solve_u_jvp(primals, tangents):
 # ---------------------------------------------------------------------------
 
 
+@jax.jit
 def solve_log_lambda(h, b, c, H, N) -> jnp.ndarray:
     """u* = log(lambda*), the log KKT multiplier of the budget; shape batch.
 
@@ -311,6 +323,7 @@ def solve_log_lambda(h, b, c, H, N) -> jnp.ndarray:
     return _solve_u(*_broadcast(h, b, c, H, N))
 
 
+@jax.jit
 def log_capacity_allocation(h, b, c, H, N) -> jnp.ndarray:
     """log x*, shape (..., K). Prefer this inside laws: c * exp(-b * log x*)."""
     h, b, c, H, N = _broadcast(h, b, c, H, N)
@@ -321,6 +334,7 @@ def log_capacity_allocation(h, b, c, H, N) -> jnp.ndarray:
     return lx
 
 
+@jax.jit
 def capacity_allocation(h, b, c, H, N) -> jnp.ndarray:
     """x*(h, N), shape (..., K): sum_i x*_i = N + (K-1) H, x*_i >= H.
 

@@ -1,0 +1,31 @@
+"""Argument helpers shared by verbs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
+    """--chains, --warmup, --draws, --seed, --progress/--no-progress."""
+    p.add_argument("--chains", type=int, default=4, help="NUTS chains, run in parallel (default 4)")
+    p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain after warm-up (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same inputs and seed, same draws (default 0)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars (default: on, off under CI)")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a positive number such as 2.7e9."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def default_model_path(source: str, law: str) -> Path:
+    """models/<stem>-<law>.nc: the default output of a fit."""
+    return Path("models") / f"{Path(source).stem.replace('_', '-')}-{law}.nc"

@@ -1,0 +1,50 @@
+"""bayesmix fit RUNS.csv --law NAME --out models/X.nc"""
+
+from __future__ import annotations
+
+from ._common import add_sampler_arguments, default_model_path
+
+NAME = "fit"
+HELP = "fit a law to a run table with NUTS and save the posterior"
+
+
+def add_arguments(p):
+    from ..laws import available_laws
+
+    p.add_argument("runs", help="run table (CSV): weight_<domain>, model_size, n_tokens, <target>_loss[, run]")
+    p.add_argument("--law", default="additive", choices=available_laws(), help="law to fit (default additive)")
+    p.add_argument("--targets", help="comma-separated targets to fit (default: every <target>_loss column)")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="override a prior, e.g. alpha='LogNormal(-1.2, 0.3)' (repeatable)")
+    p.add_argument("--max-model-size", type=float, help="fit only rows with model_size <= this (hold out larger runs)")
+    p.add_argument("--out", help="output file (default models/<runs>-<law>.nc)")
+    add_sampler_arguments(p)
+
+
+def run(args) -> int:
+    from ..data import read_runs
+    from ..fit import fit
+
+    table = read_runs(args.runs)
+    if args.max_model_size:
+        keep = table.model_size <= args.max_model_size
+        if not keep.any():
+            raise ValueError(f"no run has model_size <= {args.max_model_size:g}")
+        table = table.subset(keep)
+        print(f"fitting {table.n_rows} rows ({table.n_runs} runs) with model_size <= {args.max_model_size:g}")
+    priors = {}
+    for item in args.prior:
+        name, _, spec = item.partition("=")
+        if not spec:
+            raise ValueError(f"--prior takes NAME=DIST, e.g. alpha='LogNormal(-1.2, 0.3)'; got {item!r}")
+        priors[name.strip()] = spec
+    targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
+    result = fit(table, args.law, targets=targets, priors=priors, chains=args.chains, warmup=args.warmup,
+                 draws=args.draws, seed=args.seed, progress=args.progress)
+    out = args.out or default_model_path(args.runs, args.law)
+    result.save(out)
+    t = result.timing
+    print(f"{result.law.title}: {result.table.n_runs} runs, {len(result.targets)} targets, "
+          f"{result.config.chains} chains x {result.config.draws} draws in {t.get('total_seconds', 0):.0f} s")
+    print(f"diagnostics: {result.diagnostics}")
+    print(f"saved {out}")
+    return 0
