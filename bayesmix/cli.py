@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     logging.basicConfig(format="bayesmix: %(message)s", level=logging.WARNING if args.quiet else logging.INFO)
-    logging.getLogger("arviz").setLevel(logging.WARNING)
+    for noisy in ("arviz", "jax", "jax._src.xla_bridge", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"bayesmix: warning: {msg}\n"
     try:
         return int(args._run(args) or 0)

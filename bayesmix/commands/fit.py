@@ -45,6 +45,6 @@ def run(args) -> int:
     t = result.timing
     print(f"{result.law.title}: {result.table.n_runs} runs, {len(result.targets)} targets, "
           f"{result.config.chains} chains x {result.config.draws} draws in {t.get('total_seconds', 0):.0f} s")
-    print(f"diagnostics: {result.diagnostics}")
+    print(f"diagnostics: {str(result.diagnostics).splitlines()[0]}{'' if result.diagnostics.ok else ' (see the warnings above)'}")
     print(f"saved {out}")
     return 0
