@@ -1,0 +1,25 @@
+"""Every notebook runs top to bottom (quick settings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    assert NOTEBOOKS, "no notebooks found"
+    monkeypatch.setenv("BAYESMIX_QUICK", "1")
+    monkeypatch.setenv("BAYESMIX_PROGRESS", "0")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
