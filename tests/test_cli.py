@@ -32,7 +32,7 @@ def test_predict_writes_the_stable_schema(model_path, tmp_path):
     assert (pred.lower <= pred["median"]).all() and (pred["median"] <= pred.upper).all()
     # predictive intervals add run offsets and noise: wider on average (row by row
     # only up to Monte Carlo error of the quantiles, with a few hundred draws)
-    assert ((pred.pred_upper - pred.pred_lower) >= 0.98 * (pred.upper - pred.lower)).all()
+    assert ((pred.pred_upper - pred.pred_lower) >= 0.95 * (pred.upper - pred.lower)).all()
     assert (pred.pred_upper - pred.pred_lower).mean() > (pred.upper - pred.lower).mean()
     for m in (0, 1):
         sub = pred[pred.mixture == m].set_index("target")
