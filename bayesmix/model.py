@@ -81,17 +81,116 @@ def group_loglik(resid: jnp.ndarray, obs: Observed, sigma: jnp.ndarray, tau_run:
 
 
 def make_model(law: Law, domains, targets, priors: Mapping[str, Prior]):
-    """The NumPyro model ``model(obs)`` for a law on a table's domains and targets."""
+    """The NumPyro model ``model(obs)`` for a law on a table's domains and targets.
+
+    The returned function also carries ``model.split(obs)``: the blocks the
+    sampler runs one by one (one per target when targets share no parameter,
+    see :func:`split_targets`), and ``model.prior_sites``: each latent site's
+    prior distribution.
+    """
     spec = all_params(law, domains, targets)
     shapes = param_shapes(spec, domains, targets)
-    T = len(targets)
 
     def model(obs: Observed):
         p = {name: numpyro.sample(name, priors[name].to_numpyro(shape)) for name, shape in shapes.items()}
         resid = obs.y - log_mean(law, p, obs.x)
         numpyro.factor("loglik", group_loglik(resid, obs, p["sigma"], p["tau_run"]).sum())
 
+    model.split = lambda obs: split_targets(law, domains, targets, priors, obs, whole=model)
+    # The latent sites and their priors, so the sampler need not trace the model to find them.
+    model.prior_sites = {name: priors[name].to_numpyro(shape) for name, shape in shapes.items()}
     return model
+
+
+# Models are cached by signature so that blocks of equal shapes (and repeated
+# fits) share one function object, hence one compiled sampler.
+_MODELS: dict = {}
+_SEPARABLE: dict = {}
+
+
+def _law_key(law: Law) -> tuple:
+    """A law's type and settings: laws are stateless apart from constructor settings."""
+    return (type(law), repr(sorted(vars(law).items())))
+
+
+def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: Observed, whole=None) -> list:
+    """The blocks to sample: one per target when no parameter is shared between targets, else the whole model.
+
+    A law's targets are independent when every parameter block carries a
+    "target" or "foreign" dimension (so each element belongs to one target)
+    and the law's mean for a target depends only on that target's elements.
+    The first is read from the declared dims; the second is checked
+    numerically (a Jacobian of the mean at a prior draw), so a law that
+    couples targets is never split by mistake. The likelihood is a sum over
+    targets, so the posterior is then a product over targets.
+
+    Returns a list of :class:`bayesmix.inference.Block`. Each carries a
+    signature; blocks with equal signatures share one model function (the
+    model depends on a target only through shapes and priors -- the
+    own-domain index is data), hence one compiled sampler.
+    """
+    from .inference import Block
+
+    targets, domains = tuple(targets), tuple(domains)
+    prior_key = tuple(sorted((k, str(v)) for k, v in priors.items()))
+    spec = all_params(law, domains, targets)
+    separable = all("target" in p.dims or "foreign" in p.dims for p in spec.values())
+    if separable and len(targets) > 1:
+        key = (_law_key(law), domains, targets, prior_key)
+        if key not in _SEPARABLE:
+            _SEPARABLE[key] = _targets_separate(law, domains, targets, priors, obs.x)
+        separable = _SEPARABLE[key]
+    if not separable:
+        signature = ("whole", _law_key(law), domains, targets, prior_key)
+        if signature not in _MODELS:
+            _MODELS[signature] = whole if whole is not None else make_model(law, domains, targets, priors)
+        return [Block("all targets", _MODELS[signature], (obs,), None, signature)]
+
+    foreign = [t for t in targets if t not in domains]
+    blocks = []
+    for i, t in enumerate(targets):
+        sub = (t,)
+        sub_spec = all_params(law, domains, sub)
+        sub_shapes = param_shapes(sub_spec, domains, sub)
+        place = {}
+        for name in sub_shapes:
+            dims = sub_spec[name].dims
+            if "target" in dims:
+                place[name] = (dims.index("target"), i)
+            else:
+                place[name] = (dims.index("foreign"), foreign.index(t))
+        signature = ("target", _law_key(law), domains, tuple(sorted((k, s, str(priors[k])) for k, s in sub_shapes.items())))
+        if signature not in _MODELS:
+            _MODELS[signature] = make_model(law, domains, sub, priors)
+        x = obs.x._replace(own=obs.x.own[i : i + 1])
+        sub_obs = obs._replace(x=x, y=obs.y[:, i : i + 1], mask=obs.mask[:, i : i + 1])
+        blocks.append(Block(t, _MODELS[signature], (sub_obs,), place, signature))
+    return blocks
+
+
+def _targets_separate(law: Law, domains, targets, priors: Mapping[str, Prior], x: Inputs) -> bool:
+    """True when each target's mean depends only on parameter elements of that target (checked at a prior draw)."""
+    spec = all_params(law, domains, targets)
+    shapes = param_shapes(spec, domains, targets)
+    keys = jax.random.split(jax.random.PRNGKey(20240), len(shapes))
+    p = {name: priors[name].to_numpyro(shape).sample(k) for k, (name, shape) in zip(keys, shapes.items())}
+    rows = min(8, x.mix.shape[0])
+    xs = x._replace(mix=x.mix[:rows], N=x.N[:rows], D=x.D[:rows])
+    jac = jax.jacfwd(lambda q: law.mean(q, xs))(p)  # name -> (rows, T, *shape)
+    foreign = [t for t in targets if t not in domains]
+    for name, J in jac.items():
+        if name not in shapes:
+            continue
+        dims = spec[name].dims
+        axis = dims.index("target") if "target" in dims else dims.index("foreign")
+        J = np.abs(np.asarray(J))
+        for i, t in enumerate(targets):
+            col = np.moveaxis(J[:, i], 1 + axis, 1)  # (rows, n_along_axis, ...)
+            own = i if "target" in dims else (foreign.index(t) if t in foreign else -1)
+            others = [j for j in range(col.shape[1]) if j != own]
+            if others and np.any(col[:, others] > 0):
+                return False
+    return True
 
 
 def log_mean(law: Law, p, x: Inputs) -> jnp.ndarray:

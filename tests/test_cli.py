@@ -57,7 +57,7 @@ def test_missing_model_file(tmp_path, capsys):
 def test_summary_prints_law_priors_and_parameters(model_path, capsys):
     assert main(["summary", str(model_path)]) == 0
     out = capsys.readouterr().out
-    assert "Additive law" in out and "priors:" in out and "gamma[web, web]" in out and "diagnostics:" in out
+    assert "Additive law" in out and "priors:" in out and "gamma_dev[web, web]" in out and "diagnostics:" in out
 
 
 def test_fit_verb_saves_a_model_and_rejects_bad_tables(example_frame, tmp_path, capsys):

@@ -38,7 +38,7 @@ def test_saved_posterior_is_an_arviz_datatree(small_fit, tmp_path):
     path = small_fit.save(tmp_path / "m.nc")
     tree = xr.open_datatree(path, engine="h5netcdf")
     assert {"posterior", "sample_stats", "runs"} <= set(tree.children)
-    assert tree["posterior"]["gamma"].dims == ("chain", "draw", "target", "domain")
+    assert tree["posterior"]["gamma_dev"].dims == ("chain", "draw", "target", "domain")
     assert tree.attrs["law"] == "additive" and tree.attrs["bayesmix_version"] == bayesmix.__version__
 
 

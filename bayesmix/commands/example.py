@@ -12,7 +12,7 @@ def add_arguments(p):
     p.add_argument("--out", default="models", help="folder for the fitted model (default models/)")
     p.add_argument("--figures", default="example", help="folder for the figures (default example/)")
     add_sampler_arguments(p)
-    p.set_defaults(warmup=500, draws=500)
+    p.set_defaults(warmup=1000, draws=1000)
 
 
 def run(args) -> int:

@@ -30,7 +30,6 @@ def run(args) -> int:
     for name, prior in fit.priors.items():
         print(f"  {name:10s} {str(prior):28s} {prior.why}")
     table = fit.summary(args.interval)
-    table = table[~table.index.str.startswith("z_size")]
     with pd.option_context("display.max_rows", 500, "display.width", 160):
         print(table.round(4).to_string())
     if args.out:

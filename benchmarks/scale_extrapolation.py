@@ -1,0 +1,237 @@
+"""Benchmark every registered law on the real SlimPajama sweep (issue 2).
+
+Two splits, both from ``../shared/data/dmsl_llm_slimpajama.csv`` (Shukor et al.
+2025, as redistributed by Dai & Zheng 2026):
+
+- ``scale``: fit on every run up to 1.235B parameters, predict the 2.718B runs
+  (4 mixtures x 11 checkpoints x 8 targets). Checkpoints before
+  ``--min-fraction`` of their run's final token count are left out of the fit
+  (warm-up transients; ``bayesmix.fit(min_fraction=...)``); the error is
+  reported at every 2.718B checkpoint and at the late ones separately.
+- ``mixture``: mixture extrapolation at one scale: the 60 runs at 122M
+  parameters and 9.998e9 tokens, shuffled with
+  ``numpy.random.default_rng(11514).permutation(60)``; the first 48 train, the
+  last 12 validate. Error on entries whose own-domain weight is at least 0.1
+  (the 7 domain targets).
+
+Printed per law (and per target): MRE % of the posterior mean, coverage % of
+the 90% posterior predictive interval, mean held-out log predictive density
+per point (nats, on the loss scale), fit wall time (end to end, draws
+materialised), divergences, max R-hat, min bulk/tail ESS and leapfrog steps
+per draw. ``--out`` writes the per-target table as CSV.
+
+Examples::
+
+    python benchmarks/scale_extrapolation.py --laws additive
+    python benchmarks/scale_extrapolation.py --split mixture
+    python benchmarks/scale_extrapolation.py --quick          # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "dmsl_llm_slimpajama.csv"
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import bayesmix  # noqa: E402  (sets the XLA device count before jax starts)
+from bayesmix.data import RunTable, read_runs  # noqa: E402
+from bayesmix.laws import available_laws, get_law  # noqa: E402
+from bayesmix.laws.base import dims_coords  # noqa: E402
+from bayesmix.model import all_params  # noqa: E402
+
+FIT_MAX_SIZE = 1.3e9  # fit on sizes up to 1.235B
+TEST_SIZE = 2.718e9
+MIX_SIZE, MIX_TOKENS = 1.22e8, 9.998e9
+MIX_SEED, MIX_TRAIN = 11514, 48
+INTERVAL = 0.9
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--laws", default=None, help="comma-separated laws (default: every registered law)")
+    p.add_argument("--split", choices=("scale", "mixture", "both"), default="scale", help="which benchmark split (default: scale)")
+    p.add_argument("--targets", default=None, help="comma-separated targets (default: all 8)")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance probability (default 0.9, the library's default)")
+    p.add_argument("--min-fraction", type=float, default=0.35, help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets")
+    p.add_argument("--out", default=None, help="write the per-target table to this CSV file")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.chains, a.warmup, a.draws = 2, 150, 150
+        a.targets = a.targets or "arxiv,c4"
+    return a
+
+
+def late_mask(table: RunTable, min_fraction: float) -> np.ndarray:
+    """Rows at or after ``min_fraction`` of their run's final token count."""
+    final = pd.Series(table.n_tokens).groupby(table.run).transform("max").to_numpy()
+    return table.n_tokens >= min_fraction * final
+
+
+def per_target_sampler_stats(fit) -> pd.DataFrame:
+    """Max R-hat and min bulk/tail ESS over every scalar that belongs to each target."""
+    from arviz_stats.base import array_stats
+
+    spec = all_params(fit.law, fit.domains, fit.targets)
+    labels = dims_coords(fit.domains, fit.targets)
+    rows = []
+    for t in fit.targets:
+        cols = []
+        for name, draws in fit.draws.items():
+            dims = spec[name].dims
+            if "target" in dims:
+                idx, axis = list(fit.targets).index(t), dims.index("target")
+            elif "foreign" in dims and t in labels["foreign"]:
+                idx, axis = labels["foreign"].index(t), dims.index("foreign")
+            else:
+                continue
+            part = np.take(draws, idx, axis=2 + axis)
+            cols.append(part.reshape(part.shape[:2] + (-1,)))
+        x = np.concatenate(cols, axis=-1)
+        rhat = np.atleast_1d(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="rank"))
+        bulk = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="bulk"))
+        tail = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="tail", prob=0.05))
+        rows.append({"target": t, "max_rhat": float(np.nanmax(rhat)), "min_ess_bulk": float(np.nanmin(bulk)), "min_ess_tail": float(np.nanmin(tail))})
+    out = pd.DataFrame(rows).set_index("target")
+    blocks = {b["block"]: b for b in fit.timing.get("blocks", []) if "block" in b}
+    out["divergences"] = [blocks[t]["divergences"] if t in blocks else np.nan for t in out.index]
+    out["steps_per_draw"] = [blocks[t]["mean_steps"] if t in blocks else np.nan for t in out.index]
+    return out
+
+
+def score(fit, table: RunTable, seed: int) -> pd.DataFrame:
+    """Long table (row, target): observed, posterior mean, 90% predictive interval, log predictive density."""
+    pt = fit.predict_table(table, interval=INTERVAL, seed=seed)
+    d = fit.predict_draws(table.weights, table.model_size, table.n_tokens, seed=seed)
+    p = fit.flat_draws()
+    S = d["mean"].shape[0]
+    sd = np.sqrt(p["sigma"][:S] ** 2 + p["tau_run"][:S] ** 2)[:, None, :]  # (S, 1, T): one new checkpoint of a new run
+    y = table.frame[[f"{t}_loss" for t in fit.targets]].to_numpy(dtype=float)
+    logy = np.log(np.where(np.isfinite(y), y, 1.0))
+    z = (logy[None] - np.log(d["mean"])) / sd
+    logpdf = -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi) - logy[None]  # density of the loss itself
+    lpd = np.logaddexp.reduce(logpdf, axis=0) - np.log(S)
+    pt["lpd"] = lpd.ravel()
+    pt["rel_err"] = np.abs(pt["mean"] - pt.observed) / pt.observed
+    pt["covered"] = (pt.observed >= pt.pred_lower) & (pt.observed <= pt.pred_upper)
+    return pt.dropna(subset=["observed"])
+
+
+def summarise(pt: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    g = pt.groupby(by) if by else pt.assign(_all="all").groupby("_all")
+    out = g.agg(points=("rel_err", "size"), mre_pct=("rel_err", "mean"), cover90_pct=("covered", "mean"), lpd=("lpd", "mean"))
+    out["mre_pct"] *= 100
+    out["cover90_pct"] *= 100
+    return out
+
+
+def run_fit(table, law, targets, args, min_fraction):
+    caught = []
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", bayesmix.FitWarning)
+        fit = bayesmix.fit(table, law, targets=targets, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                           seed=args.seed, target_accept=args.target_accept, progress=False, min_fraction=min_fraction)
+        caught = [str(x.message) for x in w if issubclass(x.category, bayesmix.FitWarning)]
+    seconds = time.perf_counter() - t0
+    return fit, seconds, caught
+
+
+def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt: pd.DataFrame, extra_groups: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    d = fit.diagnostics
+    print(f"\n[{split}] {law}: fit {seconds:.1f} s ({fit.config.chains} chains x {fit.config.warmup}+{fit.config.draws}), "
+          f"{d.divergences} divergences, max R-hat {d.max_rhat:.3f}, min ESS bulk {d.min_ess_bulk:.0f} / tail {d.min_ess_tail:.0f}, "
+          f"{d.max_tree_depth_hits} draws at max tree depth")
+    for msg in caught:
+        print(f"  FitWarning: {msg.splitlines()[0][:300]}")
+    stats = per_target_sampler_stats(fit)
+    per_target = summarise(pt, "target").join(stats)
+    overall = summarise(pt, None)
+    groups = [overall.rename(index={"all": "all points"})]
+    for name, mask in (extra_groups or {}).items():
+        groups.append(summarise(pt[mask.to_numpy()], None).rename(index={"all": name}))
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(per_target.round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3, "max_rhat": 3, "min_ess_bulk": 0, "min_ess_tail": 0, "steps_per_draw": 1}).to_string())
+        print(pd.concat(groups).round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3}).to_string())
+    rows = per_target.reset_index()
+    rows = pd.concat([rows, pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"})], ignore_index=True)
+    rows.insert(0, "law", law)
+    rows.insert(0, "split", split)
+    rows["fit_seconds"] = seconds
+    rows["divergences_total"] = d.divergences
+    rows["max_rhat_total"] = d.max_rhat
+    rows["min_ess_total"] = min(d.min_ess_bulk, d.min_ess_tail)
+    return rows
+
+
+def scale_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
+    train = runs.subset(runs.model_size < FIT_MAX_SIZE)
+    test = runs.subset(np.isclose(runs.model_size, TEST_SIZE))
+    print(f"scale split: fit on {train.n_rows} rows ({train.n_runs} runs up to 1.235B; checkpoints before "
+          f"{args.min_fraction:g} of each run's tokens are dropped), predict {test.n_rows} rows at 2.718B")
+    out = []
+    for law in laws:
+        fit, seconds, caught = run_fit(train, law, targets, args, args.min_fraction)
+        pt = score(fit, test, args.seed)
+        late = pd.Series(late_mask(test, args.min_fraction)[pt.row.to_numpy()], index=pt.index)
+        out.append(report_law("scale", law, fit, seconds, caught, pt, {f"late (>= {args.min_fraction:g} of run)": late}))
+    return out
+
+
+def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
+    one = runs.subset(np.isclose(runs.model_size, MIX_SIZE) & np.isclose(runs.n_tokens, MIX_TOKENS))
+    if one.n_rows != 60:
+        raise SystemExit(f"mixture split expects 60 runs at 122M parameters and 9.998e9 tokens; found {one.n_rows}")
+    order = np.random.default_rng(MIX_SEED).permutation(60)
+    train, val = one.subset(order[:MIX_TRAIN]), one.subset(order[MIX_TRAIN:])
+    print(f"mixture split: {train.n_rows} runs train, {val.n_rows} validate (122M, 9.998e9 tokens); "
+          "error on entries with own-domain weight >= 0.1")
+    out = []
+    for law in laws:
+        fit, seconds, caught = run_fit(train, law, targets, args, 0.0)
+        pt = score(fit, val, args.seed)
+        own = np.array([val.frame.loc[r, f"weight_{t}"] if f"weight_{t}" in val.frame else np.nan for r, t in zip(pt.row, pt.target)])
+        pt = pt[own >= 0.1]
+        out.append(report_law("mixture", law, fit, seconds, caught, pt))
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not DATA.exists():
+        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
+        return 0
+    laws = args.laws.split(",") if args.laws else available_laws()
+    for law in laws:
+        get_law(law)  # unknown names fail here, before any fitting
+    runs = read_runs(DATA, quiet=True)
+    targets = tuple(args.targets.split(",")) if args.targets else None
+    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + {args.draws} draws; target_accept {args.target_accept}; seed {args.seed}")
+    tables = []
+    if args.split in ("scale", "both"):
+        tables += scale_split(runs, laws, targets, args)
+    if args.split in ("mixture", "both"):
+        tables += mixture_split(runs, laws, targets, args)
+    result = pd.concat(tables, ignore_index=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(args.out, index=False)
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
