@@ -167,13 +167,12 @@ class Additive(Law):
     def mean(self, p, x: Inputs) -> jnp.ndarray:
         K = x.h.shape[-1]
         gamma = exponents(p)  # (T, K)
-        # sum_j v_j (K h_j)^gamma_j - 1 = sum_j v_j expm1(gamma_j log(K h_j)): accurate as gamma -> 0;
-        # a zero weight contributes (K h_j)^gamma_j = 0, the law's own limit.
-        powers = jnp.expm1(gamma[None] * safe_log(K * x.h)[:, None, :])  # (M, T, K)
-        powers = jnp.where(x.h[:, None, :] > 0, powers, -1.0)
-        u = jnp.sum(p["v"][None] * powers, axis=-1)  # (M, T)
+        # log sum_j v_j (K h_j)^gamma_j in log space, so that no exponent NUTS proposes
+        # overflows; a zero weight contributes (K h_j)^gamma_j = 0, the law's own limit.
+        log_terms = jnp.log(p["v"])[None] + gamma[None] * safe_log(K * x.h)[:, None, :]  # (M, T, K)
+        log_sum = logsumexp(jnp.where(x.h[:, None, :] > 0, log_terms, -jnp.inf), axis=-1)  # (M, T)
         gbar = jnp.sum(p["v"] * gamma, axis=-1)  # (T,)
-        mix = -(u / gbar) / (1 + u)  # (R - 1) / gbar
+        mix = jnp.expm1(-log_sum) / gbar  # (R - 1) / gbar, accurate as gamma -> 0
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
