@@ -34,17 +34,24 @@ def make_inputs(h, mix, N, D, N0: float, D0: float, own: Sequence[int]) -> Input
     )
 
 
-def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, sizes: np.ndarray, pad: bool = True) -> tuple[Observed, np.ndarray]:
+def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, sizes: np.ndarray, pad: bool = True,
+                        like: Observed | None = None) -> tuple[Observed, np.ndarray]:
     """The model's data for a run table, padded to bucketed shapes.
 
     Returns the Observed pytree and the run label of every run slot (padding
     slots are labelled ""). ``sizes`` are the fitted model sizes, in slot order.
+    ``like``: pad to that Observed's shapes instead (a subset of a table then
+    reuses the table's compiled code).
     """
     h, mix = table.mixtures()
     losses = table.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
     runs, run_idx = np.unique(table.run, return_index=False, return_inverse=True)
     n, M, R = len(losses), len(h), len(runs)
     n_pad, M_pad, R_pad = (bucket(n), bucket(M, 16), bucket(R, 16)) if pad else (n, M, R)
+    if like is not None:
+        n_pad, M_pad, R_pad = like.y.shape[0], like.x.h.shape[0], like.run_slots.shape[0]
+        if n > n_pad or M > M_pad or R > R_pad:
+            raise ValueError("observed_from_table: the table does not fit in the shapes of `like`")
 
     def padded(a, length, fill=0):
         out = np.full((length,) + a.shape[1:], fill, dtype=a.dtype)

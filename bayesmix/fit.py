@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -15,6 +17,7 @@ from . import __version__
 from .data import RunTable, RunTableError, read_runs
 from .design import make_inputs, observed_from_table, reference_scale
 from .diagnostics import Diagnostics, diagnose, report
+from .extrapolation import efolds_beyond, learn_extrapolation_sd
 from .inference import SamplerConfig, sample
 from .laws import Law, get_law
 from .laws.base import dims_coords, own_index
@@ -44,11 +47,9 @@ class Fit:
     timing: dict[str, float] = field(default_factory=dict)
     version: str = __version__
     # Log-scale sd of the law's bias per e-fold beyond the fitted sizes and
-    # token counts. Data inside the fitted range cannot inform it; the default
-    # is what leave-the-largest-size-out validation measured on SlimPajama
-    # (benchmarks/scale_extrapolation.py), and `bayesmix validate` measures it
-    # on your own sweep.
-    extrapolation_sd: float = 0.01
+    # token counts, one per target (a scalar applies to all). fit() measures
+    # it by holding out the largest model size (bayesmix.extrapolation).
+    extrapolation_sd: float | np.ndarray = 0.01
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -117,8 +118,9 @@ class Fit:
         # Bias of the law beyond the fitted range, shared by every mixture in a
         # draw and growing with the distance (in e-folds) past the largest
         # fitted size and token count.
-        far = np.maximum(0.0, np.log(N / self.table.model_size.max())) + np.maximum(0.0, np.log(D / self.table.n_tokens.max()))
-        delta = self.extrapolation_sd * far[None, :, None] * rng.standard_normal((S, 1, T))
+        far = efolds_beyond(N, D, self.table.model_size.max(), self.table.n_tokens.max())
+        kappa = np.broadcast_to(np.asarray(self.extrapolation_sd, dtype=float), (T,))
+        delta = kappa[None, None, :] * far[None, :, None] * rng.standard_normal((S, 1, T))
         tau_run = p.get("tau_run", np.zeros((S, T)))
         run = tau_run[:, None, :] * rng.standard_normal((S, M, T))
         noise = p["sigma"][:, None, :] * rng.standard_normal((S, M, T))
@@ -273,6 +275,7 @@ def fit(
     max_tree_depth: int = 10,
     progress: bool | None = None,
     min_fraction: float = 0.0,
+    extrapolation_sd: float | Sequence[float] | None = None,
 ) -> Fit:
     """Fit a law to a run table with NUTS and return a :class:`Fit`.
 
@@ -283,7 +286,10 @@ def fit(
     SlimPajama, keeping them pulled beta to ~0.9 and doubled the error at the
     next model size; 0.35 is what ``benchmarks/scale_extrapolation.py``
     uses). The number of rows dropped is logged and kept in the fitted
-    table's notes. Diagnostics are checked after sampling; problems are
+    table's notes. ``extrapolation_sd`` (log-scale bias per e-fold beyond
+    the fitted range, see :mod:`bayesmix.extrapolation`) is measured by
+    holding out the largest model size unless given (a number, or one per
+    target). Diagnostics are checked after sampling; problems are
     raised as :class:`~bayesmix.diagnostics.FitWarning` with what to try, and
     are saved with the fit.
     """
@@ -291,9 +297,6 @@ def fit(
     if not 0.0 <= min_fraction < 1.0:
         raise ValueError(f"min_fraction must be in [0, 1) (a share of each run's final token count); got {min_fraction}")
     if min_fraction > 0:
-        import dataclasses
-        import logging
-
         final = pd.Series(table.n_tokens).groupby(table.run).transform("max").to_numpy()
         keep = table.n_tokens >= min_fraction * final
         note = (f"dropped {int((~keep).sum())} of {table.n_rows} rows: checkpoints before {min_fraction:g} of their "
@@ -316,11 +319,19 @@ def fit(
     t0 = time.perf_counter()
     cache_key = (law.name, tuple(table.domains), targets, tuple(sorted((k, str(v)) for k, v in prior_map.items())), obs.y.shape, obs.x.h.shape, obs.run_slots.shape, len(sizes))
     draws_, extra, info = sample(model, (obs,), config, progress=progress, cache_key=None)
+    if extrapolation_sd is None:
+        kappa, note = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
+    else:
+        kappa = np.broadcast_to(np.asarray(extrapolation_sd, dtype=float), (len(targets),)).copy()
+        if not np.all(np.isfinite(kappa) & (kappa >= 0)):
+            raise ValueError(f"extrapolation_sd must be non-negative numbers; got {extrapolation_sd}")
+        note = f"extrapolation_sd given: {', '.join(f'{t} {k:.3g}' for t, k in zip(targets, kappa))}"
+    table = dataclasses.replace(table, notes=table.notes + (note,))
     info["total_seconds"] = time.perf_counter() - t0
 
     result = Fit(
         law=law, table=table, targets=targets, priors=prior_map, config=config, N0=N0, D0=D0, sizes=sizes,
-        draws=draws_, sample_stats=extra, diagnostics=None, timing=info,  # type: ignore[arg-type]
+        draws=draws_, sample_stats=extra, diagnostics=None, timing=info, extrapolation_sd=kappa,  # type: ignore[arg-type]
     )
     shapes = param_shapes(all_params(law, table.domains, targets), table.domains, targets)
     result.diagnostics = diagnose(draws_, extra, result.coords(), max_tree_depth, prior_sd(prior_map, shapes, seed))

@@ -385,6 +385,26 @@ def sample(model: Callable, model_args: tuple, config: SamplerConfig, progress: 
     return draws, extra, info
 
 
+def posterior_mode(model: Callable, model_args: tuple, config: SamplerConfig) -> dict[str, np.ndarray]:
+    """The posterior mode (in unconstrained space), as constrained parameter values by site.
+
+    The same mode search that whitens NUTS (:func:`find_mode`, block by block),
+    without sampling: for quick point estimates such as the bias of a law at a
+    held-out size. Compiled code is shared with :func:`sample`.
+    """
+    split = getattr(model, "split", None)
+    blocks = (split(*model_args) if split is not None else None) or [Block("all", model, tuple(model_args), None, None)]
+    keys = jax.random.split(jax.random.PRNGKey(config.seed), len(blocks))
+    parts = []
+    for block, key in zip(blocks, keys):
+        comp = _compiled(block.model, block.args, block.signature)
+        starts = list(np.asarray(comp.starts(jax.random.split(key, 3)[0], max(1, config.laplace_starts)), dtype=np.float64))
+        mode, _, _ = find_mode(comp, block.args, starts)
+        sites = comp.constrain(jnp.asarray(mode[None]), block.args)
+        parts.append({k: np.asarray(v)[None] for k, v in sites.items()})  # (chain 1, draw 1, ...)
+    return {k: v[0, 0] for k, v in _merge(parts, blocks).items()}
+
+
 def _merge(parts: Sequence[dict], blocks: Sequence[Block]) -> dict[str, np.ndarray]:
     """Put each block's draws in its place in the full parameter arrays."""
     if len(blocks) == 1 and blocks[0].place is None:

@@ -66,7 +66,7 @@ def save(fit, path: str | os.PathLike) -> str:
         "sizes": json.dumps([float(s) for s in fit.sizes]),
         "diagnostics": json.dumps(fit.diagnostics.to_dict(), default=float),
         "timing": json.dumps(fit.timing, default=str),
-        "extrapolation_sd": float(fit.extrapolation_sd),
+        "extrapolation_sd": json.dumps(np.atleast_1d(np.asarray(fit.extrapolation_sd, dtype=float)).tolist()),
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -131,5 +131,11 @@ def load(path: str | os.PathLike):
         draws=draws, sample_stats=extra,
         diagnostics=Diagnostics.from_dict(json.loads(a["diagnostics"])),
         timing=json.loads(a.get("timing", "{}")), version=a.get("bayesmix_version", "?"),
-        extrapolation_sd=float(a.get("extrapolation_sd", 0.01)),
+        extrapolation_sd=_extrapolation_sd(a.get("extrapolation_sd", "0.01")),
     )
+
+
+def _extrapolation_sd(value) -> np.ndarray:
+    """The saved extrapolation_sd: a JSON list (one per target) or a number (older files)."""
+    v = json.loads(value) if isinstance(value, str) else value
+    return np.atleast_1d(np.asarray(v, dtype=float))

@@ -18,7 +18,8 @@ Printed per law (and per target): MRE % of the posterior mean, coverage % of
 the 90% posterior predictive interval, mean held-out log predictive density
 per point (nats, on the loss scale), fit wall time (end to end, draws
 materialised), divergences, max R-hat, min bulk/tail ESS and leapfrog steps
-per draw. ``--out`` writes the per-target table as CSV.
+per draw, and the extrapolation_sd the fit measured by holding out its own
+largest size. ``--out`` writes the per-target table as CSV.
 
 Examples::
 
@@ -159,12 +160,14 @@ def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt:
         print(f"  FitWarning: {msg.splitlines()[0][:300]}")
     stats = per_target_sampler_stats(fit)
     per_target = summarise(pt, "target").join(stats)
+    sd = pd.Series(np.broadcast_to(np.asarray(fit.extrapolation_sd, float), (len(fit.targets),)), index=list(fit.targets))
+    per_target["extrap_sd"] = sd.reindex(per_target.index)
     overall = summarise(pt, None)
     groups = [overall.rename(index={"all": "all points"})]
     for name, mask in (extra_groups or {}).items():
         groups.append(summarise(pt[mask.to_numpy()], None).rename(index={"all": name}))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(per_target.round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3, "max_rhat": 3, "min_ess_bulk": 0, "min_ess_tail": 0, "steps_per_draw": 1}).to_string())
+        print(per_target.round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3, "max_rhat": 3, "min_ess_bulk": 0, "min_ess_tail": 0, "steps_per_draw": 1, "extrap_sd": 4}).to_string())
         print(pd.concat(groups).round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3}).to_string())
     rows = per_target.reset_index()
     rows = pd.concat([rows, pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"})], ignore_index=True)

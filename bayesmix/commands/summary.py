@@ -26,6 +26,8 @@ def run(args) -> int:
     c = fit.config
     print(f"sampler: NUTS, {c.chains} chains x {c.draws} draws after {c.warmup} warm-up, seed {c.seed}; bayesmix {fit.version}")
     print(f"diagnostics: {fit.diagnostics}")
+    for note in fit.table.notes:
+        print(f"note: {note}")
     print("priors:")
     for name, prior in fit.priors.items():
         print(f"  {name:10s} {str(prior):28s} {prior.why}")
