@@ -6,7 +6,7 @@ Per target: C_j, gamma_j for each of K domains, and E, A, alpha, B, beta:
 2K + 5 numbers (19 for the 7 SlimPajama domains). The same law is sampled in
 these coordinates (per target; no parameter is shared between targets):
 
-    L = F * (1 + S_rel * (R(h) - 1) / gbar + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
+    L = L_ref * S_rel * (R(h) - 1) / gbar + F * (1 + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
     R(h) = 1 / sum_j v_j (K h_j)^gamma_j        (R = 1 at the uniform mixture)
     gamma_j = gamma * exp(gamma_dev_j),  gbar = sum_j v_j gamma_j
     F = L_ref / (1 + A_rel + B_rel)
@@ -16,14 +16,15 @@ these coordinates (per target; no parameter is shared between targets):
   (M0 is the mixture term there);
 - ``A_rel``, ``B_rel``: the model-size and token terms at (N0, D0), over F;
 - ``S_rel``: the mixture term's slope at the uniform mixture,
-  -sum_j dL/dlog h_j over F (M0 gbar / F): how much the loss falls, relative
-  to F, per e-fold of every domain's weight;
+  -sum_j dL/dlog h_j over L_ref (M0 gbar / L_ref): how much the loss falls,
+  relative to the loss at the reference point, per e-fold of every domain's
+  weight;
 - ``v`` (simplex over domains): each domain's share of the mixture term's sum
   at the uniform mixture;
 - ``gamma``: the target's typical mixture exponent, ``gamma_dev`` each
   domain's log-deviation from it.
 
-The paper's numbers follow: M0 = F S_rel / gbar, E = F - M0, A = F A_rel,
+The paper's numbers follow: M0 = L_ref S_rel / gbar, E = F - M0, A = F A_rel,
 B = F B_rel, C_j = v_j K^gamma_j / M0. :func:`paper_parameters` computes them
 from draws, and :func:`from_paper_parameters` goes the other way (e.g. to
 simulate from published values).
@@ -44,7 +45,11 @@ Why these coordinates (each measured with NUTS, one target at a time):
   divergences in 4 x 500 draws). Sampling the slope itself, with the term
   written as (R - 1) / gbar (smooth through gamma -> 0, where it becomes
   -sum_j v_j (gamma_j / gbar) log(K h_j)), leaves the exponents to move the
-  curvature alone. The price: E = F - M0 is not forced positive (the law is
+  curvature alone. The slope is relative to L_ref, not F: on a sweep at one
+  scale (N = N0, D = D0) the scale terms then drop out of the likelihood
+  altogether instead of trading with the slope (relative to F, the
+  mixture-only split of SlimPajama ran at R-hat 1.26 with 391 divergences).
+  The price: E = F - M0 is not forced positive (the law is
   extended to its log-linear limit, as for the own-weight law); the scale
   extrapolation does not involve E.
 - Independent exponents per domain made two degenerate regions that chains
@@ -109,7 +114,7 @@ def paper_parameters(p: Mapping[str, np.ndarray], K: int) -> dict[str, np.ndarra
     F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
     gamma = np.asarray(exponents({k: jnp.asarray(v) for k, v in p.items()}))
     v = np.asarray(p["v"])
-    M0 = F * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
+    M0 = np.asarray(p["L_ref"]) * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
     return {"E": F - M0, "A": F * np.asarray(p["A_rel"]), "alpha": np.asarray(p["alpha"]), "B": F * np.asarray(p["B_rel"]),
             "beta": np.asarray(p["beta"]), "C": v * K**gamma / M0[..., None], "gamma": gamma}
 
@@ -130,7 +135,7 @@ def from_paper_parameters(E, A, alpha, B, beta, w, gamma) -> dict[str, np.ndarra
     F = E + M0
     g = np.exp(np.log(gamma).mean(-1))
     return {
-        "L_ref": F + A + B, "A_rel": A / F, "B_rel": B / F, "S_rel": M0 * (v * gamma).sum(-1) / F,
+        "L_ref": F + A + B, "A_rel": A / F, "B_rel": B / F, "S_rel": M0 * (v * gamma).sum(-1) / (F + A + B),
         "alpha": np.asarray(alpha, float), "beta": np.asarray(beta, float),
         "v": v, "gamma": g, "gamma_dev": np.log(gamma / g[..., None]),
     }
@@ -153,7 +158,7 @@ class Additive(Law):
             "B_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit gives B (D/D0)^-beta / E = 0.31 at 20B tokens"),
                            "token term at D0, as a multiple of F"),
             "S_rel": Param(("target",), log_normal_around(0.1, 3.0, "an e-fold more of every domain lowers a loss by a few % to a few tens of % (SlimPajama's own-weight slopes: 3-18%); wide"),
-                           "mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, as a multiple of F"),
+                           "mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, as a multiple of L_ref"),
             "alpha": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"), "model-size exponent"),
             "beta": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28"), "token exponent"),
             "v": Param(("target", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
@@ -176,4 +181,4 @@ class Additive(Law):
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return F * (1 + p["S_rel"] * mix[x.mix] + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))
+        return p["L_ref"] * p["S_rel"] * mix[x.mix] + F * (1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))

@@ -9,16 +9,19 @@ domain, K simplex weights (see below).
 
 Sampled coordinates (per target; no parameter is shared between targets):
 
-    L = F * (1 + s_rel * ((K h_i)^-a - 1) / a + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
+    L = L_ref * s_rel * ((K h_i)^-a - 1) / a + F * (1 + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
     F = L_ref / (1 + A_rel + B_rel)
 
 - ``L_ref``: the loss at the reference point (N0, D0, own weight 1/K);
 - ``F`` = E + A_h: the loss floor at own weight 1/K (scale terms gone);
-- ``s_rel``: the own-weight slope at 1/K, -dL/dlog(h_i) / F: how much one
-  e-fold more of its own domain lowers the target's loss, relative to F;
+- ``s_rel``: the own-weight slope at 1/K, -dL/dlog(h_i) / L_ref: how much
+  one e-fold more of its own domain lowers the target's loss, relative to the
+  loss at the reference point (relative to L_ref, not F, so that on a sweep
+  at one scale the scale terms drop out of the likelihood instead of trading
+  with the slope);
 - ``a``: the exponent; A_rel, B_rel: the scale terms at (N0, D0) over F.
 
-The paper's numbers: A_h = F s_rel / a, E = F - A_h, A = F A_rel, B = F B_rel
+The paper's numbers: A_h = L_ref s_rel / a, E = F - A_h, A = F A_rel, B = F B_rel
 (:func:`paper_parameters`; :func:`from_paper_parameters` goes the other way).
 
 Why (measured on SlimPajama, one target, NUTS in Laplace-whitened
@@ -27,12 +30,12 @@ the domain targets), where A_h h^-a is nearly log-linear: the data fix the
 slope A_h a, and A_h and E only through a curvature they barely see. Sampling
 E (or A_h / E) gave a long curved ridge (E = level - slope / a) with 23-70
 leapfrog steps per draw, R-hat 1.05-1.6 and divergences. The form above
-(a Box-Cox term) is smooth through a -> 0, where it becomes -s_rel F log(K h_i),
+(a Box-Cox term) is smooth through a -> 0, where it becomes -s_rel L_ref log(K h_i),
 and its slope and level are parameters of their own: 10-14 steps per draw.
-The price is that E = F (1 - s_rel / a) is not forced positive: the law is
+The price is that E = F - L_ref s_rel / a is not forced positive: the law is
 extended to the log-linear limit, and E < 0 only means that the power law
 keeps falling beyond h_i = 1, where no mixture can go. On the simplex the
-loss stays above F (1 - s_rel log K) + scale terms.
+loss stays above F - L_ref s_rel log K + scale terms.
 
 Targets that are not training domains (e.g. ``openhermes``): h_i is replaced
 by a learned convex combination of the domain weights, sum_j pi_j h_j with
@@ -59,7 +62,7 @@ from .registry import register
 def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """E, A_h, a, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
     F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
-    A_h = F * np.asarray(p["s_rel"]) / np.asarray(p["a"])
+    A_h = np.asarray(p["L_ref"]) * np.asarray(p["s_rel"]) / np.asarray(p["a"])
     out = {"E": F - A_h, "A_h": A_h, "a": np.asarray(p["a"]), "A": F * np.asarray(p["A_rel"]),
            "alpha": np.asarray(p["alpha"]), "B": F * np.asarray(p["B_rel"]), "beta": np.asarray(p["beta"])}
     if "pi" in p:
@@ -71,7 +74,7 @@ def from_paper_parameters(E, A_h, a, A, alpha, B, beta, pi=None) -> dict[str, np
     """Sampled coordinates from E, A_h, a, A, alpha, B, beta (each (T,)) and optionally pi (F, K)."""
     E, A_h, A, B, a = (np.asarray(v, float) for v in (E, A_h, A, B, a))
     F = E + A_h
-    out = {"L_ref": F + A + B, "s_rel": A_h * a / F, "a": a, "A_rel": A / F, "B_rel": B / F,
+    out = {"L_ref": F + A + B, "s_rel": A_h * a / (F + A + B), "a": a, "A_rel": A / F, "B_rel": B / F,
            "alpha": np.asarray(alpha, float), "beta": np.asarray(beta, float)}
     if pi is not None:
         out["pi"] = np.asarray(pi, float)
@@ -91,7 +94,7 @@ class OwnWeight(Law):
             "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
                            "loss at the reference point (N0, D0, own weight 1/K)"),
             "s_rel": Param(("target",), log_normal_around(0.05, 3.0, "an e-fold more own weight lowers a loss by a few % (SlimPajama: 3-18%)"),
-                           "own-weight slope at h_i = 1/K, -dL/dlog h_i, as a multiple of F = E + A_h"),
+                           "own-weight slope at h_i = 1/K, -dL/dlog h_i, as a multiple of L_ref"),
             "a": Param(("target",), log_normal_around(0.2, 3.0, "own-weight exponents on SlimPajama are about 0.05-0.5; wide, since a -> 0 is allowed"),
                        "own-weight exponent"),
             "A_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit (Hoffmann et al. 2022) gives A (N/N0)^-alpha / E = 0.26 at 0.5B parameters"),
@@ -113,4 +116,4 @@ class OwnWeight(Law):
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return F * (1 + own_term[x.mix] + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))
+        return p["L_ref"] * own_term[x.mix] + F * (1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))
