@@ -1,0 +1,171 @@
+"""Log densities of whole runs under a fit, vectorised over posterior draws.
+
+Checkpoints of one run share its offset (``tau_run``), so the unit of every
+score here is a run: the joint density of all its checkpoints and targets with
+the offset integrated out (``bayesmix.model.group_loglik``). Beyond the fitted
+range, :func:`heldout_loglik` also integrates out the law's extrapolation bias
+(``Fit.extrapolation_sd`` per e-fold, as in ``Fit.predict_draws``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..data import RunTable
+from ..design import observed_from_table
+from ..extrapolation import efolds_beyond
+from ..model import group_loglik, log_mean
+
+_CHUNK = 256  # posterior draws per compiled call: bounds memory at (chunk, rows, targets)
+_CACHE: dict[Any, Any] = {}
+
+
+def log_mean_exp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log(mean(exp(a))) along ``axis``, computed stably."""
+    a = np.asarray(a, dtype=float)
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.squeeze(m, axis) + np.log(np.mean(np.exp(a - m), axis=axis))
+
+
+def far_beyond(fit, table: RunTable) -> np.ndarray:
+    """(n,) e-folds of each row beyond the fit's largest model size plus beyond its largest token count.
+
+    The same distance :meth:`Fit.predict_draws` scales the extrapolation bias
+    by (:func:`bayesmix.extrapolation.efolds_beyond`).
+    """
+    return efolds_beyond(table.model_size, table.n_tokens, fit.table.model_size.max(), fit.table.n_tokens.max())
+
+
+def _draw_chunks(fit, max_draws: int | None):
+    p = fit.flat_draws()
+    S = next(iter(p.values())).shape[0]
+    if max_draws is not None and S > max_draws:
+        p = {k: v[:: int(np.ceil(S / max_draws))] for k, v in p.items()}
+        S = next(iter(p.values())).shape[0]
+    for start in range(0, S, _CHUNK):
+        stop = min(S, start + _CHUNK)
+        chunk = {k: v[start:stop] for k, v in p.items()}
+        if stop - start < _CHUNK:  # pad so every call has the same shapes (one compile)
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], _CHUNK - (stop - start), 0)]) for k, v in chunk.items()}
+        yield stop - start, chunk
+
+
+def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Log density of each run under each posterior draw, per target.
+
+    Returns ``(ll, runs)``: ``ll`` is (S, R, T) -- the joint log density of
+    all observed checkpoints of run r for target t, offset integrated out --
+    and ``runs`` the R run labels. ``table`` defaults to the fitted table (the
+    pointwise log-likelihood PSIS-LOO needs; sum over targets for a run's).
+    No extrapolation term: this is the model's own likelihood.
+    """
+    table = fit.table if table is None else table
+    obs, runs = observed_from_table(table, fit.targets, fit.N0, fit.D0, fit.sizes, pad=False)
+    key = ("run", fit.law.name, fit.domains, fit.targets, obs.y.shape, obs.x.h.shape, obs.run_slots.shape)
+    fn = _CACHE.get(key)
+    if fn is None:
+        law = fit.law
+
+        def one(p, o):
+            resid = o.y - log_mean(law, p, o.x)
+            return group_loglik(resid, o, p["sigma"], p["tau_run"])
+
+        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, None)))
+    out = [np.asarray(fn(chunk, obs))[:n] for n, chunk in _draw_chunks(fit, max_draws)]
+    return np.concatenate(out, 0), np.asarray(runs)
+
+
+def heldout_loglik(
+    fit,
+    table: RunTable,
+    extrapolation_sd: float | Sequence[float] | np.ndarray | None = None,
+    shared: bool = False,
+    max_draws: int | None = None,
+    grid: Sequence[float] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive log density of new runs, with run offset and extrapolation bias integrated out.
+
+    The residual of row i (target t) is modelled as ``delta_t * far_i + u_run
+    + eps``, with ``delta_t ~ N(0, sd_t^2)``, ``u ~ N(0, tau_run^2)``,
+    ``eps ~ N(0, sigma^2)``. ``extrapolation_sd`` gives sd: a number for
+    every target or one per target (default: the fit's, which is one per
+    target). With ``shared=False`` each run gets its own delta (the density
+    of that run alone: pointwise scores); with ``shared=True`` one delta per
+    target is shared by all rows of the table (the joint density: rows beyond
+    the fitted range share the law's bias).
+
+    ``grid``: instead of one sd, K values to evaluate in one pass -- a
+    sequence of K numbers (each applied to every target) or a (K, T) array.
+
+    Returns ``(ll, labels)``: ll is (S, G, T) per draw, group and target --
+    (K, S, G, T) with ``grid`` --; labels name the G groups (run labels, or
+    ``["all"]`` when shared).
+    """
+    T = len(fit.targets)
+    if grid is not None:
+        if extrapolation_sd is not None:
+            raise ValueError("heldout_loglik: give extrapolation_sd or grid, not both")
+        g = np.asarray(grid, dtype=float)
+        if g.ndim == 1:
+            g = g[:, None]
+        if g.ndim != 2 or g.shape[1] not in (1, T):
+            raise ValueError(f"heldout_loglik: grid must be K values or a (K, {T}) array; got shape {np.shape(grid)}")
+        sds = np.broadcast_to(g, (g.shape[0], T))
+    else:
+        sd = np.asarray(fit.extrapolation_sd if extrapolation_sd is None else extrapolation_sd, dtype=float)
+        if sd.ndim > 1 or sd.size not in (1, T):
+            raise ValueError(f"heldout_loglik: extrapolation_sd must be a number or one per target ({T}); got shape {sd.shape}")
+        sds = np.broadcast_to(sd.reshape(-1), (T,))[None, :]  # (1, T)
+    if not np.all(np.isfinite(sds) & (sds >= 0)):
+        raise ValueError("heldout_loglik: extrapolation_sd values must be non-negative numbers")
+    obs, runs = observed_from_table(table, fit.targets, fit.N0, fit.D0, fit.sizes, pad=False)
+    R = len(runs)
+    group = np.zeros(R, dtype=np.int32) if shared else np.arange(R, dtype=np.int32)
+    G = 1 if shared else R
+    far = jnp.asarray(far_beyond(fit, table))
+    key = ("heldout", fit.law.name, fit.domains, fit.targets, obs.y.shape, obs.x.h.shape, R, G, sds.shape)
+    fn = _CACHE.get(key)
+    if fn is None:
+        law = fit.law
+
+        def one(p, o, far, group, sds):
+            resid = o.y - log_mean(law, p, o.x)  # once per draw, whatever the number of sd values
+            return jax.vmap(lambda s: _rank_one_loglik(resid, o.mask, o.run, R, far, group, G, p["sigma"], p["tau_run"], s))(sds)
+
+        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None), out_axes=1))
+    sds_j = jnp.asarray(np.ascontiguousarray(sds))
+    out = [np.asarray(fn(chunk, obs, far, jnp.asarray(group), sds_j))[:, :n] for n, chunk in _draw_chunks(fit, max_draws)]
+    labels = np.array(["all"]) if shared else np.asarray(runs)
+    ll = np.concatenate(out, 1)
+    return (ll if grid is not None else ll[0]), labels
+
+
+def _rank_one_loglik(resid, mask, run, R, far, group, G, sigma, tau, sd):
+    """(G, T) log N(r_g; 0, A_g + sd^2 f_g f_g^T), A_g block-diagonal over runs (sigma^2 I + tau^2 11^T); sd is (T,).
+
+    Closed form: A's blocks invert in closed form and the bias adds a rank-one
+    term (matrix determinant lemma and Sherman-Morrison), so the cost is a few
+    segment sums, whatever the number of rows.
+    """
+    f = far[:, None] * mask
+    r = resid * mask
+    seg = lambda a: jax.ops.segment_sum(a, run, R)  # noqa: E731  (rows -> runs)
+    n, s_r, s_rr = seg(mask), seg(r), seg(r * r)
+    s_f, s_ff, s_fr = seg(f), seg(f * f), seg(f * r)
+    var, tau2 = sigma**2, tau**2
+    c = tau2 / (var + n * tau2)  # (R, T)
+    to_group = lambda a: jax.ops.segment_sum(a, group, G)  # noqa: E731  (runs -> groups)
+    q_rr = to_group((s_rr - c * s_r**2) / var)
+    q_fr = to_group((s_fr - c * s_f * s_r) / var)
+    q_ff = to_group((s_ff - c * s_f**2) / var)
+    logdet_a = to_group((n - 1.0) * jnp.log(var) + jnp.log(var + n * tau2))
+    m = to_group(n)
+    k = 1.0 + sd**2 * q_ff
+    quad = q_rr - sd**2 * q_fr**2 / k
+    return -0.5 * (quad + logdet_a + jnp.log(k) + m * math.log(2 * math.pi))
