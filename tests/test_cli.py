@@ -65,12 +65,15 @@ def test_fit_verb_saves_a_model_and_rejects_bad_tables(example_frame, tmp_path, 
     example_frame.to_csv(runs, index=False)
     out = tmp_path / "m.nc"
     rc = main(["fit", str(runs), "--law", "own_weight", "--chains", "1", "--warmup", "30", "--draws", "30",
-               "--prior", "alpha=LogNormal(-1.2, 0.3)", "--out", str(out)])
+               "--prior", "alpha=LogNormal(-1.2, 0.3)", "--min-fraction", "0.5", "--extrapolation-sd", "0.02", "--out", str(out)])
     assert rc == 0 and out.exists()
     import bayesmix
 
     f = bayesmix.load(out)
     assert str(f.priors["alpha"]) == "LogNormal(-1.2, 0.3)"
+    # --min-fraction drops the checkpoints before half of each run's tokens, and says so
+    assert f.table.n_rows < len(example_frame) and any("min_fraction" in n for n in f.table.notes)
+    np.testing.assert_allclose(f.extrapolation_sd, 0.02)
 
     bad = example_frame.copy()
     bad.loc[4, "weight_web"] += 0.2
