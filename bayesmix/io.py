@@ -54,6 +54,7 @@ def save(fit, path: str | os.PathLike) -> str:
         "format_version": FORMAT_VERSION,
         "bayesmix_version": fit.version,
         "law": fit.law.name,
+        "law_revision": int(fit.law.revision),
         "domains": json.dumps(list(fit.domains)),
         "targets": json.dumps(list(fit.targets)),
         "table_targets": json.dumps(list(fit.table.targets)),
@@ -115,6 +116,10 @@ def load(path: str | os.PathLike):
     except (KeyError, ValueError) as e:
         raise ModelFileError(f"{path}: incomplete or damaged model file ({e})") from None
 
+    saved_revision = int(a.get("law_revision", 1))
+    if saved_revision != law.revision:
+        raise ModelFileError(f"{path}: saved with revision {saved_revision} of the {law.name!r} law's parameters; this bayesmix "
+                             f"has revision {law.revision}, which reads them differently; refit the model")
     expected = param_shapes(all_params(law, domains, targets), domains, targets)
     for name, shape in expected.items():
         if name not in post:

@@ -68,6 +68,18 @@ def test_law_mismatch_is_reported(small_fit, tmp_path):
         bayesmix.load(tmp_path / "x.nc")
 
 
+def test_draws_of_another_law_revision_are_refused(small_fit, tmp_path):
+    import xarray as xr
+
+    path = small_fit.save(tmp_path / "m.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    assert int(tree.attrs["law_revision"]) == small_fit.law.revision
+    tree.attrs["law_revision"] = small_fit.law.revision - 1  # same names and shapes, other meaning
+    tree.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    with pytest.raises(ModelFileError, match="revision .* refit"):
+        bayesmix.load(tmp_path / "old.nc")
+
+
 def test_interrupted_save_leaves_no_file(small_fit, tmp_path, monkeypatch):
     import xarray as xr
 

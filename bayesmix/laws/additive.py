@@ -148,6 +148,7 @@ class Additive(Law):
     reference = "Shukor et al. 2025, Scaling Laws for Optimal Data Mixtures, arXiv:2507.09404"
     formula = "E + 1/sum_j C_j h_j^gamma_j + A (N/N0)^-alpha + B (D/D0)^-beta"
     min_mixtures = 3
+    revision = 2  # 2: mixture slope relative to L_ref (was relative to F)
 
     def params(self, domains, targets):
         return {

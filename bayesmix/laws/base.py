@@ -59,6 +59,9 @@ class Law:
     reference: ClassVar[str]  # paper
     formula: ClassVar[str]  # one line, for summaries and the README
     min_mixtures: ClassVar[int] = 2  # distinct mixtures the law needs to be identified
+    # Bump when the sampled coordinates change meaning without changing their
+    # names or shapes: saved draws of another revision would be read wrongly.
+    revision: ClassVar[int] = 1
 
     def params(self, domains: Sequence[str], targets: Sequence[str]) -> dict[str, Param]:
         """Parameter blocks with default priors, for this table's domains and targets."""

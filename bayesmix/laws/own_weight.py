@@ -88,6 +88,7 @@ class OwnWeight(Law):
     reference = "Dai & Zheng 2026, arXiv:2606.08167 (baseline); Hoffmann et al. 2022 (N, D terms)"
     formula = "E_i + A_h (K h_i)^-a + A (N/N0)^-alpha + B (D/D0)^-beta"
     min_mixtures = 3
+    revision = 2  # 2: mixture slope relative to L_ref (was relative to F)
 
     def params(self, domains, targets):
         spec = {
