@@ -228,6 +228,26 @@ class Fit:
 
         return save(self, path)
 
+    def recommend(self, model_size: float, tokens: float, **kwargs):
+        """The mixture minimising the posterior expected target loss at (model_size, tokens).
+
+        Returns a :class:`bayesmix.recommend.Recommendation` (tables and
+        figures); keyword arguments as :func:`bayesmix.recommend.recommend`.
+        """
+        from .recommend import recommend
+
+        return recommend(self, model_size, tokens, **kwargs)
+
+    def next_run(self, model_size: float, tokens: float, **kwargs):
+        """Rank candidate small runs by how much they would reduce the uncertainty about the target loss at (model_size, tokens), per unit of compute.
+
+        Returns a :class:`bayesmix.next_run.NextRunPlan`; keyword arguments
+        as :func:`bayesmix.next_run.next_run`.
+        """
+        from .next_run import next_run
+
+        return next_run(self, model_size, tokens, **kwargs)
+
     def __repr__(self) -> str:
         return (
             f"<bayesmix.Fit {self.law.name}: {self.table.n_runs} runs, {len(self.targets)} targets, "

@@ -1,0 +1,52 @@
+"""bayesmix recommend MODEL.nc --model-size 7e9 --tokens 1.5e11 [--target T | --target-weights a=1,b=1] [--baseline ...] [--risk cvar:0.9] --out rec/"""
+
+from __future__ import annotations
+
+import warnings
+
+from ._common import positive_float
+
+NAME = "recommend"
+HELP = "recommend the training mixture that minimises the posterior expected (or risk-adjusted) target loss at a scale"
+
+
+def add_arguments(p):
+    p.add_argument("model", help="fitted model (.nc)")
+    p.add_argument("--model-size", type=positive_float, required=True, help="parameters of the model to train, e.g. 7e9")
+    p.add_argument("--tokens", type=positive_float, required=True, help="training tokens, e.g. 1.5e11")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--target", help="one target to minimise, e.g. openhermes (default: the mean of the domain targets)")
+    which.add_argument("--target-weights", help="a weighted sum of targets, e.g. arxiv=1,book=1,c4=2")
+    p.add_argument("--baseline", help="mixture to compare with: one weight per domain in order (0.1,0.2,...) or domain=weight")
+    p.add_argument("--risk", default="mean", help="mean (default), quantile:Q or cvar:A, e.g. cvar:0.9 (the mean of the worst 10%% of draws)")
+    p.add_argument("--floor", help="smallest weight: one number for every domain, or domain=value,... (default 0)")
+    p.add_argument("--cap", help="largest weight: one number for every domain, or domain=value,... (default 1)")
+    p.add_argument("--unique-tokens", help="unique tokens available per domain, e.g. arxiv=3e10,book=2.6e10 (others unlimited)")
+    p.add_argument("--max-epochs", type=positive_float, default=4.0, help="times a domain's unique tokens may be repeated (default 4)")
+    p.add_argument("--max-tv", type=float, help="largest total-variation distance from the baseline, e.g. 0.1")
+    p.add_argument("--interval", type=float, default=0.9, help="credible level of the intervals (default 0.9)")
+    p.add_argument("--starts", type=int, default=4, help="random optimiser starts added to the structured ones: baseline, uniform, best candidate, one corner per domain (default 4)")
+    p.add_argument("--argmin-draws", type=int, default=200, help="posterior draws whose own optimum is found, for stability and regret (default 200)")
+    p.add_argument("--path-points", type=int, default=5, help="scales on the path from the fitted scales to the target (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="directory for the tables (CSV), summary and figures")
+
+
+def run(args) -> int:
+    from ..io import load
+    from ..recommend import recommend
+
+    fit = load(args.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # optimiser warnings are printed, never swallowed
+        rec = recommend(
+            fit, args.model_size, args.tokens, target=args.target, target_weights=args.target_weights,
+            baseline=args.baseline, risk=args.risk, floors=args.floor, caps=args.cap, unique_tokens=args.unique_tokens,
+            max_epochs=args.max_epochs, max_tv=args.max_tv, starts=args.starts, argmin_draws=args.argmin_draws,
+            path_points=args.path_points, interval=args.interval, seed=args.seed,
+        )
+    print(rec.summary())
+    if args.out:
+        files = rec.save(args.out)
+        print(f"wrote {', '.join(f.name for f in files)} to {args.out}")
+    return 0
