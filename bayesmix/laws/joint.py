@@ -1,0 +1,212 @@
+"""Joint law (Shukor et al. 2025, arXiv:2507.09404): the additive law whose
+scale terms depend on the mixture, so that the best mixture moves with scale.
+
+    L(h, N, D) = E + 1 / sum_j C_j h_j^gamma_j + A_h (N/N0)^-alpha + B_h (D/D0)^-beta
+    A_h = (sum_j CA_j h_j)^gammaA,    B_h = (sum_j CB_j h_j)^gammaB
+
+Paper parameters per target: C_j, gamma_j, CA_j, CB_j for each of K domains
+and E, alpha, beta, gammaA, gammaB: 4K + 5 (33 for the 7 SlimPajama domains,
+37 for the paper's K = 8).
+
+Sampled coordinates (per target; no parameter is shared between targets).
+The joint law is the additive law with two mixture factors on its scale
+terms, and it is sampled in the additive law's coordinates plus those factors:
+
+    L = L_additive(h, N, D) + F A_rel (a(h) - 1) (N/N0)^-alpha + F B_rel (b(h) - 1) (D/D0)^-beta
+    a(h) = (K sum_j s_A,j h_j)^gamma_A,   b(h) = (K sum_j s_B,j h_j)^gamma_B
+    F = L_ref / (1 + A_rel + B_rel)
+
+where L_additive is the additive law's mean in its own coordinates (so
+A = F A_rel and B = F B_rel are its scale terms at N0, D0), computed by its
+own code: the joint law follows any change of the additive law's mixture term.
+
+- ``L_ref``, ``A_rel``, ``B_rel``, ``S_rel``, ``alpha``, ``beta``, ``v``,
+  ``gamma``, ``gamma_dev``: exactly the additive law's coordinates, priors and
+  mixture term (imported from :mod:`bayesmix.laws.additive`, not copied; see
+  its docstring for why a level and ratios rather than E, A, B on their own
+  log scales: the ridge E = level - A - B is then nearly straight).
+  ``L_ref`` is the loss at (N0, D0) and the uniform mixture, where a = b = 1.
+- a(h) is 1 at the uniform mixture, so ``A_rel`` keeps its meaning (the
+  model-size term at N0 and the uniform mixture over F) and the mixture
+  factor is a pure ratio; the overall scale of the paper's CA (which trades
+  with gamma_A: CA -> c CA and A -> c^gamma_A A give the same law) is absorbed
+  in A_rel. Same for B.
+- The shares are not sampled on the simplex but through slopes:
+  s_A = softmax(g_A / gamma_A), with ``g_A`` (T, K) ~ Normal(0, 1). Near the
+  uniform mixture log a(h) = gamma_A log(K h . s_A) ~ sum_j
+  (g_A,j - mean_j g_A) (h_j - 1/K): ``g_A`` is, to first order, the slope of log A_h
+  in each weight (moving all of the mixture to domain j changes log A_h by
+  g_A,j - mean g_A), which the data fix, and ``gamma_A`` only the curvature,
+  which they barely see. The row mean of g_A is not identified (softmax) and
+  is held by its prior: a straight direction NUTS crosses easily.
+- ``gamma_A``, ``gamma_B`` ~ LogNormal around 1 (linear A_h), x/÷1.35.
+
+Why (measured on SlimPajama, scale split, targets arxiv and c4, 2 chains x
+150 + 150 draws, ``benchmarks/scale_extrapolation.py --quick``): with s_A on
+the simplex (Dirichlet(1)) and gamma_A ~ LogNormal(0.5, x/÷2.5) the data fix
+only the product gamma_A (K s_A - 1), a curved ridge: 205-453 leapfrog steps
+per draw, 45 draws at maximum tree depth, R-hat 1.14, ESS 13 (this one
+measured with the additive law's previous mixture-term convention, F S_rel
+instead of L_ref S_rel; the rest with the current one). A gamma prior
+around 1 (x/÷1.35) alone: 65-81 steps, R-hat 1.68 (chains in different
+places along the ridge); with Dirichlet(3) shares: R-hat 1.16; with softmax
+logits not scaled by gamma: R-hat 1.28. The slope coordinates above: 18-23
+steps per draw, R-hat 1.035, no divergences (with the wide gamma prior: 31-45
+steps, R-hat 1.047).
+
+Sampled: 4K + 7 numbers, of which two per scale term (the row means of g_A,
+g_B) and one of the additive part (the split of the exponents into gamma and
+gamma_dev) are held by the prior alone: the paper's 4K + 5 are identified.
+``Law.n_params`` counts the additive law's simplex v as K numbers, so it
+reports 4K + 9.
+
+The paper's numbers follow from :func:`paper_parameters` (A = F A_rel is
+A_h at the uniform mixture, CA_j = A^(1/gamma_A) K s_A,j, see
+:func:`paper_coefficients`); :func:`from_paper_parameters` goes the other way.
+
+The inner form of A_h and B_h is a reconstruction from the paper's text and
+its parameter count (laws.md section 2). It lives in ONE marked section:
+:func:`mixture_scale_factor` (the form), :func:`shares` (its sampled
+coordinates) and :func:`paper_coefficients` (the map to the paper's CA_j);
+correcting it is a change there only.
+
+Zero weights: a domain with h_j = 0 contributes nothing to the mixture term
+(masked by the additive law's code: the law's own limit h_j^gamma_j -> 0) and
+nothing to sum_j s_A,j h_j; the latter stays positive because the weights sum
+to 1 and s_A,j > 0. No floor is needed and every value stays finite. A target
+whose own domain has weight 0 is predicted by the law's limit at h_j = 0: the
+loss is then set by the other domains alone. If no fitted run had that domain
+at 0, read the prediction as an extrapolation of the fitted exponents to a
+weight no run saw.
+
+What moves the optimum: at small scale the terms A_h (N/N0)^-alpha and
+B_h (D/D0)^-beta weigh most, so the best mixture is the one that keeps A_h and
+B_h small; at large scale they vanish and the mixture term decides. With
+g_A = g_B = 0 (uniform shares) the law is the additive law.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..priors import Prior, log_normal_around
+from . import additive
+from .base import Inputs, Law, Param
+from .registry import register
+
+
+# --------------------------------------------------------------------------- #
+# THE INNER FORM OF A_h AND B_h -- the only place it is written.
+# --------------------------------------------------------------------------- #
+def mixture_scale_factor(share: jnp.ndarray, exponent: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
+    """(M, T) A_h / A: the mixture's factor on a scale term, (K sum_j share_j h_j)^exponent.
+
+    With the paper's A_h = (sum_j CA_j h_j)^gamma_A and CA_j = A^(1/gamma_A) K
+    share_j, this is A_h / A, where A is A_h at the uniform mixture (the
+    factor is 1 there). ``share`` (T, K) is on the simplex, ``exponent`` (T,).
+    The inner sum is positive for any mixture (weights sum to 1, shares from
+    a softmax are > 0), so zero weights need no guard; the tiny floor only
+    protects against a share that underflows to exactly 0.
+    """
+    K = h.shape[-1]
+    inner = K * h @ share.T  # (M, T): 1 at the uniform mixture
+    return jnp.exp(exponent * jnp.log(jnp.maximum(inner, 1e-300)))
+
+
+def paper_coefficients(value: np.ndarray, share: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """The paper's CA_j (or CB_j) from the value at the uniform mixture, the share and the exponent.
+
+    Inverse of the form in :func:`mixture_scale_factor`: (sum_j CA_j h_j)^exponent
+    = value * mixture_scale_factor(share, exponent, h). Works on single draws or
+    stacked draws: ``value`` (..., T), ``share`` (..., T, K), ``exponent``
+    (..., T); returns (..., T, K).
+    """
+    value, share, exponent = np.asarray(value), np.asarray(share), np.asarray(exponent)
+    K = share.shape[-1]
+    return (value ** (1.0 / exponent))[..., None] * K * share
+
+
+def shares(slopes: jnp.ndarray, exponent: jnp.ndarray) -> jnp.ndarray:
+    """(..., T, K) the simplex shares s = softmax(slopes / exponent) of :func:`mixture_scale_factor`.
+
+    ``slopes`` (..., T, K) are, to first order around the uniform mixture, the
+    slopes of log A_h in each weight (up to their row mean, which cancels);
+    ``exponent`` (..., T). Works on jax or numpy arrays.
+    """
+    return jax.nn.softmax(jnp.asarray(slopes) / jnp.asarray(exponent)[..., None], axis=-1)
+# --------------------------------------------------------------------------- #
+
+
+def paper_parameters(p: Mapping[str, np.ndarray], K: int) -> dict[str, np.ndarray]:
+    """The paper's numbers from sampled coordinates (one draw or stacked draws).
+
+    The additive law's E, A, alpha, B, beta, C, gamma (A and B are A_h and B_h
+    at the uniform mixture, relative to N0 and D0), plus ``s_A``, ``gamma_A``,
+    ``s_B``, ``gamma_B`` and the paper's coefficients ``CA``, ``CB`` (..., T, K).
+    """
+    out = additive.paper_parameters(p, K)
+    for term in ("A", "B"):
+        exponent = np.asarray(p[f"gamma_{term}"])
+        share = np.asarray(shares(np.asarray(p[f"g_{term}"]), exponent))
+        out[f"s_{term}"], out[f"gamma_{term}"] = share, exponent
+        out[f"C{term}"] = paper_coefficients(out[term], share, exponent)
+    return out
+
+
+def from_paper_parameters(E, A, alpha, B, beta, w, gamma, s_A, gamma_A, s_B, gamma_B) -> dict[str, np.ndarray]:
+    """Sampled coordinates from the law's natural numbers.
+
+    E, A, alpha, B, beta, w, gamma as in :func:`bayesmix.laws.additive.from_paper_parameters`
+    (A and B are A_h and B_h at the uniform mixture and at N0, D0); ``s_A``,
+    ``s_B`` (T, K) on the simplex and ``gamma_A``, ``gamma_B`` (T,) the inner
+    form of :func:`mixture_scale_factor`.
+    """
+    out = additive.from_paper_parameters(E, A, alpha, B, beta, w, gamma)
+    for term, share, exponent in (("A", s_A, gamma_A), ("B", s_B, gamma_B)):
+        log_s = np.log(np.asarray(share, float))
+        exponent = np.asarray(exponent, float)
+        # The slopes up to their row mean (not identified): centred here.
+        out[f"g_{term}"] = exponent[..., None] * (log_s - log_s.mean(-1, keepdims=True))
+        out[f"gamma_{term}"] = exponent
+    return out
+
+
+_ADDITIVE = additive.Additive()
+
+
+@register
+class Joint(Law):
+    name = "joint"
+    title = "Joint law"
+    reference = "Shukor et al. 2025, Scaling Laws for Optimal Data Mixtures, arXiv:2507.09404"
+    formula = "E + 1/sum_j C_j h_j^gamma_j + A_h (N/N0)^-alpha + B_h (D/D0)^-beta, A_h = (sum_j CA_j h_j)^gammaA"
+    min_mixtures = 4
+
+    def params(self, domains, targets) -> dict[str, Param]:
+        spec = dict(_ADDITIVE.params(domains, targets))  # the additive law's coordinates and priors
+        spec.update({
+            "g_A": Param(("target", "domain"), Prior("Normal", {"loc": 0.0, "scale": 1.0}, "moving the whole mixture to one domain changes the model-size term by up to x/÷e (1 sd); 0 for every domain is the additive law"),
+                         "slope of log A_h in each domain's weight at the uniform mixture (s_A = softmax(g_A / gamma_A))"),
+            "gamma_A": Param(("target",), log_normal_around(1.0, 1.35, "A_h linear in the weights (gamma_A = 1) give or take x/÷1.35: a sweep barely sees A_h's curvature in h (see the module docstring)"), "exponent of A_h (its curvature in h)"),
+            "g_B": Param(("target", "domain"), Prior("Normal", {"loc": 0.0, "scale": 1.0}, "as g_A, for the token term"),
+                         "slope of log B_h in each domain's weight at the uniform mixture (s_B = softmax(g_B / gamma_B))"),
+            "gamma_B": Param(("target",), log_normal_around(1.0, 1.35, "as gamma_A: B_h linear in the weights, give or take x/÷1.35"), "exponent of B_h (its curvature in h)"),
+        })
+        return spec
+
+    def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
+        # The additive law, from its own code (whatever its mixture-term
+        # convention), plus the mixture's effect on its two scale terms:
+        # A (a(h) - 1) (N/N0)^-alpha + B (b(h) - 1) (D/D0)^-beta, with the
+        # additive coordinates' A = F A_rel, B = F B_rel (additive.paper_parameters).
+        base = _ADDITIVE.mean(p, x)  # (n, T)
+        a = mixture_scale_factor(shares(p["g_A"], p["gamma_A"]), p["gamma_A"], x.h)[x.mix]  # (n, T), 1 at the uniform mixture
+        b = mixture_scale_factor(shares(p["g_B"], p["gamma_B"]), p["gamma_B"], x.h)[x.mix]
+        log_n = jnp.log(x.N / x.N0)[:, None]
+        log_d = jnp.log(x.D / x.D0)[:, None]
+        F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
+        return base + F * (p["A_rel"] * (a - 1) * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * (b - 1) * jnp.exp(-p["beta"] * log_d))

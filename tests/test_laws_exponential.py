@@ -1,0 +1,144 @@
+"""Tests of the exponential mixing law with its step and size laws (bayesmix/laws/exponential.py).
+
+Fast checks: the law's sections at fixed (h, N), (h, D) and (N, D) are exactly
+the paper's step, size and mixing laws; the row mean of t is not identified
+(and the reported matrix is centred); the mean is positive, finite, and falls
+with N and D (so it extrapolates in scale); finite log density and gradient on
+a table with exact zero weights. Slow (NUTS): recovery of the identified
+quantities (E, A, alpha, B, beta and the centred interaction matrix; rule in
+tests/law_checks.py) and a fit on the zero-weight table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import law_checks as lc
+from bayesmix.laws import get_law
+from bayesmix.laws.exponential import CROSS_SCALE, OWN_SCALE, interaction_matrix, interactions, mixing_factor
+
+TARGETS = lc.DOMAINS
+OWN = [0, 1, 2]  # each target's own domain
+N0, D0 = 1e8, 2e9
+
+
+def truth() -> dict[str, np.ndarray]:
+    """3 targets over 3 domains: each domain lowers its own loss (t_ii = -2.4 to -3.6), small cross effects (|t_ij| <= 0.4)."""
+    return {
+        "E": np.array([1.9, 0.8, 1.2]),
+        "A": np.array([0.40, 0.35, 0.30]),
+        "alpha": np.array([0.34, 0.30, 0.36]),
+        "B": np.array([0.30, 0.30, 0.25]),
+        "beta": np.array([0.28, 0.30, 0.26]),
+        "z": np.array([[-1.5, 0.6, -0.4], [0.8, -1.2, 0.3], [-0.2, 0.5, -1.8]]),
+    }
+
+
+def test_own_entry_has_the_own_scale_and_foreign_rows_the_cross_scale():
+    z = np.ones((2, 3))
+    t = np.asarray(interactions(z, np.array([1, -1])))
+    c, o = CROSS_SCALE, OWN_SCALE
+    np.testing.assert_allclose(t, [[c, o, c], [c, c, c]])
+
+
+def mean(p, h, N, D):
+    return lc.mean_at(get_law("exponential"), p, h, N, D, TARGETS, N0, D0)
+
+
+def test_sections_are_the_papers_step_size_and_mixing_laws():
+    p = truth()
+    h0 = np.array([[0.6, 0.3, 0.1]])
+    m = np.asarray(mixing_factor(interactions(p["z"], np.array(OWN)), h0))[0]  # (T,)
+    D = np.geomspace(1e9, 1e11, 7)
+    N = 3e8
+    # Step law at fixed (h, N): L(D) = c + k (D/D0)^-beta with c = E + m A (N/N0)^-alpha, k = m B.
+    step = mean(p, np.repeat(h0, len(D), 0), np.full(len(D), N), D)
+    c = p["E"] + m * p["A"] * (N / N0) ** -p["alpha"]
+    np.testing.assert_allclose(step, c + m * p["B"] * (D[:, None] / D0) ** -p["beta"], rtol=1e-12)
+    # Size law at fixed (h, D): L(N) = c + k (N/N0)^-alpha with c = E + m B (D/D0)^-beta, k = m A.
+    Ns, Dfix = np.geomspace(5e7, 5e9, 7), 4e10
+    size = mean(p, np.repeat(h0, len(Ns), 0), Ns, np.full(len(Ns), Dfix))
+    c = p["E"] + m * p["B"] * (Dfix / D0) ** -p["beta"]
+    np.testing.assert_allclose(size, c + m * p["A"] * (Ns[:, None] / N0) ** -p["alpha"], rtol=1e-12)
+    # Mixing law at fixed (N, D): L(h) = c + k exp(t . h) with c = E and t the centred interaction matrix.
+    rng = np.random.default_rng(0)
+    h = rng.dirichlet(np.ones(3), size=9)
+    mix = mean(p, h, np.full(9, N), np.full(9, Dfix))
+    t = interaction_matrix(p, OWN)
+    # t . (h - 1/K) with the raw t equals t_centred . h (weights sum to 1), so k is the scale terms.
+    k = p["A"] * (N / N0) ** -p["alpha"] + p["B"] * (Dfix / D0) ** -p["beta"]
+    np.testing.assert_allclose(mix, p["E"] + k * np.exp(h @ t.T), rtol=1e-12)
+
+
+def test_row_mean_of_t_is_not_identified_and_reported_matrix_is_centred():
+    p = truth()
+    scale = np.where(np.eye(3, dtype=bool), OWN_SCALE, CROSS_SCALE)
+    shifted = {**p, "z": p["z"] + 0.7 / scale}  # adds 0.7 to every t_ij of each row
+    rng = np.random.default_rng(1)
+    h = rng.dirichlet(np.ones(3), size=5)
+    N, D = np.full(5, 2e8), np.full(5, 5e9)
+    np.testing.assert_allclose(mean(p, h, N, D), mean(shifted, h, N, D), rtol=1e-12)
+    t = interaction_matrix(p, OWN)
+    np.testing.assert_allclose(t.sum(1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(t, interaction_matrix(shifted, OWN), atol=1e-12)
+    # Works on stacked draws too.
+    stacked = {"z": np.stack([p["z"]] * 4)}
+    np.testing.assert_allclose(interaction_matrix(stacked, OWN), np.stack([t] * 4), atol=1e-12)
+
+
+def test_mean_shape_positive_and_finite_with_zero_weights():
+    lc.check_mean_shape_and_positivity("exponential", TARGETS)
+
+
+def test_mean_falls_with_model_size_and_tokens_for_prior_draws():
+    # It extrapolates in N and D: beyond the fitted sizes the loss keeps falling toward E.
+    h = np.array([[0.2, 0.5, 0.3]] * 6)
+    Ns = np.geomspace(1e8, 1e11, 6)
+    for p in lc.prior_draws("exponential", TARGETS, 10):
+        by_n = mean(p, h, Ns, np.full(6, 1e10))
+        by_d = mean(p, h, np.full(6, 1e9), Ns * 20)
+        assert np.all(np.diff(by_n, axis=0) < 0) and np.all(np.diff(by_d, axis=0) < 0)
+        assert np.all(by_n > p["E"]) and np.all(by_d > p["E"])
+
+
+def test_parameter_count_formula():
+    law = get_law("exponential")
+    for K in (3, 7):
+        domains = [f"d{i}" for i in range(K)]
+        assert law.n_params(domains, domains + ["downstream"]) == (K + 1) * (K + 5)
+
+
+def test_zero_weights_finite_log_density_and_gradient():
+    frame = lc.simulate("exponential", truth(), lc.zero_weight_design(), TARGETS)
+    value, grad = lc.log_density_and_grad("exponential", frame, TARGETS)
+    assert np.isfinite(value)
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+@pytest.mark.slow
+def test_zero_weights_fit_runs_without_nan():
+    frame = lc.simulate("exponential", truth(), lc.zero_weight_design(), TARGETS)
+    fit = lc.fit_quietly(frame, "exponential", TARGETS, warmup=150, draws=100)
+    lc.assert_finite_draws(fit)
+    pred = fit.predict(np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]), model_size=1e9, tokens=2e10)
+    assert np.all(np.isfinite(pred[["mean", "lower", "upper", "pred_lower", "pred_upper"]].to_numpy()))
+
+
+@pytest.mark.slow
+def test_recovery_by_nuts():
+    t = truth()
+    frame = lc.simulate("exponential", t, lc.design(mixtures=10, checkpoints=4, seed=0), TARGETS, seed=1)
+    fit = lc.fit_quietly(frame, "exponential", TARGETS, seed=0)
+    assert fit.diagnostics.divergences <= 0.01 * fit.diagnostics.draws, str(fit.diagnostics)
+    draws = fit.flat_draws()
+    # Identified quantities only: z's row means are not (only the centred t is).
+    draws = {**draws, "t": interaction_matrix(draws, OWN)}
+    identified = {k: t[k] for k in ("E", "A", "alpha", "B", "beta")}
+    identified["t"] = interaction_matrix(t, OWN)
+    report = lc.coverage_report(draws, identified)
+    lc.assert_recovered(report, {"E": 0.05, "alpha": 0.25, "beta": 0.25})
+    # The own-domain interactions (the diagonal) are recovered with the right sign and size.
+    diag = report[report.param.isin([f"t[{i}, {i}]" for i in range(3)])]
+    assert (diag["median"] < 0).all() and (diag.rel_err < 0.3).all(), diag.to_string()
+    lc.assert_mean_reproduced(fit, frame, lc.true_mean("exponential", t, frame, TARGETS))
