@@ -29,3 +29,14 @@ def positive_float(text: str) -> float:
 def default_model_path(source: str, law: str) -> Path:
     """models/<stem>-<law>.nc: the default output of a fit."""
     return Path("models") / f"{Path(source).stem.replace('_', '-')}-{law}.nc"
+
+
+def parse_prior_args(items: list[str]) -> dict[str, str]:
+    """--prior NAME=DIST arguments as a name -> distribution-text mapping (parsed later by the fit)."""
+    priors = {}
+    for item in items:
+        name, _, spec = item.partition("=")
+        if not spec:
+            raise ValueError(f"--prior takes NAME=DIST, e.g. alpha='LogNormal(-1.2, 0.3)'; got {item!r}")
+        priors[name.strip()] = spec
+    return priors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_sampler_arguments, default_model_path
+from ._common import add_sampler_arguments, default_model_path, parse_prior_args
 
 NAME = "fit"
 HELP = "fit a law to a run table with NUTS and save the posterior"
@@ -36,12 +36,7 @@ def run(args) -> int:
             raise ValueError(f"no run has model_size <= {args.max_model_size:g}")
         table = table.subset(keep)
         print(f"fitting {table.n_rows} rows ({table.n_runs} runs) with model_size <= {args.max_model_size:g}")
-    priors = {}
-    for item in args.prior:
-        name, _, spec = item.partition("=")
-        if not spec:
-            raise ValueError(f"--prior takes NAME=DIST, e.g. alpha='LogNormal(-1.2, 0.3)'; got {item!r}")
-        priors[name.strip()] = spec
+    priors = parse_prior_args(args.prior)
     targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
     result = fit(table, args.law, targets=targets, priors=priors, chains=args.chains, warmup=args.warmup,
                  draws=args.draws, seed=args.seed, progress=args.progress, min_fraction=args.min_fraction,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_sampler_arguments
+from ._common import add_sampler_arguments, parse_prior_args
 
 NAME = "validate"
 HELP = "refit on part of a sweep and score the held-out runs (by model size, token range or mixtures)"
@@ -49,12 +49,7 @@ def run(args) -> int:
         if model.law.name != args.law:
             raise ValueError(f"--update-model: {args.update_model} is a {model.law.name} fit, but --law is {args.law}")
     table = read_runs(args.runs)
-    priors = {}
-    for item in args.prior:
-        name, _, spec = item.partition("=")
-        if not spec:
-            raise ValueError(f"--prior takes NAME=DIST, e.g. alpha='LogNormal(-1.2, 0.3)'; got {item!r}")
-        priors[name.strip()] = spec
+    priors = parse_prior_args(args.prior)
     targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
     if model is not None:
         if targets is None:
