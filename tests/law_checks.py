@@ -183,3 +183,20 @@ def check_mean_shape_and_positivity(law_name: str, targets: Sequence[str], zero_
 
 
 Check = Callable[..., None]
+
+
+def assert_zero_weight_density_finite(law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str]) -> None:
+    """On a table with exact zero weights, the log density and its gradient are finite, and the gradient is not all zero."""
+    frame = simulate(law_name, truth, zero_weight_design(), targets)
+    value, grad = log_density_and_grad(law_name, frame, targets)
+    assert np.isfinite(value)
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+def assert_zero_weight_fit_finite(law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], mixtures: np.ndarray) -> None:
+    """A short NUTS fit of a zero-weight table gives finite draws and finite predictions at ``mixtures`` (zero weights included)."""
+    frame = simulate(law_name, truth, zero_weight_design(), targets)
+    fit = fit_quietly(frame, law_name, targets, warmup=150, draws=100)
+    assert_finite_draws(fit)
+    pred = fit.predict(mixtures, model_size=1e9, tokens=2e10)
+    assert np.all(np.isfinite(pred[["mean", "lower", "upper", "pred_lower", "pred_upper"]].to_numpy()))
