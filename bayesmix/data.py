@@ -158,6 +158,27 @@ class RunTable:
             index[i] = first[key]
         return w[order].reshape(len(order), len(self.domains)), index
 
+    def token_fraction(self) -> np.ndarray:
+        """(n,) each checkpoint's tokens as a share of its run's final (largest) token count."""
+        return self.n_tokens / pd.Series(self.n_tokens).groupby(self.run).transform("max").to_numpy()
+
+    def drop_early_checkpoints(self, min_fraction: float) -> RunTable:
+        """This table without the checkpoints before ``min_fraction`` of their run's final token count.
+
+        Early checkpoints carry warm-up and learning-rate-schedule transients
+        that no law of (N, D) describes. The rows dropped are counted in a
+        new note (and logged); ``min_fraction`` 0 returns the table as it is.
+        """
+        if not 0.0 <= min_fraction < 1.0:
+            raise ValueError(f"min_fraction must be in [0, 1) (a share of each run's final token count); got {min_fraction}")
+        if min_fraction == 0:
+            return self
+        keep = self.token_fraction() >= min_fraction
+        note = (f"dropped {int((~keep).sum())} of {self.n_rows} rows: checkpoints before {min_fraction:g} of their "
+                f"run's final token count (min_fraction)")
+        log.info("%s: %s", self.source, note)
+        return dataclasses.replace(self.subset(keep), notes=self.notes + (note,))
+
     def subset(self, mask_or_index) -> RunTable:
         """Return a RunTable of the selected rows (boolean mask of length n, or
         integer positions), with the same domains, targets, source and notes."""

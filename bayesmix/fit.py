@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -313,16 +311,7 @@ def fit(
     raised as :class:`~bayesmix.diagnostics.FitWarning` with what to try, and
     are saved with the fit.
     """
-    table = runs if isinstance(runs, RunTable) else read_runs(runs)
-    if not 0.0 <= min_fraction < 1.0:
-        raise ValueError(f"min_fraction must be in [0, 1) (a share of each run's final token count); got {min_fraction}")
-    if min_fraction > 0:
-        final = pd.Series(table.n_tokens).groupby(table.run).transform("max").to_numpy()
-        keep = table.n_tokens >= min_fraction * final
-        note = (f"dropped {int((~keep).sum())} of {table.n_rows} rows: checkpoints before {min_fraction:g} of their "
-                f"run's final token count (min_fraction)")
-        table = dataclasses.replace(table.subset(keep), notes=table.notes + (note,))
-        logging.getLogger("bayesmix").info("%s: %s", table.source, note)
+    table = (runs if isinstance(runs, RunTable) else read_runs(runs)).drop_early_checkpoints(min_fraction)
     law = get_law(law) if isinstance(law, str) else law
     targets = tuple(targets) if targets is not None else table.targets
     unknown = [t for t in targets if t not in table.targets]
@@ -337,8 +326,7 @@ def fit(
     obs, _ = observed_from_table(table, targets, N0, D0, sizes)
     model = make_model(law, table.domains, targets, prior_map)
     t0 = time.perf_counter()
-    cache_key = (law.name, tuple(table.domains), targets, tuple(sorted((k, str(v)) for k, v in prior_map.items())), obs.y.shape, obs.x.h.shape, obs.run_slots.shape, len(sizes))
-    draws_, extra, info = sample(model, (obs,), config, progress=progress, cache_key=None)
+    draws_, extra, info = sample(model, (obs,), config, progress=progress)
     if extrapolation_sd is None:
         kappa, note = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
     else:

@@ -47,6 +47,7 @@ import scipy.optimize
 from scipy.special import betainc
 
 from .data import parse_target_weights
+from .extrapolation import efolds_beyond
 from .laws.base import Inputs, own_index
 from .mixture_constraints import DEFAULT_MAX_EPOCHS, InfeasibleMixtureError, MixtureConstraints, PerDomain, build_constraints, project_jax
 from .model import all_params, log_mean
@@ -254,7 +255,7 @@ class _Problem:
     def far(self, N: float, D: float) -> float:
         """E-folds beyond the fitted model sizes and token counts (as predict_draws measures them)."""
         t = self.fit.table
-        return max(0.0, math.log(N / t.model_size.max())) + max(0.0, math.log(D / t.n_tokens.max()))
+        return float(efolds_beyond(N, D, t.model_size.max(), t.n_tokens.max()))
 
     def bias(self, N: float, D: float) -> np.ndarray:
         """(S, T) exp(delta): the extrapolation bias of each draw and target at (N, D)."""

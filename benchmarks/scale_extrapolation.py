@@ -78,8 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def late_mask(table: RunTable, min_fraction: float) -> np.ndarray:
     """Rows at or after ``min_fraction`` of their run's final token count."""
-    final = pd.Series(table.n_tokens).groupby(table.run).transform("max").to_numpy()
-    return table.n_tokens >= min_fraction * final
+    return table.token_fraction() >= min_fraction
 
 
 def per_target_sampler_stats(fit) -> pd.DataFrame:

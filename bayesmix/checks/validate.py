@@ -213,15 +213,8 @@ def validate(
     from ..diagnostics import FitWarning
     from ..fit import fit as fit_law
 
-    table = runs if isinstance(runs, RunTable) else read_runs(runs)
-    if not 0.0 <= min_fraction < 1.0:
-        raise ValueError(f"min_fraction must be in [0, 1) (a share of each run's final token count); got {min_fraction}")
-    if min_fraction > 0:  # before the folds, so held-out runs are scored on the same kind of checkpoints as fitted ones
-        final = pd.Series(table.n_tokens).groupby(table.run).transform("max").to_numpy()
-        keep = table.n_tokens >= min_fraction * final
-        log.info("%s: validating without %d of %d rows, checkpoints before %g of their run's final token count (min_fraction)",
-                 table.source, int((~keep).sum()), table.n_rows, min_fraction)
-        table = table.subset(keep)
+    # before the folds, so held-out runs are scored on the same kind of checkpoints as fitted ones
+    table = (runs if isinstance(runs, RunTable) else read_runs(runs)).drop_early_checkpoints(min_fraction)
     folds = make_folds(table, holdout, seed)
     fold_rows, point_frames, extra_rows, fits = [], [], [], []
     profiles = []

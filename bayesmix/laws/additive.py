@@ -84,14 +84,6 @@ from .base import Inputs, Law, Param, safe_log
 from .registry import register
 
 
-def mixture_term(w: jnp.ndarray, gamma: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
-    """(M, T) 1 / sum_j w_tj (K h_j)^gamma_tj, computed in log space per distinct mixture."""
-    K = h.shape[-1]
-    log_terms = jnp.log(w)[None] + gamma[None] * safe_log(K * h)[:, None, :]  # (M, T, K)
-    log_terms = jnp.where(h[:, None, :] > 0, log_terms, -jnp.inf)
-    return jnp.exp(-logsumexp(log_terms, axis=-1))
-
-
 def scale_terms(p, x: Inputs) -> jnp.ndarray:
     """(n, T) Chinchilla-style A (N/N0)^-alpha + B (D/D0)^-beta."""
     log_n = jnp.log(x.N / x.N0)[:, None]
