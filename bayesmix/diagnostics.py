@@ -96,7 +96,13 @@ def diagnose(
         shape = x.shape[2:]
         flat = x.reshape(x.shape[:2] + (-1,))
         labels = scalar_names(name, shape, coords.get(name, []))
-        r, b, t = _split_rhat_ess(flat)
+        # A scalar the fit fixed (every draw equal, e.g. an unidentified
+        # tau_run set to 0) was not sampled: nothing to diagnose.
+        fixed = np.all(flat == flat[:1, :1], axis=(0, 1))
+        n = float(flat.shape[0] * flat.shape[1])
+        r, b, t = np.ones(fixed.shape), np.full(fixed.shape, n), np.full(fixed.shape, n)
+        if not fixed.all():
+            r[~fixed], b[~fixed], t[~fixed] = _split_rhat_ess(flat[..., ~fixed])
         rows += list(zip(labels, r, b, t))
     rhat = np.array([r[1] for r in rows])
     bulk = np.array([r[2] for r in rows])

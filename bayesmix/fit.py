@@ -19,7 +19,7 @@ from .extrapolation import efolds_beyond, learn_extrapolation_sd
 from .inference import SamplerConfig, sample
 from .laws import Law, get_law
 from .laws.base import dims_coords, own_index
-from .model import all_params, log_mean, make_model, param_shapes
+from .model import all_params, log_mean, make_model, param_shapes, unidentified_run_offsets
 from .priors import Prior, coerce_prior
 
 
@@ -327,6 +327,14 @@ def fit(
     model = make_model(law, table.domains, targets, prior_map)
     t0 = time.perf_counter()
     draws_, extra, info = sample(model, (obs,), config, progress=progress)
+    notes = list(table.notes)
+    lone = unidentified_run_offsets(obs)
+    if lone.any():
+        # The likelihood left these offsets out (model.group_loglik): their
+        # draws are the prior's, and sigma already carries the run-to-run noise.
+        draws_ = dict(draws_, tau_run=np.where(lone, 0.0, draws_["tau_run"]))
+        notes.append(f"run offsets not identified for {', '.join(t for t, l in zip(targets, lone) if l)}: no run has two "
+                     "checkpoints of it, so tau_run is set to 0 and sigma carries all of the run-to-run noise")
     if extrapolation_sd is None:
         kappa, note = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
     else:
@@ -334,7 +342,7 @@ def fit(
         if not np.all(np.isfinite(kappa) & (kappa >= 0)):
             raise ValueError(f"extrapolation_sd must be non-negative numbers; got {extrapolation_sd}")
         note = f"extrapolation_sd given: {', '.join(f'{t} {k:.3g}' for t, k in zip(targets, kappa))}"
-    table = dataclasses.replace(table, notes=table.notes + (note,))
+    table = dataclasses.replace(table, notes=tuple(notes) + (note,))
     info["total_seconds"] = time.perf_counter() - t0
 
     result = Fit(
