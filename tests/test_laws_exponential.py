@@ -16,14 +16,15 @@ import pytest
 
 import law_checks as lc
 from bayesmix.laws import get_law
-from bayesmix.laws.exponential import CROSS_SCALE, OWN_SCALE, interaction_matrix, interactions, mixing_factor
+from bayesmix.laws.exponential import (CROSS_SCALE, OWN_SCALE, from_paper_parameters, interaction_matrix, interactions,
+                                       mixing_factor, paper_parameters, slopes)
 
 TARGETS = lc.DOMAINS
 OWN = [0, 1, 2]  # each target's own domain
 N0, D0 = 1e8, 2e9
 
 
-def truth() -> dict[str, np.ndarray]:
+def paper_truth() -> dict[str, np.ndarray]:
     """3 targets over 3 domains: each domain lowers its own loss (t_ii = -2.4 to -3.6), small cross effects (|t_ij| <= 0.4)."""
     return {
         "E": np.array([1.9, 0.8, 1.2]),
@@ -31,15 +32,42 @@ def truth() -> dict[str, np.ndarray]:
         "alpha": np.array([0.34, 0.30, 0.36]),
         "B": np.array([0.30, 0.30, 0.25]),
         "beta": np.array([0.28, 0.30, 0.26]),
-        "z": np.array([[-1.5, 0.6, -0.4], [0.8, -1.2, 0.3], [-0.2, 0.5, -1.8]]),
+        "t": np.array([[-3.0, 0.3, -0.2], [0.4, -2.4, 0.15], [-0.1, 0.25, -3.6]]),
     }
+
+
+def truth() -> dict[str, np.ndarray]:
+    """paper_truth() in the law's sampled coordinates."""
+    return from_paper_parameters(**paper_truth(), own=OWN)
+
+
+def test_round_trip_of_the_sampled_coordinates():
+    back = paper_parameters(truth(), OWN)
+    for k, v in paper_truth().items():
+        np.testing.assert_allclose(back[k], v, rtol=1e-12)
 
 
 def test_own_entry_has_the_own_scale_and_foreign_rows_the_cross_scale():
     z = np.ones((2, 3))
-    t = np.asarray(interactions(z, np.array([1, -1])))
+    own = np.array([1, -1])
     c, o = CROSS_SCALE, OWN_SCALE
-    np.testing.assert_allclose(t, [[c, o, c], [c, c, c]])
+    np.testing.assert_allclose(np.asarray(slopes(z, own)), [[c, o, c], [c, c, c]])
+    # t is the slope scaled by (1 + R) / R: the log-slope of F (1 + R m) at the uniform mixture is s.
+    p = {"z": z, "R_rel": np.array([0.5, 2.0])}
+    np.testing.assert_allclose(np.asarray(interactions(p, own)), np.asarray(slopes(z, own)) * np.array([[3.0], [1.5]]))
+
+
+def test_sampled_slope_is_the_log_slope_at_the_uniform_mixture():
+    q = truth()
+    K, eps = 3, 1e-6
+    s = np.asarray(slopes(q["z"], np.array(OWN)))
+    u = np.full((1, K), 1.0 / K)
+    for j in range(K):
+        up, down = u.copy(), u.copy()
+        up[0, j] += eps
+        down[0, j] -= eps
+        d = (np.log(mean(q, up, np.array([N0]), np.array([D0]))) - np.log(mean(q, down, np.array([N0]), np.array([D0])))) / (2 * eps)
+        np.testing.assert_allclose(d[0], s[:, j], rtol=1e-5)
 
 
 def mean(p, h, N, D):
@@ -47,25 +75,26 @@ def mean(p, h, N, D):
 
 
 def test_sections_are_the_papers_step_size_and_mixing_laws():
-    p = truth()
+    p, q = paper_truth(), truth()
     h0 = np.array([[0.6, 0.3, 0.1]])
-    m = np.asarray(mixing_factor(interactions(p["z"], np.array(OWN)), h0))[0]  # (T,)
+    m = np.asarray(mixing_factor(p["t"], h0))[0]  # (T,)
     D = np.geomspace(1e9, 1e11, 7)
     N = 3e8
     # Step law at fixed (h, N): L(D) = c + k (D/D0)^-beta with c = E + m A (N/N0)^-alpha, k = m B.
-    step = mean(p, np.repeat(h0, len(D), 0), np.full(len(D), N), D)
+    step = mean(q, np.repeat(h0, len(D), 0), np.full(len(D), N), D)
     c = p["E"] + m * p["A"] * (N / N0) ** -p["alpha"]
     np.testing.assert_allclose(step, c + m * p["B"] * (D[:, None] / D0) ** -p["beta"], rtol=1e-12)
     # Size law at fixed (h, D): L(N) = c + k (N/N0)^-alpha with c = E + m B (D/D0)^-beta, k = m A.
     Ns, Dfix = np.geomspace(5e7, 5e9, 7), 4e10
-    size = mean(p, np.repeat(h0, len(Ns), 0), Ns, np.full(len(Ns), Dfix))
+    size = mean(q, np.repeat(h0, len(Ns), 0), Ns, np.full(len(Ns), Dfix))
     c = p["E"] + m * p["B"] * (Dfix / D0) ** -p["beta"]
     np.testing.assert_allclose(size, c + m * p["A"] * (Ns[:, None] / N0) ** -p["alpha"], rtol=1e-12)
     # Mixing law at fixed (N, D): L(h) = c + k exp(t . h) with c = E and t the centred interaction matrix.
     rng = np.random.default_rng(0)
     h = rng.dirichlet(np.ones(3), size=9)
-    mix = mean(p, h, np.full(9, N), np.full(9, Dfix))
-    t = interaction_matrix(p, OWN)
+    mix = mean(q, h, np.full(9, N), np.full(9, Dfix))
+    t = p["t"] - p["t"].mean(1, keepdims=True)
+    np.testing.assert_allclose(interaction_matrix(q, OWN), t, rtol=1e-12)
     # t . (h - 1/K) with the raw t equals t_centred . h (weights sum to 1), so k is the scale terms.
     k = p["A"] * (N / N0) ** -p["alpha"] + p["B"] * (Dfix / D0) ** -p["beta"]
     np.testing.assert_allclose(mix, p["E"] + k * np.exp(h @ t.T), rtol=1e-12)
@@ -83,7 +112,7 @@ def test_row_mean_of_t_is_not_identified_and_reported_matrix_is_centred():
     np.testing.assert_allclose(t.sum(1), 0.0, atol=1e-12)
     np.testing.assert_allclose(t, interaction_matrix(shifted, OWN), atol=1e-12)
     # Works on stacked draws too.
-    stacked = {"z": np.stack([p["z"]] * 4)}
+    stacked = {k: np.stack([p[k]] * 4) for k in ("z", "R_rel")}
     np.testing.assert_allclose(interaction_matrix(stacked, OWN), np.stack([t] * 4), atol=1e-12)
 
 
@@ -99,7 +128,8 @@ def test_mean_falls_with_model_size_and_tokens_for_prior_draws():
         by_n = mean(p, h, Ns, np.full(6, 1e10))
         by_d = mean(p, h, np.full(6, 1e9), Ns * 20)
         assert np.all(np.diff(by_n, axis=0) < 0) and np.all(np.diff(by_d, axis=0) < 0)
-        assert np.all(by_n > p["E"]) and np.all(by_d > p["E"])
+        E = paper_parameters(p, OWN)["E"]
+        assert np.all(by_n > E) and np.all(by_d > E)
 
 
 def test_parameter_count_formula():
@@ -124,10 +154,10 @@ def test_recovery_by_nuts():
     frame = lc.simulate("exponential", t, lc.design(mixtures=10, checkpoints=4, seed=0), TARGETS, seed=1)
     fit = lc.fit_quietly(frame, "exponential", TARGETS, seed=0)
     assert fit.diagnostics.divergences <= 0.01 * fit.diagnostics.draws, str(fit.diagnostics)
-    draws = fit.flat_draws()
-    # Identified quantities only: z's row means are not (only the centred t is).
-    draws = {**draws, "t": interaction_matrix(draws, OWN)}
-    identified = {k: t[k] for k in ("E", "A", "alpha", "B", "beta")}
+    draws = paper_parameters(fit.flat_draws(), OWN)
+    # Identified quantities only, in the paper's numbers: z's row means are not (only the centred t is).
+    draws = {**draws, "t": interaction_matrix(fit.flat_draws(), OWN)}
+    identified = {k: paper_truth()[k] for k in ("E", "A", "alpha", "B", "beta")}
     identified["t"] = interaction_matrix(t, OWN)
     report = lc.coverage_report(draws, identified)
     lc.assert_recovered(report, {"E": 0.05, "alpha": 0.25, "beta": 0.25})

@@ -2,7 +2,8 @@
 arXiv:2403.16952) with its step and size laws, as ONE Bayesian model.
 
     L_i(h, N, D) = E_i + exp(sum_j t_ij (h_j - 1/K)) * [A_i (N/N0)^-alpha_i + B_i (D/D0)^-beta_i]
-    t_ij = CROSS_SCALE z_ij  (j not i's own domain),   t_ii = OWN_SCALE z_ii,   z ~ StudentT(3, 0, 1)
+    t_ij = s_ij (1 + R_i) / R_i,   R_i = (A_i + B_i) / E_i  (the reducible share at N0, D0)
+    s_ij = CROSS_SCALE z_ij  (j not i's own domain),   s_ii = OWN_SCALE z_ii,   z ~ StudentT(3, 0, 1)
 
 How it maps onto the paper's three-stage pipeline. The paper fits (1) a step
 law per run, L(D) = c + k (D/D0)^-beta, to predict each small run at the target
@@ -34,6 +35,27 @@ Parameters per target: E, A, alpha, B, beta and z_ij for each of K
 domains: K + 5 (12 for the 7 SlimPajama domains). At one scale the law has the
 paper's K + 2 (c, k, t).
 
+Sampled coordinates (the level/ratio structure of the additive and BiMix
+laws): ``L_ref`` = E + A + B, the loss at (N0, D0) and the uniform mixture;
+``R_rel`` = (A + B) / E, the reducible loss there as a multiple of E;
+``A_share`` = A / (A + B); the exponents; ``z`` (slopes, below). So
+
+    L = F (1 + m(h) R_rel (A_share (N/N0)^-alpha + (1 - A_share) (D/D0)^-beta)),   F = L_ref / (1 + R_rel) = E.
+
+Why (measured on SlimPajama, ``benchmarks/scale_extrapolation.py --split
+both``, 4 chains x 1000 + 1000): with E, A and B on their own log scales the
+data fix their sum far better than any one of them, a curved ridge
+E = level - A - B: scale split 309 divergences (7.7%), R-hat 1.035, 201
+leapfrog steps per draw for 'book'; at one scale (the mixture split, where
+the data see only c = E and k = A + B) 242 divergences, R-hat 1.078, 1235
+draws at maximum tree depth. With a level and ratios A / E, B / E the scale
+split was clean (0 divergences at target_accept 0.99), but at one scale the
+data fix their sum R (through the curvature of the exponential) and not the
+split: an L-shaped ridge in (log A_rel, log B_rel) (R-hat 1.034 for arxiv).
+Sampling the sum and the split removes it: at one scale the split is prior
+alone. The paper's numbers follow from :func:`paper_parameters`
+(:func:`from_paper_parameters` goes the other way).
+
 The interaction matrix (why this parameterisation):
 
 - Identification: because sum_j h_j = 1, adding a constant to every t_ij of a
@@ -45,20 +67,28 @@ The interaction matrix (why this parameterisation):
   crosses easily). :func:`interaction_matrix` returns the centred matrix:
   t_ij < 0 means domain j lowers target i's loss more than the average domain
   does.
-- Shrinkage: t_ij = CROSS_SCALE z_ij for another domain j and
-  t_ii = OWN_SCALE z_ii for a target's own domain, with z ~ StudentT(3, 0, 1).
-  Cross-domain interactions are pulled toward 0 (prior scale 0.5: moving 30%
-  of the mixture to another domain changes the reducible loss by about 15% at
-  one prior scale), while the Student-t tails let a few strong ones survive
+- Sampled as slopes: at (N0, D0) and the uniform mixture the law is
+  E (1 + R m(h)), whose log-slope in h_j is s_ij = t_ij R / (1 + R). At one
+  scale the data fix that slope but barely the split of the loss into c = E
+  and k = A + B (it shows only in the curvature of the exponential), so
+  sampling t itself leaves a hyperbolic ridge t R / (1 + R) = const (measured
+  on the SlimPajama mixture split, 4 x 1000 draws, t sampled: R-hat 1.055,
+  134 leapfrog steps per draw for arxiv). The slope is what is sampled and
+  shrunk, and t = s (1 + R) / R is derived (:func:`interactions`).
+- Shrinkage: s_ij = CROSS_SCALE z_ij for another domain j and
+  s_ii = OWN_SCALE z_ii for a target's own domain, with z ~ StudentT(3, 0, 1).
+  Cross-domain slopes are pulled toward 0 (prior scale 0.25: moving 30% of
+  the mixture to another domain changes the loss by about 7% at one prior
+  scale), while the Student-t tails let a few strong ones survive
   (horseshoe-like behaviour without the horseshoe's funnels). A domain's
   effect on its own loss is expected to be the largest entry (Ye et al.'s
   fitted matrices are dominated by the diagonal), so it is not shrunk: prior
-  scale 2, i.e. a factor of up to e^(0.3 * 2 * 2) = 3.3 on the reducible loss
-  at two prior scales. Targets that are not training domains have no own
-  entry: all their interactions get the cross-domain scale.
+  scale 1 (on SlimPajama a domain's own log-loss slope at the uniform mixture
+  is -0.15 to -0.6). Targets that are not training domains have no own
+  entry: all their slopes get the cross-domain scale.
 - Why the scales are fixed rather than learned (measured, simulated 3-domain
-  sweep, 2 chains x 300 draws): a learned scale can only be written
-  non-centred here (t = tau z; a law declares independent priors), and with
+  sweep, 2 chains x 300 draws, measured with t itself sampled): a learned
+  scale can only be written non-centred here (t = tau z; a law declares independent priors), and with
   interactions that the data determine well that form leaves a curved ridge
   in (tau, z) -- and a second one through the unidentified row mean -- that
   the Laplace-whitened NUTS cannot follow. One learned tau for all entries:
@@ -88,22 +118,31 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..priors import Prior, log_normal_around
-from .additive import scale_terms
 from .base import Inputs, Law, Param
 from .registry import register
 
 
-# Prior scales of a target's interaction with its own domain and with the
-# others (see the module docstring for the reasons).
-OWN_SCALE = 2.0
-CROSS_SCALE = 0.5
+# Prior scales of a target's log-loss slope in its own domain's weight and in
+# the others' (see the module docstring for the reasons).
+OWN_SCALE = 1.0
+CROSS_SCALE = 0.25
 
 
-def interactions(z: jnp.ndarray, own: jnp.ndarray) -> jnp.ndarray:
-    """(T, K) the raw interaction matrix: CROSS_SCALE z_ij off the own domain, OWN_SCALE z_ii on it."""
+def slopes(z: jnp.ndarray, own: jnp.ndarray) -> jnp.ndarray:
+    """(..., T, K) the slopes s_ij = d log L_i / d h_j at the uniform mixture and (N0, D0): CROSS_SCALE z_ij, OWN_SCALE z_ii."""
     K = z.shape[-1]
     is_own = jnp.arange(K)[None, :] == jnp.asarray(own)[:, None]  # no match for own == -1
     return jnp.where(is_own, OWN_SCALE, CROSS_SCALE) * z
+
+
+def interactions(p: Mapping[str, jnp.ndarray], own: jnp.ndarray) -> jnp.ndarray:
+    """(..., T, K) the raw interaction matrix t = s (1 + R) / R, R = ``R_rel``, from parameters or stacked draws.
+
+    At (N0, D0) and the uniform mixture the law is F (1 + R m(h)), whose
+    log-slope in h_j is t_j R / (1 + R): that slope is what is sampled.
+    """
+    R = p["R_rel"]
+    return slopes(p["z"], own) * ((1 + R) / R)[..., None]
 
 
 def mixing_factor(t: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
@@ -115,20 +154,37 @@ def mixing_factor(t: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
 def interaction_matrix(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.ndarray:
     """The identified (row-centred) interaction matrix t_ij from parameters or stacked draws.
 
-    ``p`` holds ``z`` (..., T, K), e.g. ``fit.flat_draws()``; ``own`` (T,) is
-    each target's own-domain index or -1
+    ``p`` holds ``z`` and ``R_rel``, e.g. ``fit.flat_draws()``;
+    ``own`` (T,) is each target's own-domain index or -1
     (``bayesmix.laws.base.own_index(fit.domains, fit.targets)``).
-    Returns (..., T, K) with every row summing to 0.
+    Returns (..., T, K) with every row summing to 0: t_ij < 0 means domain j
+    lowers target i's loss more than the average domain does.
     """
-    z = np.asarray(p["z"])
-    is_own = np.arange(z.shape[-1])[None, :] == np.asarray(own)[:, None]
-    t = np.where(is_own, OWN_SCALE, CROSS_SCALE) * z
+    t = np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "R_rel")}, np.asarray(own)))
     return t - t.mean(axis=-1, keepdims=True)
+
+
+def paper_parameters(p: Mapping[str, np.ndarray], own: Sequence[int]) -> dict[str, np.ndarray]:
+    """E, A, alpha, B, beta and the raw interaction matrix t from sampled coordinates (one draw or stacked draws)."""
+    R, share = np.asarray(p["R_rel"]), np.asarray(p["A_share"])
+    F = np.asarray(p["L_ref"]) / (1 + R)
+    return {"E": F, "A": F * R * share, "alpha": np.asarray(p["alpha"]), "B": F * R * (1 - share), "beta": np.asarray(p["beta"]),
+            "t": np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "R_rel")}, np.asarray(own)))}
+
+
+def from_paper_parameters(E, A, alpha, B, beta, t, own: Sequence[int]) -> dict[str, np.ndarray]:
+    """Sampled coordinates from E, A, alpha, B, beta (each (T,)), the interaction matrix t (T, K) and each target's own domain (-1: none)."""
+    E, A, B = (np.asarray(v, float) for v in (E, A, B))
+    R = (A + B) / E
+    unit = np.asarray(slopes(np.ones_like(np.asarray(t, float)), np.asarray(own)))
+    return {"L_ref": E + A + B, "R_rel": R, "A_share": A / (A + B), "alpha": np.asarray(alpha, float),
+            "beta": np.asarray(beta, float), "z": np.asarray(t, float) * (R / (1 + R))[:, None] / unit}
 
 
 @register
 class Exponential(Law):
     name = "exponential"
+    revision = 2  # 1 sampled E, A, B on their own log scales
     title = "Exponential mixing law with step and size laws"
     reference = "Ye et al. 2024, Data Mixing Laws, ICLR 2025, arXiv:2403.16952"
     formula = "E_i + exp(sum_j t_ij (h_j - 1/K)) [A_i (N/N0)^-alpha_i + B_i (D/D0)^-beta_i]"
@@ -136,14 +192,21 @@ class Exponential(Law):
 
     def params(self, domains, targets) -> dict[str, Param]:
         return {
-            "E": Param(("target",), log_normal_around(1.5, 2.0, "irreducible loss: LLM validation losses sit at 1-4 nats"), "irreducible loss (the mixing law's c)"),
-            "A": Param(("target",), log_normal_around(0.3, 3.0, "model-size term at N0 and the uniform mixture: a few tenths of a nat"), "model-size term at N0, uniform mixture"),
+            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                           "loss at the reference point (N0, D0) and the uniform mixture"),
+            "R_rel": Param(("target",), log_normal_around(0.5, 3.0, "Chinchilla's fit (Hoffmann et al. 2022) gives (A (N/N0)^-alpha + B (D/D0)^-beta) / E = 0.57 at 0.5B parameters and 20B tokens"),
+                           "reducible loss (A + B) at (N0, D0) and the uniform mixture, as a multiple of E"),
+            "A_share": Param(("target",), Prior("Beta", {"concentration1": 2.0, "concentration0": 2.0}, "either term may dominate; Chinchilla's are about even (0.26 and 0.31 of E)"),
+                             "share of the reducible loss at (N0, D0) that is the model-size term"),
             "alpha": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"), "model-size exponent (size law)"),
-            "B": Param(("target",), log_normal_around(0.3, 3.0, "token term at D0 and the uniform mixture: a few tenths of a nat"), "token term at D0, uniform mixture"),
             "beta": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28"), "token exponent (step law)"),
-            "z": Param(("target", "domain"), Prior("StudentT", {"df": 3.0, "loc": 0.0, "scale": 1.0}, "heavy-tailed shrinkage: most interactions near 0, a few large"), "standardised interaction: t_ij / CROSS_SCALE, or t_ii / OWN_SCALE on the own domain"),
+            "z": Param(("target", "domain"), Prior("StudentT", {"df": 3.0, "loc": 0.0, "scale": 1.0}, "heavy-tailed shrinkage: most slopes near 0, a few large"), "standardised log-loss slope at the uniform mixture and (N0, D0): s_ij / CROSS_SCALE, or s_ii / OWN_SCALE on the own domain"),
         }
 
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
-        t = interactions(p["z"], x.own)  # (T, K)
-        return p["E"] + mixing_factor(t, x.h)[x.mix] * scale_terms(p, x)
+        t = interactions(p, x.own)  # (T, K)
+        log_n = jnp.log(x.N / x.N0)[:, None]
+        log_d = jnp.log(x.D / x.D0)[:, None]
+        F = p["L_ref"] / (1 + p["R_rel"])  # E
+        reducible = p["R_rel"] * (p["A_share"] * jnp.exp(-p["alpha"] * log_n) + (1 - p["A_share"]) * jnp.exp(-p["beta"] * log_d))
+        return F * (1 + mixing_factor(t, x.h)[x.mix] * reducible)
