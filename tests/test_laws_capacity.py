@@ -23,6 +23,7 @@ import law_checks as lc
 from bayesmix.design import make_inputs
 from bayesmix.laws import get_law
 from bayesmix.laws.base import H_FLOOR, own_index
+from bayesmix.laws.capacity import from_paper_parameters, paper_parameters
 from bayesmix.laws.capacity_solver import capacity_allocation
 
 TARGETS = lc.DOMAINS
@@ -30,7 +31,7 @@ K = len(lc.DOMAINS)
 N0, D0 = 1e8, 2e9
 
 
-def truth() -> dict[str, np.ndarray]:
+def paper_truth() -> dict[str, np.ndarray]:
     """3 domains, all targets: capacity terms of the order of the data terms, a floor of 2% of N0."""
     return {
         "b": np.array([0.35, 0.30, 0.40]),
@@ -42,18 +43,47 @@ def truth() -> dict[str, np.ndarray]:
     }
 
 
-def foreign_truth() -> dict[str, np.ndarray]:
-    return {**truth(), "A": np.r_[truth()["A"], 0.2], "a": np.r_[truth()["a"], 0.3], "E": np.r_[truth()["E"], 1.4],
+def paper_foreign_truth() -> dict[str, np.ndarray]:
+    t = paper_truth()
+    return {**t, "A": np.r_[t["A"], 0.2], "a": np.r_[t["a"], 0.3], "E": np.r_[t["E"], 1.4],
             "b_f": np.array([0.3]), "C_f": np.array([0.45]), "pi": np.array([[0.2, 0.3, 0.5]])}
 
 
+OWN, OWN_F = [0, 1, 2], [0, 1, 2, -1]
+
+
+def truth() -> dict[str, np.ndarray]:
+    """paper_truth() in the law's sampled coordinates."""
+    return from_paper_parameters(**paper_truth(), own=OWN)
+
+
+def foreign_truth() -> dict[str, np.ndarray]:
+    return from_paper_parameters(**paper_foreign_truth(), own=OWN_F)
+
+
+def test_round_trip_of_the_sampled_coordinates():
+    for paper, own in ((paper_truth(), OWN), (paper_foreign_truth(), OWN_F)):
+        back = paper_parameters(from_paper_parameters(**paper, own=own), own)
+        for k, v in paper.items():
+            np.testing.assert_allclose(back[k], v, rtol=1e-12)
+    # A domain that is no target keeps C_rel in nats; targets listed out of domain order.
+    paper = {**paper_foreign_truth(), "A": np.array([0.3, 0.2, 0.25]), "a": np.array([0.3, 0.3, 0.35]), "E": np.array([1.1, 1.4, 0.8])}
+    own = [2, -1, 1]
+    p = from_paper_parameters(**paper, own=own)
+    assert p["C_rel"][0] == paper["C"][0]
+    back = paper_parameters({k: np.stack([v] * 2) for k, v in p.items()}, own)  # stacked draws
+    for k, v in paper.items():
+        np.testing.assert_allclose(back[k], np.stack([v] * 2), rtol=1e-12)
+
+
 def test_mean_is_the_formula_around_the_solved_allocation():
-    p = foreign_truth()
+    p, q = foreign_truth(), paper_foreign_truth()
     targets = TARGETS + ("downstream",)
     rng = np.random.default_rng(0)
     h = np.vstack([rng.dirichlet(np.ones(K), size=6), [[0.5, 0.5, 0.0]]])
     N, D = rng.uniform(5e7, 2e9, len(h)), rng.uniform(1e9, 5e10, len(h))
     got = lc.mean_at(get_law("capacity"), p, h, N, D, targets, N0, D0)
+    p = q  # the formula is written in the law's natural numbers
     x = np.asarray(capacity_allocation(h, p["b"], p["C"] * K ** -p["b"], p["H"], N / N0))  # (n, K), units of N0
     np.testing.assert_allclose(x.sum(1), N / N0 + (K - 1) * p["H"], rtol=1e-10)  # the budget is spent
     hf = np.maximum(h, H_FLOOR)
@@ -137,6 +167,6 @@ def test_recovery_by_nuts():
     frame = lc.simulate("capacity", t, lc.design(mixtures=10, checkpoints=4, seed=0), TARGETS, seed=SIM_SEED)
     fit = lc.fit_quietly(frame, "capacity", TARGETS, seed=0)
     assert fit.diagnostics.divergences <= 0.01 * fit.diagnostics.draws, str(fit.diagnostics)
-    report = lc.coverage_report(fit.flat_draws(), t)
+    report = lc.coverage_report(paper_parameters(fit.flat_draws(), OWN), paper_truth())
     lc.assert_recovered(report, {"E": 0.05, "b": 0.25, "a": 0.25})
     lc.assert_mean_reproduced(fit, frame, lc.true_mean("capacity", t, frame, TARGETS))

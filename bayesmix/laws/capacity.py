@@ -32,25 +32,36 @@ domain adds its own capacity pair (b_f, C_f) and K simplex weights pi_f
 (K - 1 free): 2K + 3T + 1 + (K + 2) F in all. Because b and C are shared by
 all targets, the targets are fitted as one NUTS block.
 
-Priors (all positive parameters log-normal; reasons in each ``Param``):
+Sampled coordinates (the level/ratio structure of the other laws). The data
+fix each target's loss level far better than its split into E, C and A, so
+sampling E, A, C on their own log scales leaves a curved ridge
+E = level - C (...) - A (...) (measured on the SlimPajama mixture split, 4
+chains x 1000 + 1000: 3974 of 4000 draws at maximum tree depth, R-hat 1.029,
+ESS 68, 5.5 minutes for 48 runs). So each target samples
 
-- ``b`` ~ median 0.3, x/÷2: Chinchilla's model-size exponent is ~0.34 and the
-  capacity term is a model-size law per domain;
-- ``C`` ~ median 0.5 nats, x/÷3: Chinchilla's A N^-alpha is a few tenths of a
-  nat at 0.5B; one K-th of the model is a smaller model, so somewhat more;
-- ``A`` ~ median 0.3 nats, x/÷3 and ``a`` ~ median 0.3, x/÷2: Chinchilla's
-  token term (B D^-beta ~ 0.3 E, beta ~ 0.28);
-- ``E`` ~ median 1.5 nats, x/÷2: irreducible losses of LLM validation sets;
-- ``H`` ~ median 0.01, x/÷5 (as a fraction of N0): the floor is a small
-  fraction of a model; it only matters for domains with small weights, so
-  where no domain is starved it is held by its prior.
+- ``L_ref`` = E + C_own + A: its loss at N0/K of capacity, own weight 1/K
+  and D0 (~ median 2.5 nats, x/÷2);
+- ``A_rel`` = A / E (~ median 0.2, x/÷3: Chinchilla's token term is about
+  0.3 E at 20B tokens), and ``a`` (~ median 0.3, x/÷2);
+
+and each domain ``C_rel`` = C / E of the target that domain is (~ median
+0.3, x/÷3: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th
+of a model; for a domain that is no target, C_rel is C in nats) and ``b``
+(~ median 0.3, x/÷2: Chinchilla's model-size exponent is ~0.34 and the
+capacity term is a model-size law per domain); ``H`` ~ median 0.01, x/÷5
+(as a fraction of N0): the floor is a small fraction of a model; it only
+matters for domains with small weights, so where no domain is starved it is
+held by its prior. E = L_ref / (1 + C_rel_own + A_rel); the law's numbers
+come from :func:`natural_scales` / :func:`paper_parameters`
+(:func:`from_paper_parameters` goes the other way).
 
 Targets that are not training domains (e.g. ``openhermes``): the target is
 read as a skill drawing on the domains in proportions pi_f ~ Dirichlet(1)
 (learned). Its capacity is the capacity the model gives those domains,
 x_f = sum_j pi_f,j x_j*, and its data share h_f = sum_j pi_f,j h_j
 (``base.own_weight``, the own-weight law's convention); it has its own
-(b_f, C_f, A_f, a_f, E_f). It takes no part in the allocation (no run
+(b_f, C_f, A_f, a_f, E_f), sampled as b_f, C_f_rel = C_f / E_f, A_rel, a,
+L_ref = E_f + C_f + A_f. It takes no part in the allocation (no run
 trains on it).
 
 Zero weights. A domain with h_j = 0 gets the floor capacity H (the solver's
@@ -68,6 +79,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import jax.numpy as jnp
+import numpy as np
 
 from ..priors import Prior, log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
@@ -75,8 +87,61 @@ from .capacity_solver import log_capacity_allocation
 from .registry import register
 
 
+def natural_scales(p: Mapping[str, jnp.ndarray], own: jnp.ndarray) -> dict[str, jnp.ndarray]:
+    """The law's E, A (per target), C (per domain) and C_f (per foreign target) from the sampled level and ratios.
+
+    Works on one draw or stacked draws (leading axes). Each target's
+    E = F = L_ref / (1 + C_rel[own] + A_rel) and A = F A_rel; a domain's
+    C = C_rel times the E of the target that domain is (times 1 nat for a
+    domain that is no target); a foreign target's C_f = F C_f_rel.
+    """
+    own = jnp.asarray(own)
+    K = p["C_rel"].shape[-1]
+    is_dom = own >= 0
+    row = jnp.clip(jnp.cumsum(~is_dom) - 1, 0)  # target -> foreign index
+    c_own = jnp.take(p["C_rel"], jnp.clip(own, 0), axis=-1)
+    if "C_f_rel" in p and p["C_f_rel"].shape[-1] > 0:
+        c_own = jnp.where(is_dom, c_own, jnp.take(p["C_f_rel"], row, axis=-1))
+    F = p["L_ref"] / (1 + c_own + p["A_rel"])
+    # The E of the target each domain is, or 1 nat: the unit of that domain's C_rel.
+    slot = jnp.where(is_dom, own, K)  # foreign targets write to a dropped slot
+    unit = jnp.ones(F.shape[:-1] + (K + 1,)).at[..., slot].set(F)[..., :K]
+    out = {"E": F, "A": F * p["A_rel"], "C": unit * p["C_rel"]}
+    if "C_f_rel" in p and p["C_f_rel"].shape[-1] > 0:
+        foreign = jnp.nonzero(~is_dom, size=p["C_f_rel"].shape[-1])[0]
+        out["C_f"] = jnp.take(F, foreign, axis=-1) * p["C_f_rel"]
+    return out
+
+
+def paper_parameters(p: Mapping[str, np.ndarray], own) -> dict[str, np.ndarray]:
+    """b, C, H, A, a, E (and b_f, C_f, pi for foreign targets) from sampled coordinates (one draw or stacked draws)."""
+    q = {k: np.asarray(v) for k, v in natural_scales({k: jnp.asarray(v) for k, v in p.items()}, own).items()}
+    out = {"b": np.asarray(p["b"]), "C": q["C"], "H": np.asarray(p["H"]), "A": q["A"], "a": np.asarray(p["a"]), "E": q["E"]}
+    if "C_f" in q:
+        out.update(b_f=np.asarray(p["b_f"]), C_f=q["C_f"], pi=np.asarray(p["pi"]))
+    return out
+
+
+def from_paper_parameters(b, C, H, A, a, E, own, b_f=None, C_f=None, pi=None) -> dict[str, np.ndarray]:
+    """Sampled coordinates from the law's numbers: b, C (K,), H, A, a, E (T,), each target's own domain (-1: none), and b_f, C_f, pi for foreign targets."""
+    own = np.asarray(own)
+    C, A, E = (np.asarray(v, float) for v in (C, A, E))
+    unit = np.ones(len(C))
+    unit[own[own >= 0]] = E[own >= 0]
+    out = {"b": np.asarray(b, float), "C_rel": C / unit, "H": np.asarray(H, float), "A_rel": A / E, "a": np.asarray(a, float)}
+    c_own = np.where(own >= 0, C[np.clip(own, 0, None)], 0.0)
+    if C_f is not None:
+        c_own[own < 0] = np.asarray(C_f, float)
+        out.update(b_f=np.asarray(b_f, float), C_f_rel=np.asarray(C_f, float) / E[own < 0], pi=np.asarray(pi, float))
+    out["L_ref"] = E + c_own + A
+    return out
+
+
 def log_capacity(p: Mapping[str, jnp.ndarray], h: jnp.ndarray, n: jnp.ndarray) -> jnp.ndarray:
-    """(n, K) log x*, capacities in units of N0, for rows with mixtures ``h`` (n, K) and model sizes ``n`` = N / N0 (n,)."""
+    """(n, K) log x*, capacities in units of N0, for rows with mixtures ``h`` (n, K) and model sizes ``n`` = N / N0 (n,).
+
+    ``p`` holds the law's natural numbers ``b``, ``C`` (see :func:`natural_scales`) and ``H``.
+    """
     K = h.shape[-1]
     c = p["C"] * jnp.exp(-p["b"] * jnp.log(K))  # the paper's c_j for x in units of N0
     return log_capacity_allocation(h, p["b"], c, p["H"], n)
@@ -85,6 +150,7 @@ def log_capacity(p: Mapping[str, jnp.ndarray], h: jnp.ndarray, n: jnp.ndarray) -
 @register
 class Capacity(Law):
     name = "capacity"
+    revision = 2  # 1 sampled E, A, C on their own log scales
     title = "Capacity-competition law"
     reference = "Dai & Zheng 2026, arXiv:2606.08167"
     formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i D/D0)^-a_i + E_i, x* = argmin sum_j h_j c_j x_j^-b_j s.t. sum x = N + (K-1)H, x >= H"
@@ -93,17 +159,18 @@ class Capacity(Law):
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {
             "b": Param(("domain",), log_normal_around(0.3, 2.0, "a model-size exponent per domain: Chinchilla's alpha is about 0.34"), "capacity exponent of each domain"),
-            "C": Param(("domain",), log_normal_around(0.5, 3.0, "capacity term at N0/K of capacity: Chinchilla's A N^-alpha is a few tenths of a nat at 0.5B, more for a K-th of a model"),
-                       "capacity term of each domain at x = N0 / K"),
+            "C_rel": Param(("domain",), log_normal_around(0.3, 3.0, "capacity term at N0/K of capacity: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th of a model"),
+                           "capacity term of each domain at x = N0 / K, as a multiple of that domain's E (in nats for a domain that is no target)"),
             "H": Param((), log_normal_around(0.01, 5.0, "floor capacity as a fraction of N0: a small share of a model; matters only for starved domains"), "floor capacity, in units of N0"),
-            "A": Param(("target",), log_normal_around(0.3, 3.0, "Chinchilla's token term B D^-beta is about 0.3 E at 20B tokens"), "data term at own weight 1/K and D0"),
+            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                           "E + C + A: the loss at N0/K of capacity, own weight 1/K and D0"),
+            "A_rel": Param(("target",), log_normal_around(0.2, 3.0, "Chinchilla's token term B D^-beta is about 0.3 E at 20B tokens"), "data term at own weight 1/K and D0, as a multiple of E"),
             "a": Param(("target",), log_normal_around(0.3, 2.0, "Chinchilla's token exponent is about 0.28"), "data exponent"),
-            "E": Param(("target",), log_normal_around(1.5, 2.0, "irreducible loss: LLM validation losses sit at 1-4 nats"), "irreducible loss"),
         }
         if any(t not in domains for t in targets):
             spec.update({
                 "b_f": Param(("foreign",), log_normal_around(0.3, 2.0, "as b"), "capacity exponent of a foreign target"),
-                "C_f": Param(("foreign",), log_normal_around(0.5, 3.0, "as C"), "capacity term of a foreign target at x_f = N0 / K"),
+                "C_f_rel": Param(("foreign",), log_normal_around(0.3, 3.0, "as C_rel"), "capacity term of a foreign target at x_f = N0 / K, as a multiple of its E"),
                 "pi": Param(("foreign", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
                             "how much a foreign target draws on each domain's capacity and data"),
             })
@@ -111,18 +178,19 @@ class Capacity(Law):
 
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
         K = x.h.shape[-1]
+        q = {**p, **natural_scales(p, x.own)}  # E, A, C, C_f from the level and ratios
         h_rows = x.h_rows  # (n, K): the allocation depends on (h, N), so it is solved per row
-        log_x = log_capacity(p, h_rows, x.N / x.N0)  # (n, K)
+        log_x = log_capacity(q, h_rows, x.N / x.N0)  # (n, K)
         own = jnp.clip(x.own, 0)
         # Capacity term of each domain target: C_i (K x_i*)^-b_i.
-        cap = p["C"][own] * jnp.exp(-p["b"][own] * (jnp.log(K) + log_x[:, own]))  # (n, T)
+        cap = q["C"][own] * jnp.exp(-p["b"][own] * (jnp.log(K) + log_x[:, own]))  # (n, T)
         if "pi" in p and p["pi"].shape[0] > 0:
             # Foreign targets: capacity x_f = sum_j pi_j x_j*, with their own (b_f, C_f).
             log_xf = jnp.log(jnp.exp(log_x) @ p["pi"].T)  # (n, F), positive: x* >= H > 0
-            cap_f = p["C_f"] * jnp.exp(-p["b_f"] * (jnp.log(K) + log_xf))
+            cap_f = q["C_f"] * jnp.exp(-p["b_f"] * (jnp.log(K) + log_xf))
             row = jnp.clip(jnp.cumsum(x.own < 0) - 1, 0)  # target -> foreign index
             cap = jnp.where(x.own[None, :] >= 0, cap, cap_f[:, row])
         h_own = jnp.maximum(own_weight(x.h, x.own, p.get("pi")), H_FLOOR)[x.mix]  # (n, T), floored (data term only)
         log_d = jnp.log(x.D / x.D0)[:, None]
-        data = p["A"] * jnp.exp(-p["a"] * (jnp.log(K * h_own) + log_d))
-        return cap + data + p["E"]
+        data = q["A"] * jnp.exp(-p["a"] * (jnp.log(K * h_own) + log_d))
+        return cap + data + q["E"]
