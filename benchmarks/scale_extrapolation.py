@@ -26,6 +26,7 @@ Examples::
     python benchmarks/scale_extrapolation.py --laws additive
     python benchmarks/scale_extrapolation.py --split mixture
     python benchmarks/scale_extrapolation.py --quick          # smoke run
+    python benchmarks/scale_extrapolation.py --combine a.csv b.csv   # side-by-side table of earlier runs
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--min-fraction", type=float, default=0.35, help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets")
     p.add_argument("--out", default=None, help="write the per-target table to this CSV file")
+    p.add_argument("--combine", nargs="+", default=None, metavar="CSV",
+                   help="print the side-by-side table of earlier runs' --out files (no fitting)")
     a = p.parse_args(argv)
     if a.quick:
         a.chains, a.warmup, a.draws = 2, 150, 150
@@ -211,8 +214,38 @@ def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
     return out
 
 
+def side_by_side(result: pd.DataFrame) -> str:
+    """The laws side by side, per split: overall error, calibration, held-out lpd and diagnostics, then MRE per target.
+
+    Ends with the law the held-out log predictive density prefers (per point;
+    the difference is a sum over correlated checkpoints, so read it as a
+    ranking, not a test -- ``bayesmix compare`` gives run-level standard errors).
+    """
+    out = []
+    for split, r in result.groupby("split", sort=False):
+        overall = r[r.target == "all points"].set_index("law")
+        table = pd.DataFrame({
+            "mre_pct": overall.mre_pct, "cover90_pct": overall.cover90_pct, "lpd_per_point": overall.lpd,
+            "fit_s": overall.fit_seconds, "divergences": overall.divergences_total,
+            "max_rhat": overall.max_rhat_total, "min_ess": overall.min_ess_total,
+        }).round({"mre_pct": 2, "cover90_pct": 1, "lpd_per_point": 3, "fit_s": 0, "max_rhat": 3, "min_ess": 0})
+        per_target = r[~r.target.isin(["all points"]) & ~r.target.str.startswith("late")].pivot(index="law", columns="target", values="mre_pct").round(2)
+        best = table.lpd_per_point.idxmax()
+        others = table.lpd_per_point.drop(best)
+        gap = f" (by {table.lpd_per_point[best] - others.max():.3f} nats per point over {others.idxmax()})" if len(others) else ""
+        out += [f"\n## {split} split: laws side by side", table.to_string(), "",
+                "MRE % of the posterior mean per target:", per_target.to_string(), "",
+                f"held-out log predictive density prefers {best}{gap}"]
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.combine:
+        combined = pd.concat([pd.read_csv(f) for f in args.combine], ignore_index=True)
+        # A law measured in several files: its latest measurement (the later file) counts.
+        print(side_by_side(combined.drop_duplicates(["split", "law", "target"], keep="last")))
+        return 0
     if not DATA.exists():
         print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
         return 0
@@ -228,6 +261,7 @@ def main(argv=None) -> int:
     if args.split in ("mixture", "both"):
         tables += mixture_split(runs, laws, targets, args)
     result = pd.concat(tables, ignore_index=True)
+    print(side_by_side(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         result.to_csv(args.out, index=False)
