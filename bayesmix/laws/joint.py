@@ -79,6 +79,13 @@ loss is then set by the other domains alone. If no fitted run had that domain
 at 0, read the prediction as an extrapolation of the fitted exponents to a
 weight no run saw.
 
+At one scale (every run at the same N and D) the law is not identified:
+a(h) and b(h) multiply terms that are then constants, so they trade with
+each other and with the additive mixture term. Measured on the SlimPajama
+mixture split (48 runs at 122M, 4 chains x 1000 + 1000, target_accept
+0.99): every draw at maximum tree depth, R-hat 2.5, although the posterior
+mean's error is low (0.22%). Fit the additive law to a one-scale sweep.
+
 What moves the optimum: at small scale the terms A_h (N/N0)^-alpha and
 B_h (D/D0)^-beta weigh most, so the best mixture is the one that keeps A_h and
 B_h small; at large scale they vanish and the mixture term decides. With
