@@ -80,22 +80,29 @@ def group_loglik(resid: jnp.ndarray, obs: Observed, sigma: jnp.ndarray, tau_run:
     fit can set their ``tau_run`` draws to 0.
     """
     R = obs.run_slots.shape[0]
-    n = jax.ops.segment_sum(obs.mask, obs.run, R)
+    n = _run_counts(obs)
     s1 = jax.ops.segment_sum(resid * obs.mask, obs.run, R)
     s2 = jax.ops.segment_sum(resid**2 * obs.mask, obs.run, R)
-    repeated = jnp.max(n, axis=0) > 1.5  # (T,): some run observes the target twice
-    var, tau2 = sigma**2, jnp.where(repeated, tau_run**2, 0.0)
+    var, tau2 = sigma**2, jnp.where(_observed_twice(n), tau_run**2, 0.0)
     total = var + n * tau2
     quad = (s2 - tau2 / total * s1**2) / var
     logdet = (n - 1.0) * jnp.log(var) + jnp.log(total)
     return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
 
 
+def _run_counts(obs: Observed) -> jnp.ndarray:
+    """(R, T) observed checkpoints of each target in each run slot."""
+    return jax.ops.segment_sum(obs.mask, obs.run, obs.run_slots.shape[0])
+
+
+def _observed_twice(n: jnp.ndarray) -> jnp.ndarray:
+    """(T,) bool from run counts ``n`` (R, T): some run observes the target at least twice."""
+    return jnp.max(n, axis=0) > 1.5
+
+
 def unidentified_run_offsets(obs: Observed) -> np.ndarray:
     """(T,) bool: targets that no run observes more than once, whose ``tau_run`` the data cannot inform (see :func:`group_loglik`)."""
-    R = obs.run_slots.shape[0]
-    n = jax.ops.segment_sum(obs.mask, obs.run, R)
-    return ~np.asarray(jnp.max(n, axis=0) > 1.5)
+    return ~np.asarray(_observed_twice(_run_counts(obs)))
 
 
 def make_model(law: Law, domains, targets, priors: Mapping[str, Prior]):
