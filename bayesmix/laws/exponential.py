@@ -151,6 +151,11 @@ def mixing_factor(t: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
     return jnp.exp((h - 1.0 / K) @ t.T)
 
 
+def _raw_interactions(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.ndarray:
+    """:func:`interactions` on numpy parameters or stacked draws, as numpy."""
+    return np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "R_rel")}, np.asarray(own)))
+
+
 def interaction_matrix(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.ndarray:
     """The identified (row-centred) interaction matrix t_ij from parameters or stacked draws.
 
@@ -160,7 +165,7 @@ def interaction_matrix(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.nd
     Returns (..., T, K) with every row summing to 0: t_ij < 0 means domain j
     lowers target i's loss more than the average domain does.
     """
-    t = np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "R_rel")}, np.asarray(own)))
+    t = _raw_interactions(p, own)
     return t - t.mean(axis=-1, keepdims=True)
 
 
@@ -169,7 +174,7 @@ def paper_parameters(p: Mapping[str, np.ndarray], own: Sequence[int]) -> dict[st
     R, share = np.asarray(p["R_rel"]), np.asarray(p["A_share"])
     F = np.asarray(p["L_ref"]) / (1 + R)
     return {"E": F, "A": F * R * share, "alpha": np.asarray(p["alpha"]), "B": F * R * (1 - share), "beta": np.asarray(p["beta"]),
-            "t": np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "R_rel")}, np.asarray(own)))}
+            "t": _raw_interactions(p, own)}
 
 
 def from_paper_parameters(E, A, alpha, B, beta, t, own: Sequence[int]) -> dict[str, np.ndarray]:
