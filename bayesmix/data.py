@@ -216,6 +216,18 @@ class RunTable:
                 f"law {law!r} needs at least {n} distinct mixtures; {self.source} has {m}"
             )
 
+    def require_scales(self, n: int, law: str, why: str = "") -> None:
+        """Raise RunTableError unless the table has at least ``n`` distinct model sizes and ``n`` distinct token counts."""
+        sizes, tokens = np.unique(self.model_size), np.unique(self.n_tokens)
+        if len(sizes) < n or len(tokens) < n:
+            def show(v):
+                return ", ".join(f"{x:.4g}" for x in v[:4]) + (" ..." if len(v) > 4 else "")
+            raise RunTableError(
+                f"law {law!r} needs runs at {n} or more model sizes and {n} or more token counts"
+                f"{': ' + why if why else ''}; {self.source} has {len(sizes)} model size(s) ({show(sizes)}) "
+                f"and {len(tokens)} token count(s) ({show(tokens)})"
+            )
+
     def own_domain(self, target: str) -> str | None:
         """Return the training domain named like ``target``, or None if it has none."""
         return target if target in self.domains else None

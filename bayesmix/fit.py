@@ -318,6 +318,7 @@ def fit(
     if unknown:
         raise RunTableError(f"{table.source}: no target {', '.join(map(repr, unknown))}; targets are {', '.join(table.targets)}")
     table.require_mixtures(law.min_mixtures, law.name)
+    table.require_scales(law.min_scales, law.name, law.why_scales)
     prior_map = resolve_priors(law, table.domains, targets, priors)
     config = SamplerConfig(chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth)
 

@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import bayesmix  # noqa: E402  (sets the XLA device count before jax starts)
-from bayesmix.data import RunTable, read_runs  # noqa: E402
+from bayesmix.data import RunTable, RunTableError, read_runs  # noqa: E402
 from bayesmix.laws import available_laws, get_law  # noqa: E402
 from bayesmix.laws.base import dims_coords  # noqa: E402
 from bayesmix.model import all_params  # noqa: E402
@@ -206,7 +206,12 @@ def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
           "error on entries with own-domain weight >= 0.1")
     out = []
     for law in laws:
-        fit, seconds, caught = run_fit(train, law, targets, args, 0.0)
+        try:
+            fit, seconds, caught = run_fit(train, law, targets, args, 0.0)
+        except RunTableError as err:  # a law not identified at one scale says so instead of sampling a ridge
+            print(f"\n[mixture] {law}: not fitted: {err}")
+            out.append(pd.DataFrame([{"split": "mixture", "law": law, "target": "all points", "note": f"not fitted: {err}"}]))
+            continue
         pt = score(fit, val, args.seed)
         own = np.array([val.frame.loc[r, f"weight_{t}"] if f"weight_{t}" in val.frame else np.nan for r, t in zip(pt.row, pt.target)])
         pt = pt[own >= 0.1]
@@ -223,6 +228,11 @@ def side_by_side(result: pd.DataFrame) -> str:
     """
     out = []
     for split, r in result.groupby("split", sort=False):
+        notes = [f"{law}: {note}" for law, note in r.dropna(subset=["note"])[["law", "note"]].itertuples(index=False)] if "note" in r else []
+        r = r[r.law.isin(r.dropna(subset=["mre_pct"]).law)] if "mre_pct" in r else r.iloc[:0]
+        if r.empty:
+            out += [f"\n## {split} split: no law fitted"] + notes
+            continue
         overall = r[r.target == "all points"].set_index("law")
         table = pd.DataFrame({
             "mre_pct": overall.mre_pct, "cover90_pct": overall.cover90_pct, "lpd_per_point": overall.lpd,
@@ -235,7 +245,7 @@ def side_by_side(result: pd.DataFrame) -> str:
         gap = f" (by {table.lpd_per_point[best] - others.max():.3f} nats per point over {others.idxmax()})" if len(others) else ""
         out += [f"\n## {split} split: laws side by side", table.to_string(), "",
                 "MRE % of the posterior mean per target:", per_target.to_string(), "",
-                f"held-out log predictive density prefers {best}{gap}"]
+                f"held-out log predictive density prefers {best}{gap}"] + notes
     return "\n".join(out)
 
 

@@ -502,6 +502,14 @@ class TestRunTable:
         with pytest.raises(RunTableError, match=r"^law 'additive' needs at least 3 distinct mixtures; <DataFrame> has 2$"):
             t.require_mixtures(3, "additive")
 
+    def test_require_scales(self):
+        t = read_runs(small_frame(), quiet=True)  # sizes 1e8, 2e8; tokens 1e9, 2e9, 3e9
+        t.require_scales(2, "joint")
+        one = t.subset(np.asarray(t.model_size) == 1e8)
+        with pytest.raises(RunTableError, match=r"^law 'joint' needs runs at 2 or more model sizes and 2 or more token counts: why; "
+                                                 r"<DataFrame> has 1 model size\(s\) \(1e\+08\) and 3 token count\(s\) \(1e\+09, 2e\+09, 3e\+09\)$"):
+            one.require_scales(2, "joint", "why")
+
     def test_own_domain_and_to_frame(self):
         t = read_runs(small_frame(), quiet=True)
         assert t.own_domain("a") == "a" and t.own_domain("x") is None

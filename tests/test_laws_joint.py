@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 import law_checks as lc
+import bayesmix
+from bayesmix.data import RunTableError
 from bayesmix.design import make_inputs
 from bayesmix.laws import get_law
 from bayesmix.laws.joint import from_paper_parameters, mixture_scale_factor, paper_coefficients, paper_parameters
@@ -219,3 +221,14 @@ def test_recovery_by_nuts():
     report = lc.coverage_report({**paper_parameters(draws, K), "L_ref": draws["L_ref"]}, {"L_ref": t["L_ref"], **{k: paper_truth()[k] for k in keys}})
     lc.assert_recovered(report, {"L_ref": 0.01, "alpha": 0.25, "beta": 0.25})
     lc.assert_mean_reproduced(fit, frame, lc.true_mean("joint", t, frame, TARGETS))
+
+
+def test_fit_refuses_a_one_scale_table_and_names_the_additive_law():
+    # At one (N, D) the scale terms are constants that trade with the mixture
+    # term: the fit must say so before sampling, not return R-hat 2.5.
+    d = lc.design(checkpoints=1)
+    one = d[(d.model_size == d.model_size.min()) & (d.n_tokens == d.n_tokens.min())]
+    frame = lc.simulate("joint", truth(), one, TARGETS)
+    with pytest.raises(RunTableError, match="needs runs at 2 or more model sizes.*fit the additive law"):
+        bayesmix.fit(frame, "joint", chains=1, warmup=10, draws=10, progress=False)
+    bayesmix.fit(frame, "additive", chains=1, warmup=10, draws=10, progress=False)  # its one-scale form fits

@@ -59,6 +59,11 @@ class Law:
     reference: ClassVar[str]  # paper
     formula: ClassVar[str]  # one line, for summaries and the README
     min_mixtures: ClassVar[int] = 2  # distinct mixtures the law needs to be identified
+    # Distinct model sizes and token counts the law needs to be identified, and
+    # why (shown in the error): a law whose mixture acts through its scale terms
+    # cannot be told apart from its mixture term at one scale.
+    min_scales: ClassVar[int] = 1
+    why_scales: ClassVar[str] = ""
     # Bump when the sampled coordinates change meaning without changing their
     # names or shapes: saved draws of another revision would be read wrongly.
     revision: ClassVar[int] = 1

@@ -84,7 +84,9 @@ a(h) and b(h) multiply terms that are then constants, so they trade with
 each other and with the additive mixture term. Measured on the SlimPajama
 mixture split (48 runs at 122M, 4 chains x 1000 + 1000, target_accept
 0.99): every draw at maximum tree depth, R-hat 2.5, although the posterior
-mean's error is low (0.22%). Fit the additive law to a one-scale sweep.
+mean's error is low (0.22%). So ``fit`` refuses a table with fewer than two
+model sizes or token counts (``min_scales``) and says to fit the additive law,
+which is the joint law at one scale.
 
 What moves the optimum: at small scale the terms A_h (N/N0)^-alpha and
 B_h (D/D0)^-beta weigh most, so the best mixture is the one that keeps A_h and
@@ -192,6 +194,10 @@ class Joint(Law):
     reference = "Shukor et al. 2025, Scaling Laws for Optimal Data Mixtures, arXiv:2507.09404"
     formula = "E + 1/sum_j C_j h_j^gamma_j + A_h (N/N0)^-alpha + B_h (D/D0)^-beta, A_h = (sum_j CA_j h_j)^gammaA"
     min_mixtures = 4
+    min_scales = 2
+    why_scales = ("at one scale its mixture-dependent scale terms A_h and B_h are constants that trade with each other "
+                  "and with the mixture term (measured: R-hat 2.5 on 48 runs at one scale); fit the additive law, "
+                  "which is the joint law's one-scale form")
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = dict(_ADDITIVE.params(domains, targets))  # the additive law's coordinates and priors
