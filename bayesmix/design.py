@@ -66,6 +66,19 @@ def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, siz
         h_pad, padded(mix, n_pad), padded(table.model_size, n_pad, N0), padded(table.n_tokens, n_pad, D0),
         N0, D0, own_index(table.domains, targets),
     )
+    # Distinct (mixture, model size) cells; padding rows point to cell 0.
+    pairs, cell = np.unique(np.column_stack([mix, np.asarray(table.model_size, float)]), axis=0, return_inverse=True)
+    C = len(pairs)
+    C_pad = bucket(C, 16) if pad else C
+    if like is not None:
+        C_pad = like.x.cell_mix.shape[0]
+        if C > C_pad:
+            raise ValueError("observed_from_table: the table does not fit in the shapes of `like`")
+    x = x._replace(
+        cell=jnp.asarray(padded(cell.reshape(-1), n_pad), dtype=jnp.int32),
+        cell_mix=jnp.asarray(padded(pairs[:, 0].astype(np.int64), C_pad), dtype=jnp.int32),
+        cell_N=jnp.asarray(padded(pairs[:, 1], C_pad, N0), dtype=jnp.float64),
+    )
     obs = Observed(
         x=x,
         y=jnp.asarray(padded(y, n_pad), dtype=jnp.float64),

@@ -200,7 +200,7 @@ def _targets_separate(law: Law, domains, targets, priors: Mapping[str, Prior], x
     keys = jax.random.split(jax.random.PRNGKey(20240), len(shapes))
     p = {name: priors[name].to_numpyro(shape).sample(k) for k, (name, shape) in zip(keys, shapes.items())}
     rows = min(8, x.mix.shape[0])
-    xs = x._replace(mix=x.mix[:rows], N=x.N[:rows], D=x.D[:rows])
+    xs = x.head(rows)
     jac = jax.jacfwd(lambda q: law.mean(q, xs))(p)  # name -> (rows, T, *shape)
     foreign = [t for t in targets if t not in domains]
     for name, J in jac.items():

@@ -170,3 +170,25 @@ def test_recovery_by_nuts():
     report = lc.coverage_report(paper_parameters(fit.flat_draws(), OWN), paper_truth())
     lc.assert_recovered(report, {"E": 0.05, "b": 0.25, "a": 0.25})
     lc.assert_mean_reproduced(fit, frame, lc.true_mean("capacity", t, frame, TARGETS))
+
+
+def test_allocation_per_cell_equals_allocation_per_row():
+    # The fit solves x* once per (mixture, model size) cell; checkpoints of a
+    # run share their cell. The mean must be what a per-row solve gives.
+    from bayesmix.data import read_runs
+    from bayesmix.design import observed_from_table
+
+    frame = lc.simulate("capacity", truth(), lc.design(mixtures=5, checkpoints=3), TARGETS)
+    table = read_runs(frame, quiet=True)
+    obs, _ = observed_from_table(table, TARGETS, N0, D0, np.unique(table.model_size))
+    x = obs.x
+    n = table.n_rows
+    cell = np.asarray(x.cell)[:n]
+    assert len(np.unique(cell)) < n  # checkpoints do share cells
+    np.testing.assert_array_equal(np.asarray(x.cell_mix)[cell], np.asarray(x.mix)[:n])  # a row's cell has its mixture ...
+    np.testing.assert_array_equal(np.asarray(x.cell_N)[cell], np.asarray(table.model_size))  # ... and its model size
+    law = get_law("capacity")
+    p = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in truth().items()}
+    per_cell = np.asarray(law.mean(p, x))[:n]
+    per_row = np.asarray(law.mean(p, x._replace(cell=None, cell_mix=None, cell_N=None)))[:n]
+    np.testing.assert_allclose(per_cell, per_row, rtol=1e-12)

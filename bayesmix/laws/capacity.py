@@ -179,8 +179,8 @@ class Capacity(Law):
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
         K = x.h.shape[-1]
         q = {**p, **natural_scales(p, x.own)}  # E, A, C, C_f from the level and ratios
-        h_rows = x.h_rows  # (n, K): the allocation depends on (h, N), so it is solved per row
-        log_x = log_capacity(q, h_rows, x.N / x.N0)  # (n, K)
+        h_cell, N_cell, cell = x.cells()  # the allocation depends on (h, N) only: solved once per cell
+        log_x = log_capacity(q, h_cell, N_cell / x.N0)[cell]  # (n, K)
         own = jnp.clip(x.own, 0)
         # Capacity term of each domain target: C_i (K x_i*)^-b_i.
         cap = q["C"][own] * jnp.exp(-p["b"][own] * (jnp.log(K) + log_x[:, own]))  # (n, T)
