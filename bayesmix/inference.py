@@ -127,7 +127,7 @@ def _few_rows(args: tuple) -> tuple:
     def cut(o):
         if not isinstance(o, Observed):
             return o
-        x = o.x._replace(mix=o.x.mix[:2], N=o.x.N[:2], D=o.x.D[:2])
+        x = o.x.head(2)
         return o._replace(x=x, y=o.y[:2], mask=o.mask[:2], run=o.run[:2])
 
     return tuple(cut(a) for a in args)
