@@ -160,22 +160,12 @@ class Fit:
             w = np.array([target_weights.get(t, 0.0) for t in self.targets])
             d = {k: np.concatenate([v, (v * w).sum(-1, keepdims=True)], axis=-1) for k, v in d.items()}
             names.append("weighted")
-        a = (1 - interval) / 2
-        mean, pred = d["mean"], d["pred"]
-        q = np.quantile(mean, [a, 0.5, 1 - a], axis=0)
-        qp = np.quantile(pred, [a, 1 - a], axis=0)
-        M, T = mean.shape[1:]
+        M, T = d["mean"].shape[1:]
         return pd.DataFrame(
             {
                 "mixture": np.repeat(np.arange(M), T),
                 "target": np.tile(names, M),
-                "mean": mean.mean(0).ravel(),
-                "median": q[1].ravel(),
-                "lower": q[0].ravel(),
-                "upper": q[2].ravel(),
-                "pred_lower": qp[0].ravel(),
-                "pred_upper": qp[1].ravel(),
-                "interval": interval,
+                **_interval_columns(d, interval),
                 "model_size": float(model_size),
                 "tokens": float(tokens),
             }
@@ -190,9 +180,6 @@ class Fit:
         """
         h = table.weights
         d = self.predict_draws(h, table.model_size, table.n_tokens, seed=seed)
-        a = (1 - interval) / 2
-        q = np.quantile(d["mean"], [a, 0.5, 1 - a], axis=0)
-        qp = np.quantile(d["pred"], [a, 1 - a], axis=0)
         n, T = d["mean"].shape[1:]
         obs = table.frame[[f"{t}_loss" for t in self.targets]].to_numpy(dtype=float)
         return pd.DataFrame(
@@ -203,17 +190,10 @@ class Fit:
                 "tokens": np.repeat(table.n_tokens, T),
                 "target": np.tile(self.targets, n),
                 "observed": obs.ravel(),
-                "mean": d["mean"].mean(0).ravel(),
-                "median": q[1].ravel(),
-                "lower": q[0].ravel(),
-                "upper": q[2].ravel(),
-                "pred_lower": qp[0].ravel(),
-                "pred_upper": qp[1].ravel(),
-                "interval": interval,
+                **_interval_columns(d, interval),
             }
         )
 
-    # ---------------------------------------------------------------- summary
     def summary(self, interval: float = 0.9) -> pd.DataFrame:
         """Posterior summary per scalar parameter: mean, sd, interval, R-hat, ESS (via arviz-stats)."""
         import arviz_stats as azs
@@ -251,6 +231,17 @@ class Fit:
             f"<bayesmix.Fit {self.law.name}: {self.table.n_runs} runs, {len(self.targets)} targets, "
             f"{self.config.chains}x{self.config.draws} draws; {'ok' if self.diagnostics.ok else 'see diagnostics'}>"
         )
+
+
+def _interval_columns(d: Mapping[str, np.ndarray], interval: float) -> dict[str, np.ndarray | float]:
+    """The prediction columns shared by :meth:`Fit.predict` and :meth:`Fit.predict_table`, flattened (point, target)."""
+    a = (1 - interval) / 2
+    q = np.quantile(d["mean"], [a, 0.5, 1 - a], axis=0)
+    qp = np.quantile(d["pred"], [a, 1 - a], axis=0)
+    return {
+        "mean": d["mean"].mean(0).ravel(), "median": q[1].ravel(), "lower": q[0].ravel(), "upper": q[2].ravel(),
+        "pred_lower": qp[0].ravel(), "pred_upper": qp[1].ravel(), "interval": interval,
+    }
 
 
 def _sample_stats_for_arviz(extra: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

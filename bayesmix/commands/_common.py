@@ -15,6 +15,16 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars (default: on, off under CI)")
 
 
+def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None:
+    """MODEL, --model-size, --tokens (the big run the decision is for) and --target | --target-weights."""
+    p.add_argument("model", help="fitted model (.nc)")
+    p.add_argument("--model-size", type=positive_float, required=True, help="parameters N of the big run, e.g. 7e9")
+    p.add_argument("--tokens", type=positive_float, required=True, help="training tokens D of the big run, e.g. 1.5e11")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--target", help=target_help)
+    which.add_argument("--target-weights", help="the target loss as a weighted sum of targets, e.g. arxiv=1,book=1,c4=2 (default: the mean of the domain targets)")
+
+
 def positive_float(text: str) -> float:
     """argparse type: a positive number such as 2.7e9."""
     try:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from ._common import positive_float
+from ._common import add_decision_arguments, positive_float
 
 NAME = "next-run"
 HELP = "rank candidate small runs by how much their result would tell us about the decision, per FLOP; plan a batch"
 
 
 def add_arguments(p):
-    p.add_argument("model", help="fitted model (.nc)")
-    p.add_argument("--model-size", type=positive_float, required=True, help="target model size N of the big run, e.g. 7e9")
-    p.add_argument("--tokens", type=positive_float, required=True, help="target training tokens D of the big run, e.g. 1.5e11")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--target", help="one target (or comma-separated: their mean) as the target loss")
-    g.add_argument("--target-weights", help="the target loss as a weighted sum of targets, e.g. arxiv=1,c4=2 (default: mean of the domain targets)")
+    add_decision_arguments(p, "one target (or comma-separated: their mean) as the target loss")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--candidates", help="CSV of candidate runs: weight_<domain> columns, model_size, n_tokens (final), optional cost and name")
     src.add_argument("--propose", type=int, metavar="N", help="propose about N candidates: Dirichlet mixtures around the recommendation and the observed design, crossed with --sizes x --tokens-list")

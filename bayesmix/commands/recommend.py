@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import warnings
 
-from ._common import positive_float
+from ._common import add_decision_arguments, positive_float
 
 NAME = "recommend"
 HELP = "recommend the training mixture that minimises the posterior expected (or risk-adjusted) target loss at a scale"
 
 
 def add_arguments(p):
-    p.add_argument("model", help="fitted model (.nc)")
-    p.add_argument("--model-size", type=positive_float, required=True, help="parameters of the model to train, e.g. 7e9")
-    p.add_argument("--tokens", type=positive_float, required=True, help="training tokens, e.g. 1.5e11")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--target", help="one target to minimise, e.g. openhermes (default: the mean of the domain targets)")
-    which.add_argument("--target-weights", help="a weighted sum of targets, e.g. arxiv=1,book=1,c4=2")
+    add_decision_arguments(p, "one target to minimise, e.g. openhermes (default: the mean of the domain targets)")
     p.add_argument("--baseline", help="mixture to compare with: one weight per domain in order (0.1,0.2,...) or domain=weight")
     p.add_argument("--risk", default="mean", help="mean (default), quantile:Q or cvar:A, e.g. cvar:0.9 (the mean of the worst 10%% of draws)")
     p.add_argument("--floor", help="smallest weight: one number for every domain, or domain=value,... (default 0)")
