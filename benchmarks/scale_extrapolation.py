@@ -252,9 +252,12 @@ def side_by_side(result: pd.DataFrame) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.combine:
-        combined = pd.concat([pd.read_csv(f) for f in args.combine], ignore_index=True)
-        # A law measured in several files: its latest measurement (the later file) counts.
-        print(side_by_side(combined.drop_duplicates(["split", "law", "target"], keep="last")))
+        frames = [pd.read_csv(f).assign(_file=i) for i, f in enumerate(args.combine)]
+        combined = pd.concat(frames, ignore_index=True)
+        # A law measured in several files: its latest measurement (the later file) counts, whole --
+        # a later "not fitted" row must not leave an earlier run's per-target rows behind.
+        latest = combined.groupby(["split", "law"])["_file"].transform("max")
+        print(side_by_side(combined[combined._file == latest].drop(columns="_file")))
         return 0
     if not DATA.exists():
         print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
