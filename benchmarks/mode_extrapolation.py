@@ -1,0 +1,87 @@
+"""Posterior mode of each law on the SlimPajama scale split, and its error at 2.718B.
+
+A quick check that separates "the law does not fit" from "NUTS does not
+mix": the mode is found the way ``bayesmix.fit`` finds it (Newton-Krylov from
+the prior median and prior draws), without sampling, and the law at the mode
+predicts the 2.718B runs. Seconds to minutes per law.
+
+    python benchmarks/mode_extrapolation.py --laws capacity,bimix
+    python benchmarks/mode_extrapolation.py --laws capacity --seeds 0,1,2    # different starts: several modes?
+
+Prints, per law and seed, the MRE per target at 2.718B and the mode's values
+of the law's exponents and ratios. Reads ../shared/data/dmsl_llm_slimpajama.csv
+(skips with a message where it is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import bayesmix  # noqa: E402  (sets the XLA device count before jax starts)
+from bayesmix.data import read_runs  # noqa: E402
+from bayesmix.design import make_inputs, observed_from_table, reference_scale  # noqa: E402
+from bayesmix.fit import resolve_priors  # noqa: E402
+from bayesmix.inference import SamplerConfig, posterior_mode  # noqa: E402
+from bayesmix.laws import get_law  # noqa: E402
+from bayesmix.laws.base import own_index  # noqa: E402
+from bayesmix.model import log_mean, make_model  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dmsl_llm_slimpajama.csv"
+FIT_MAX_SIZE, TEST_SIZE, MIN_FRACTION = 1.3e9, 2.718e9, 0.35  # as benchmarks/scale_extrapolation.py
+
+
+def mode_errors(law_name: str, train, test, seed: int) -> tuple[pd.Series, dict[str, np.ndarray], float]:
+    """(MRE % per target at the test rows, the mode's parameters, seconds) for one law and start seed."""
+    law = get_law(law_name)
+    targets = train.targets
+    N0, D0 = reference_scale(train.model_size), reference_scale(train.n_tokens)
+    obs, _ = observed_from_table(train, targets, N0, D0, np.unique(train.model_size))
+    model = make_model(law, train.domains, targets, resolve_priors(law, train.domains, targets, None))
+    t0 = time.perf_counter()
+    p = posterior_mode(model, (obs,), SamplerConfig(seed=seed))
+    seconds = time.perf_counter() - t0
+    h, mix = test.mixtures()
+    x = make_inputs(h, mix, test.model_size, test.n_tokens, N0, D0, own_index(train.domains, targets))
+    mu = np.exp(np.asarray(log_mean(law, p, x)))
+    y = test.frame[[f"{t}_loss" for t in targets]].to_numpy(float)
+    mre = pd.Series(np.nanmean(np.abs(mu - y) / y, axis=0) * 100, index=list(targets))
+    return mre, {k: np.asarray(v) for k, v in p.items()}, seconds
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--laws", default="capacity,bimix", help="comma-separated laws (default capacity,bimix)")
+    ap.add_argument("--seeds", default="0", help="comma-separated start seeds of the mode search (default 0)")
+    args = ap.parse_args(argv)
+    if not DATA.exists():
+        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
+        return 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = read_runs(DATA, quiet=True)
+    train = runs.subset(runs.model_size < FIT_MAX_SIZE).drop_early_checkpoints(MIN_FRACTION)
+    test = runs.subset(np.isclose(runs.model_size, TEST_SIZE))
+    rows = []
+    for name in args.laws.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            mre, p, seconds = mode_errors(name, train, test, seed)
+            rows.append(mre.rename(f"{name} (seed {seed})").round(2).to_frame().T.assign(mean=round(float(mre.mean()), 2), mode_s=round(seconds)))
+            shown = {k: np.round(v, 3).tolist() for k, v in p.items() if v.ndim <= 1 and k not in ("L_ref", "tau_run")}
+            print(f"{name}, seed {seed}: mode in {seconds:.0f} s; {shown}", flush=True)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print("\nMRE % at 2.718B of the law at its posterior mode (fit on runs up to 1.235B):")
+        print(pd.concat(rows).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
