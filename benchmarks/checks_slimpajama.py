@@ -38,6 +38,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--draws", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-fraction", type=float, default=0.35,
+                   help="drop checkpoints before this share of their run's tokens, as benchmarks/scale_extrapolation.py does "
+                        "(default 0.35: earlier ones carry warm-up transients no law of (N, D) describes)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if not DATA.exists():
@@ -53,7 +56,7 @@ def main(argv=None) -> int:
     for law in [s.strip() for s in args.laws.split(",")]:
         t0 = time.perf_counter()
         v = validate(runs, law, "largest-size", targets=targets, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                     seed=args.seed, progress=False)
+                     seed=args.seed, progress=False, min_fraction=args.min_fraction)
         f = v.fits[0]
         fits[law] = f
         f.save(out / f"slimpajama-le1.2B-{law}.nc")
