@@ -57,7 +57,7 @@ FLOOR = 0.02
 
 def cached_fit(table, law: str, args) -> bayesmix.Fit:
     """Fit the law on the runs up to 1.235B, or load the cached fit made with the same settings."""
-    path = RESULTS / f"fit-{law}-c{args.chains}-w{args.warmup}-d{args.draws}-s{args.seed}.nc"
+    path = RESULTS / f"fit-{law}-c{args.chains}-w{args.warmup}-d{args.draws}-s{args.seed}-f{args.min_fraction:g}-ta{args.target_accept:g}.nc"
     if path.exists():
         try:
             fit = bayesmix.load(path)
@@ -69,7 +69,8 @@ def cached_fit(table, law: str, args) -> bayesmix.Fit:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        fit = bayesmix.fit(table, law, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed, progress=False)
+        fit = bayesmix.fit(table, law, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed, progress=False,
+                           min_fraction=args.min_fraction, target_accept=args.target_accept)
     print(f"[{law}] fitted in {time.perf_counter() - t0:.0f} s; {fit.diagnostics}".splitlines()[0], flush=True)
     fit.save(path)
     return fit
@@ -142,6 +143,9 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--argmin-draws", type=int, default=200)
+    ap.add_argument("--min-fraction", type=float, default=0.35,
+                    help="drop checkpoints before this share of their run's tokens (default 0.35, as benchmarks/scale_extrapolation.py)")
+    ap.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9, the library's)")
     args = ap.parse_args(argv)
     if not DATA.exists():
         print(f"skipped: the real data {DATA} is absent (it lives beside the repository, in ../shared/data)")
