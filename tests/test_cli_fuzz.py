@@ -85,8 +85,9 @@ def damaged_tables(draw) -> tuple[str, object]:
         elif op == "scale":
             factor = draw(st.sampled_from([1e-200, 1e-12, 1e12, 1e200]))
             target = draw(st.sampled_from(["model_size", "n_tokens", "web_loss"]))
-            if target in df.columns:
-                df[target] = pd.to_numeric(df[target], errors="coerce") * factor
+            # Column by position: an earlier "dup" may have given the frame two columns of that name.
+            for i in [i for i, c in enumerate(df.columns) if c == target]:
+                df.isetitem(i, pd.to_numeric(df.iloc[:, i], errors="coerce") * factor)
         elif op == "drop":
             df = df.drop(columns=[col])
         elif op == "types":
