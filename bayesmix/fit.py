@@ -194,6 +194,7 @@ class Fit:
             }
         )
 
+    # ---------------------------------------------------------------- summary
     def summary(self, interval: float = 0.9) -> pd.DataFrame:
         """Posterior summary per scalar parameter: mean, sd, interval, R-hat, ESS (via arviz-stats)."""
         import arviz_stats as azs
