@@ -7,6 +7,12 @@ predicts the 2.718B runs. Seconds to minutes per law.
 
     python benchmarks/mode_extrapolation.py --laws capacity,bimix
     python benchmarks/mode_extrapolation.py --laws capacity --seeds 0,1,2    # different starts: several modes?
+    python benchmarks/mode_extrapolation.py --slopes    # loss slopes in tokens and in own weight, no fit
+
+``--slopes`` prints, per domain and model size, how fast the loss falls in
+log tokens (within a run, median over runs) and in log own weight (across
+runs, at their last checkpoint): the capacity law's data term (D h_i)^-a_i
+needs the second to be at least the first.
 
 Prints, per law and seed, the MRE per target at 2.718B and the mode's values
 of the law's exponents and ratios. Reads ../shared/data/dmsl_llm_slimpajama.csv
@@ -57,10 +63,31 @@ def mode_errors(law_name: str, train, test, seed: int) -> tuple[pd.Series, dict[
     return mre, {k: np.asarray(v) for k, v in p.items()}, seconds
 
 
+def loss_slopes(runs, min_fraction: float) -> pd.DataFrame:
+    """Per domain and model size: -d log L / d log D within runs (median) and -d log L / d log h_own across runs, and their ratio."""
+    rows = []
+    for N in np.unique(runs.model_size):
+        sub = runs.subset(np.isclose(runs.model_size, N)).drop_early_checkpoints(min_fraction)
+        f = sub.frame.assign(run=sub.run)
+        for dom in sub.domains:
+            y = f"{dom}_loss"
+            per_run = []
+            for _, run in f.dropna(subset=[y]).groupby("run"):
+                if run.n_tokens.nunique() > 1:
+                    per_run.append(-np.polyfit(np.log(run.n_tokens), np.log(run[y]), 1)[0])
+            last = f.dropna(subset=[y]).sort_values("n_tokens").groupby("run").tail(1)
+            weight = -np.polyfit(np.log(last[f"weight_{dom}"]), np.log(last[y]), 1)[0]
+            rows.append({"model_size": N, "domain": dom, "token_slope": np.median(per_run), "weight_slope": weight})
+    out = pd.DataFrame(rows)
+    out["token_over_weight"] = out.token_slope / out.weight_slope
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--laws", default="capacity,bimix", help="comma-separated laws (default capacity,bimix)")
     ap.add_argument("--seeds", default="0", help="comma-separated start seeds of the mode search (default 0)")
+    ap.add_argument("--slopes", action="store_true", help="print the loss slopes in tokens and in own weight per domain and size, and exit")
     args = ap.parse_args(argv)
     if not DATA.exists():
         print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
@@ -68,6 +95,14 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runs = read_runs(DATA, quiet=True)
+    if args.slopes:
+        sl = loss_slopes(runs.subset(runs.model_size < FIT_MAX_SIZE), MIN_FRACTION)
+        print(f"-d log L / d log D within runs (median; checkpoints from {MIN_FRACTION:g} of each run) and "
+              "-d log L / d log h_own across runs (last checkpoints):")
+        print(sl.pivot(index="domain", columns="model_size", values="token_over_weight").round(2).rename(columns=lambda n: f"{n:.3g}").to_string())
+        print("\nmean over sizes:")
+        print(sl.groupby("domain")[["token_slope", "weight_slope", "token_over_weight"]].mean().round(4).to_string())
+        return 0
     train = runs.subset(runs.model_size < FIT_MAX_SIZE).drop_early_checkpoints(MIN_FRACTION)
     test = runs.subset(np.isclose(runs.model_size, TEST_SIZE))
     rows = []
