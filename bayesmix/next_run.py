@@ -25,6 +25,15 @@ the mixture, min_h E[L(h)] - E_y[min_h E[L(h) | y]], over a finite set of
 mixtures where the posterior argmin lives (the recommendation, per-draw optima
 and midpoints between them).
 
+Beyond the fitted scales, Q also carries the law's extrapolation bias (a
+log-scale sd of ``Fit.extrapolation_sd`` per e-fold past the largest fitted
+model size and token count; see :mod:`bayesmix.extrapolation`). No result
+inside the fitted range changes it, but a run larger than any fitted one
+shortens the extrapolation: its variance of Q, sum_t (w_t m_t)^2
+e^v_t (e^v_t - 1) with v_t = (sd_t far)^2, is added to the posterior's and
+its reduction to every candidate's (for ``"regret"`` it is left out: the
+bias scales both losses of the difference alike).
+
 Estimates come from the posterior draws without refitting
 (:mod:`bayesmix.preposterior`): linear-Gaussian for every candidate, and
 importance reweighting of the draws under simulated outcomes (with an
@@ -45,6 +54,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .extrapolation import efolds_beyond
 from .next_run_candidates import checkpoint_fractions, even_fractions, propose_candidates, read_candidates
 from .preposterior import (
     DrawSet,
@@ -143,6 +153,7 @@ class _State:
     # candidate -> (k, its information conditioned on the first k runs chosen): a cache, so that each
     # greedy step conditions every candidate on the newest run only
     cache: dict[int, tuple[int, Information]] = field(default_factory=dict)
+    reach: tuple[float, float] = (0.0, 0.0)  # largest model size and token count fitted or chosen
 
     def condition(self, info: Information) -> None:
         self.q = info.condition(self.q)
@@ -169,7 +180,10 @@ class Scorer:
         self.draws = DrawSet.from_fit(fit, max_draws)
         self.decision = decision_problem(fit, self.draws, self.target_weights, model_size, tokens, floor=floor, decisions=decisions, seed=seed)
         self.Q = self.decision.quantity(self.quantity)
-        self.q_var = float(self.draws.var(self.Q))
+        self.q_var_law = float(self.draws.var(self.Q))
+        self.fitted_reach = (float(fit.table.model_size.max()), float(fit.table.n_tokens.max()))
+        self.bias_terms = self._bias_terms()
+        self.q_var = self.q_var_law + self.bias_var(self.fitted_reach)
         self.sigma2, self.tau2 = noise_variances(self.draws)
         self.theta, self.param_names = flat_parameters(fit, self.draws)
         self.param_var = self.draws.var(self.theta)
@@ -193,7 +207,35 @@ class Scorer:
     # -------------------------------------------------------------- pieces
     def base_state(self) -> _State:
         """Centred Q, decision losses and parameters under the current posterior (nothing chosen yet)."""
-        return _State(self.draws.centred(self.Q), self.draws.centred(self.decision.L_H), self.draws.centred(self.theta))
+        return _State(self.draws.centred(self.Q), self.draws.centred(self.decision.L_H), self.draws.centred(self.theta), reach=self.fitted_reach)
+
+    def _bias_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """((w_t m_t)^2, sd_t) per target: m_t the posterior mean loss at the recommendation and target scale."""
+        T = len(self.fit.targets)
+        sd = np.broadcast_to(np.asarray(self.fit.extrapolation_sd, dtype=float), (T,)).copy()
+        if self.quantity == "regret":  # the bias multiplies both losses of the difference alike
+            return np.zeros(T), sd
+        mu = np.exp(law_log_means(self.fit, self.draws, self.decision.h_rec[None], self.model_size, self.tokens)[:, 0, :])  # (S, T)
+        return (self.target_weights * self.draws.mean(mu)) ** 2, sd
+
+    def bias_var(self, reach: tuple[float, float]) -> float:
+        """Variance of Q from the law's extrapolation bias when the fitted range reaches (model size, tokens)."""
+        a, sd = self.bias_terms
+        far = float(efolds_beyond(self.model_size, self.tokens, reach[0], reach[1]))
+        v = (sd * far) ** 2
+        return float(np.sum(a * np.exp(v) * np.expm1(v)))
+
+    def bias_reduction(self, reach: tuple[float, float], index: Sequence[int]) -> np.ndarray:
+        """Reduction of that variance if candidates ``index`` were added to a fitted range reaching ``reach``."""
+        c = self.candidates.iloc[list(index)]
+        top = float(np.max(self.fractions))
+        now = self.bias_var(reach)
+        return np.array([now - self.bias_var((max(reach[0], N), max(reach[1], D * top))) for N, D in zip(c.model_size, c.n_tokens)])
+
+    def extension(self, reach: tuple[float, float], i: int) -> tuple[float, float]:
+        """The fitted range after adding candidate ``i``."""
+        c = self.candidates.iloc[i]
+        return (max(reach[0], float(c.model_size)), max(reach[1], float(c.n_tokens) * float(np.max(self.fractions))))
 
     def log_means(self, index: Sequence[int]) -> np.ndarray:
         """(S, n, C, T) the law's log loss at every checkpoint of candidates ``index``."""
@@ -227,7 +269,9 @@ class Scorer:
         variance reductions), ``info`` (the conditioned information) and ``B``
         (its factor on the decision losses).
         """
-        out: dict[str, list] = {"candidate": [], "var_reduction": [], "regret_reduction": [], "par": [], "info": [], "B": []}
+        out: dict[str, list] = {"candidate": [], "var_reduction": [], "regret_reduction": [], "par": [], "info": [], "B": [], "bias_reduction": []}
+        candidates = list(candidates)
+        bias = dict(zip(candidates, self.bias_reduction(state.reach, candidates))) if candidates else {}
         offset = sum(B.shape[1] for B in state.voi_factors)
         base_voi = gaussian_voi(self.mu0, state.voi_factors, self.xi) if (voi and state.voi_factors) else 0.0
         for i in candidates:
@@ -243,15 +287,18 @@ class Scorer:
             else:
                 v = float("nan")
             out["candidate"].append(i)
-            out["var_reduction"].append(max(float(info.reduction(state.q)), 0.0))
+            out["var_reduction"].append(max(float(info.reduction(state.q)), 0.0) + bias[i])
+            out["bias_reduction"].append(bias[i])
             out["regret_reduction"].append(v)
             out["par"].append(info.reduction(state.theta))
             out["info"].append(info)
             out["B"].append(B)
         return out
 
-    def reweight_gains(self, loglik_so_far: np.ndarray | None, candidates: Sequence[int], slot: int = 0) -> pd.DataFrame:
-        """Importance-reweighting estimates for candidates given the simulated runs already observed."""
+    def reweight_gains(self, loglik_so_far: np.ndarray | None, candidates: Sequence[int], slot: int = 0,
+                       reach: tuple[float, float] | None = None) -> pd.DataFrame:
+        """Importance-reweighting estimates for candidates given the simulated runs already observed (and the fitted range they reach)."""
+        bias = dict(zip(candidates, self.bias_reduction(reach or self.fitted_reach, candidates))) if len(candidates) else {}
         rw = self.reweighting
         L_H = self.decision.L_H
         base = rw.reweight(loglik_so_far if loglik_so_far is not None else np.zeros((rw.G, self.draws.S)))
@@ -266,7 +313,7 @@ class Scorer:
                 tot = ll if loglik_so_far is None else loglik_so_far + ll
                 post = rw.reweight(tot)
                 v = weighted_variance(post.weights, self.Q)
-                red = v0 - v
+                red = v0 - v + bias[i]
                 voi = reweighted_voi(post.weights, L_H) - voi0
                 rows.append({
                     "candidate": i, "var_reduction_is": float(red.mean()), "var_reduction_is_se": float(red.std(ddof=1) / math.sqrt(len(red))),
@@ -421,8 +468,14 @@ def score_candidates(scorer: Scorer, method: str = "gaussian", check_top: int = 
     table["checkpoints"] = len(scorer.fractions)
     table["var_reduction"] = np.array(g["var_reduction"])
     table["regret_reduction"] = np.array(g["regret_reduction"])
+    table["bias_reduction"] = np.array(g["bias_reduction"])
     reasons = [scorer.reason(p) for p in g["par"]]
     table["reason"] = [r[0] for r in reasons]
+    far0 = float(efolds_beyond(scorer.model_size, scorer.tokens, *scorer.fitted_reach))
+    for i in np.flatnonzero(table.bias_reduction > 0.5 * table.var_reduction):
+        far1 = float(efolds_beyond(scorer.model_size, scorer.tokens, *scorer.extension(scorer.fitted_reach, int(i))))
+        table.loc[i, "reason"] = (f"extends the fitted range: the extrapolation to the target scale shrinks from {far0:.2f} to {far1:.2f} "
+                                  f"e-folds ({100 * table.bias_reduction[i] / max(table.var_reduction[i], 1e-300):.0f}% of its gain); " + table.loc[i, "reason"])
     table["informs"] = [r[1] for r in reasons]
     table["informs_var_reduction_frac"] = [r[2] for r in reasons]
     rep = _repeats(fit, table)
@@ -482,6 +535,7 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
         left = set(np.argsort(-(table[key] / table.cost).to_numpy())[:shortlist].tolist())
     state = scorer.base_state()
     ll_sum = None
+    reach = scorer.fitted_reach  # for the reweighting method (the Gaussian one keeps it in state)
     rows = []
     cum_var = cum_voi = 0.0
     k = 0
@@ -492,7 +546,7 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
         if method == "gaussian":
             g = scorer.gaussian_gains(state, fits, voi=(rank_by == "decision"))
         else:
-            r = scorer.reweight_gains(ll_sum, fits, slot=k)
+            r = scorer.reweight_gains(ll_sum, fits, slot=k, reach=reach)
             g = {"candidate": r.candidate.tolist(), "var_reduction": r.var_reduction_is.tolist(), "regret_reduction": r.regret_reduction_is.tolist(), "ll": r._ll.tolist()}
         cand = np.array(g["candidate"])
         ratio = np.array(g[key], dtype=float) / cost[cand]
@@ -508,9 +562,11 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
                 dr = max(gaussian_voi(scorer.mu0, state.voi_factors + [B], scorer.xi) - base, 0.0)
             state.voi_factors.append(B)
             state.condition(info)
+            state.reach = scorer.extension(state.reach, i)
         else:
             ll = g["ll"][j]
             ll_sum = ll if ll_sum is None else ll_sum + ll
+            reach = scorer.extension(reach, i)
         cum_var += dv
         cum_voi += dr
         remaining -= cost[i]

@@ -400,8 +400,10 @@ class TargetLoss:
     """The target loss L_s(h) = sum_t w_t mu_st(h, N, D) of every draw at the target scale, and its minimisers.
 
     The law's extrapolation bias (``Fit.extrapolation_sd``) is left out: it
-    is independent of the law's parameters, so no run can reduce it, and it
-    would only add Monte Carlo noise to every variance computed from the draws.
+    is independent of the law's parameters and would only add Monte Carlo
+    noise to every variance computed from the draws. Where a run can reduce
+    it (by extending the fitted range) the next-run scorer adds its variance
+    analytically (:class:`bayesmix.next_run.Scorer`).
     """
 
     def __init__(self, fit, draws: DrawSet, target_weights: np.ndarray, model_size: float, tokens: float, floor: float = 0.0):

@@ -206,8 +206,9 @@ def test_variance_reduction_agrees_with_refits(ow_fit, sweep, scorer):
     h_rec = scorer.decision.h_rec
     cand = candidate_table(h_rec[None], 3e8, 6e9, DOM)
     tab = _score(scorer, cand, check_top=1)
-    gauss = 1 - tab.var_reduction_frac[0]
-    rew = 1 - tab.var_reduction_is[0] / scorer.q_var
+    # The refits measure the law's part of Var(Q); the extrapolation-bias part is analytic (tested below).
+    gauss = 1 - (tab.var_reduction[0] - tab.bias_reduction[0]) / scorer.q_var_law
+    rew = 1 - (tab.var_reduction_is[0] - tab.bias_reduction[0]) / scorer.q_var_law
     assert gauss < 0.7, "the candidate must be informative for the comparison to mean anything"
     ratios = []
     rng = np.random.default_rng(11)
@@ -221,10 +222,38 @@ def test_variance_reduction_agrees_with_refits(ow_fit, sweep, scorer):
         refit = _fit(pd.concat([sweep, new], ignore_index=True))
         d1 = DrawSet.from_fit(refit)
         L = TargetLoss(refit, d1, scorer.target_weights, TARGET_N, TARGET_D).at(h_rec)[:, 0]
-        ratios.append(d1.var(L) / scorer.q_var)
+        ratios.append(d1.var(L) / scorer.q_var_law)
     truth = float(np.mean(ratios))
     assert gauss == pytest.approx(truth, abs=0.15), (gauss, ratios)
     assert rew == pytest.approx(truth, abs=0.15), (rew, ratios)
+
+
+@pytest.mark.slow
+def test_extrapolation_bias_is_reduced_only_by_runs_that_extend_the_fitted_range(ow_fit, scorer):
+    # Var(Q) = the posterior's + the bias's: sum_t (w_t m_t)^2 e^v (e^v - 1), v = (sd_t far)^2, far in e-folds.
+    sd = np.broadcast_to(np.asarray(ow_fit.extrapolation_sd, float), (len(TG),))
+    mu = np.exp(np.log(ow_fit.predict_draws(scorer.decision.h_rec[None], TARGET_N, TARGET_D, max_draws=None)["mean"]).mean(0))[0]
+    top_N, top_D = ow_fit.table.model_size.max(), ow_fit.table.n_tokens.max()
+
+    def bias_var(N, D):
+        v = (sd * (np.log(TARGET_N / N) + np.log(TARGET_D / D))) ** 2
+        return float(np.sum((scorer.target_weights * mu) ** 2 * np.exp(v) * np.expm1(v)))
+
+    assert scorer.q_var == pytest.approx(scorer.q_var_law + bias_var(top_N, top_D), rel=0.05)
+    assert bias_var(top_N, top_D) > 0.05 * scorer.q_var  # the term matters in this test
+    h = np.vstack([scorer.decision.h_rec] * 3)
+    cand = candidate_table(h, [top_N, 3e8, 3e8], [top_D, 6e9, 6e9], DOM)
+    tab = _score(scorer, cand, check_top=0).assign(candidate=np.arange(3))
+    assert tab.bias_reduction[0] == 0.0  # inside the fitted range: no run there shortens the extrapolation
+    f = float(np.max(scorer.fractions))
+    assert tab.bias_reduction[1] == pytest.approx(bias_var(top_N, top_D) - bias_var(3e8, 6e9 * f), rel=0.05)
+    assert tab.reason[1].startswith("extends the fitted range")
+    # Once one 3e8 run is in the batch, its twin gains no further bias reduction.
+    plan = greedy_batch(scorer, tab, batch=2, budget=None)
+    assert list(plan.candidate)[0] in (1, 2)
+    state = scorer.base_state()
+    state.reach = scorer.extension(state.reach, int(plan.candidate.iloc[0]))
+    assert scorer.bias_reduction(state.reach, [1, 2]).max() == 0.0
 
 
 @pytest.mark.slow
@@ -266,15 +295,17 @@ def test_greedy_batch_is_diverse_and_beats_top_k(scorer):
     assert len(configs) >= 2, "greedy chose four copies of one run"
     # diminishing returns: each marginal gain is below the run's gain alone (after the first)
     assert (plan.var_reduction_frac.iloc[1:] < plan.alone_var_reduction_frac.iloc[1:]).all()
-    # the greedy batch removes more variance than the four copies together
     state = scorer.base_state()
     for i in top4:
         info = scorer.infos[i]
         for prev in state.chosen:
             info = info.conditioned_on(prev)
         state.condition(info)
-    naive = 1 - float((state.q**2).sum()) / scorer.q_var
-    assert plan.cum_var_reduction_frac.iloc[-1] > naive
+    # the four copies' law variance removed, plus their extrapolation-bias reduction (once: they reach equally far)
+    naive = (scorer.q_var_law - float((state.q**2).sum()) + scorer.bias_reduction(scorer.fitted_reach, [0])[0]) / scorer.q_var
+    # greedy maximises gain per FLOP: its batch removes more variance per FLOP than the four copies
+    naive_cost = 4 * float(tab.cost[top4[0]])
+    assert plan.cum_var_reduction_frac.iloc[-1] / plan.cum_cost.iloc[-1] > naive / naive_cost
 
 
 @pytest.mark.slow
