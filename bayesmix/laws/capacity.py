@@ -76,11 +76,13 @@ mixtures well (0.84% error, 48 runs at 122M), but NUTS is clean in some runs
 only: 0 divergences and R-hat <= 1.007 for seed 0 (target_accept 0.9 and
 0.95) and seed 1 (0.95); 9 divergences for seed 1 at 0.9, 30 (R-hat 1.011)
 for seed 2 at 0.95; R-hat 1.61 once at 0.99. The floor is the likely cause:
-the posterior puts 15-40% of (run, domain) allocations at x = H, and each
-switch between floor and interior is a kink in x*; with H pinned at 0.001
-(floor inactive) the 30 divergences of seed 2 fall to 4. The foreign
-target's simplex pi is the other slow group. A smooth floor would be a
-departure from the paper and is not done.
+the posterior puts H near 0.12 of N0 and 15-40% of (run, domain) allocations
+at x = H, and seed 2's divergent draws sit at high H (0.9 sd above its
+mean). With H pinned at 0.001 (floor inactive) its 30 divergences fall to 4.
+Smoothing the floor's kink (a softplus in log capacity, tried as a prototype
+and not kept) only brings them to 28 (width 0.05) or 14 (width 0.3), so it is
+the floor's regime, not only its kink. A Dirichlet(2) prior on a foreign
+target's pi does not help (29).
 
 Targets that are not training domains (e.g. ``openhermes``): the target is
 read as a skill drawing on the domains in proportions pi_f ~ Dirichlet(1)
