@@ -218,24 +218,25 @@ class Scorer:
         mu = np.exp(law_log_means(self.fit, self.draws, self.decision.h_rec[None], self.model_size, self.tokens)[:, 0, :])  # (S, T)
         return (self.target_weights * self.draws.mean(mu)) ** 2, sd
 
+    def far(self, reach: tuple[float, float]) -> float:
+        """E-folds from a fitted range reaching (model size, tokens) to the target scale."""
+        return float(efolds_beyond(self.model_size, self.tokens, reach[0], reach[1]))
+
     def bias_var(self, reach: tuple[float, float]) -> float:
         """Variance of Q from the law's extrapolation bias when the fitted range reaches (model size, tokens)."""
         a, sd = self.bias_terms
-        far = float(efolds_beyond(self.model_size, self.tokens, reach[0], reach[1]))
-        v = (sd * far) ** 2
+        v = (sd * self.far(reach)) ** 2
         return float(np.sum(a * np.exp(v) * np.expm1(v)))
 
     def bias_reduction(self, reach: tuple[float, float], index: Sequence[int]) -> np.ndarray:
         """Reduction of that variance if candidates ``index`` were added to a fitted range reaching ``reach``."""
-        c = self.candidates.iloc[list(index)]
-        top = float(np.max(self.fractions))
         now = self.bias_var(reach)
-        return np.array([now - self.bias_var((max(reach[0], N), max(reach[1], D * top))) for N, D in zip(c.model_size, c.n_tokens)])
+        return np.array([now - self.bias_var(self.extension(reach, i)) for i in index])
 
     def extension(self, reach: tuple[float, float], i: int) -> tuple[float, float]:
         """The fitted range after adding candidate ``i``."""
-        c = self.candidates.iloc[i]
-        return (max(reach[0], float(c.model_size)), max(reach[1], float(c.n_tokens) * float(np.max(self.fractions))))
+        c = self.candidates
+        return (max(reach[0], float(c.model_size.iat[i])), max(reach[1], float(c.n_tokens.iat[i]) * float(np.max(self.fractions))))
 
     def log_means(self, index: Sequence[int]) -> np.ndarray:
         """(S, n, C, T) the law's log loss at every checkpoint of candidates ``index``."""
@@ -271,7 +272,7 @@ class Scorer:
         """
         out: dict[str, list] = {"candidate": [], "var_reduction": [], "regret_reduction": [], "par": [], "info": [], "B": [], "bias_reduction": []}
         candidates = list(candidates)
-        bias = dict(zip(candidates, self.bias_reduction(state.reach, candidates))) if candidates else {}
+        bias = dict(zip(candidates, self.bias_reduction(state.reach, candidates)))
         offset = sum(B.shape[1] for B in state.voi_factors)
         base_voi = gaussian_voi(self.mu0, state.voi_factors, self.xi) if (voi and state.voi_factors) else 0.0
         for i in candidates:
@@ -298,7 +299,7 @@ class Scorer:
     def reweight_gains(self, loglik_so_far: np.ndarray | None, candidates: Sequence[int], slot: int = 0,
                        reach: tuple[float, float] | None = None) -> pd.DataFrame:
         """Importance-reweighting estimates for candidates given the simulated runs already observed (and the fitted range they reach)."""
-        bias = dict(zip(candidates, self.bias_reduction(reach or self.fitted_reach, candidates))) if len(candidates) else {}
+        bias = dict(zip(candidates, self.bias_reduction(reach or self.fitted_reach, candidates)))
         rw = self.reweighting
         L_H = self.decision.L_H
         base = rw.reweight(loglik_so_far if loglik_so_far is not None else np.zeros((rw.G, self.draws.S)))
@@ -471,9 +472,9 @@ def score_candidates(scorer: Scorer, method: str = "gaussian", check_top: int = 
     table["bias_reduction"] = np.array(g["bias_reduction"])
     reasons = [scorer.reason(p) for p in g["par"]]
     table["reason"] = [r[0] for r in reasons]
-    far0 = float(efolds_beyond(scorer.model_size, scorer.tokens, *scorer.fitted_reach))
+    far0 = scorer.far(scorer.fitted_reach)
     for i in np.flatnonzero(table.bias_reduction > 0.5 * table.var_reduction):
-        far1 = float(efolds_beyond(scorer.model_size, scorer.tokens, *scorer.extension(scorer.fitted_reach, int(i))))
+        far1 = scorer.far(scorer.extension(scorer.fitted_reach, int(i)))
         table.loc[i, "reason"] = (f"extends the fitted range: the extrapolation to the target scale shrinks from {far0:.2f} to {far1:.2f} "
                                   f"e-folds ({100 * table.bias_reduction[i] / max(table.var_reduction[i], 1e-300):.0f}% of its gain); " + table.loc[i, "reason"])
     table["informs"] = [r[1] for r in reasons]
@@ -535,7 +536,6 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
         left = set(np.argsort(-(table[key] / table.cost).to_numpy())[:shortlist].tolist())
     state = scorer.base_state()
     ll_sum = None
-    reach = scorer.fitted_reach  # for the reweighting method (the Gaussian one keeps it in state)
     rows = []
     cum_var = cum_voi = 0.0
     k = 0
@@ -546,7 +546,7 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
         if method == "gaussian":
             g = scorer.gaussian_gains(state, fits, voi=(rank_by == "decision"))
         else:
-            r = scorer.reweight_gains(ll_sum, fits, slot=k, reach=reach)
+            r = scorer.reweight_gains(ll_sum, fits, slot=k, reach=state.reach)
             g = {"candidate": r.candidate.tolist(), "var_reduction": r.var_reduction_is.tolist(), "regret_reduction": r.regret_reduction_is.tolist(), "ll": r._ll.tolist()}
         cand = np.array(g["candidate"])
         ratio = np.array(g[key], dtype=float) / cost[cand]
@@ -562,11 +562,10 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
                 dr = max(gaussian_voi(scorer.mu0, state.voi_factors + [B], scorer.xi) - base, 0.0)
             state.voi_factors.append(B)
             state.condition(info)
-            state.reach = scorer.extension(state.reach, i)
         else:
             ll = g["ll"][j]
             ll_sum = ll if ll_sum is None else ll_sum + ll
-            reach = scorer.extension(reach, i)
+        state.reach = scorer.extension(state.reach, i)  # both methods: the range the chosen runs reach
         cum_var += dv
         cum_voi += dr
         remaining -= cost[i]
