@@ -70,7 +70,11 @@ def test_round_trip_of_the_sampled_coordinates():
     paper = {**paper_foreign_truth(), "A": np.array([0.3, 0.2, 0.25]), "a": np.array([0.3, 0.3, 0.35]), "E": np.array([1.1, 1.4, 0.8])}
     own = [2, -1, 1]
     p = from_paper_parameters(**paper, own=own)
-    assert p["C_rel"][0] == paper["C"][0]
+    x_ref = (1 + (K - 1) * paper["H"]) / K  # an even split of N0's budget
+    np.testing.assert_allclose(p["C_rel"][0], paper["C"][0] * (K * x_ref) ** -paper["b"][0], rtol=1e-12)
+    # L_ref is each target's loss at x_ref, own weight 1/K and D0.
+    c_at = np.r_[paper["C"][[2, 1]] * (K * x_ref) ** -paper["b"][[2, 1]], paper["C_f"] * (K * x_ref) ** -paper["b_f"]][[0, 2, 1]]
+    np.testing.assert_allclose(p["L_ref"], paper["E"] + c_at + paper["A"], rtol=1e-12)
     back = paper_parameters({k: np.stack([v] * 2) for k, v in p.items()}, own)  # stacked draws
     for k, v in paper.items():
         np.testing.assert_allclose(back[k], np.stack([v] * 2), rtol=1e-12)

@@ -37,14 +37,22 @@ fix each target's loss level far better than its split into E, C and A, so
 sampling E, A, C on their own log scales leaves a curved ridge
 E = level - C (...) - A (...) (measured on the SlimPajama mixture split, 4
 chains x 1000 + 1000: 3974 of 4000 draws at maximum tree depth, R-hat 1.029,
-ESS 68, 5.5 minutes for 48 runs). So each target samples
+ESS 68, 5.5 minutes for 48 runs). The capacity levels are taken at
+x_ref = (1 + (K - 1) H) / K, an even split of the reference model's budget
+(:func:`reference_capacity`), not at N0 / K: the budget grows with H, so a
+level at a fixed N0 / K sits further below the fitted allocations the larger
+H is, and every target's level then moves with H (measured on the mixture
+split, seed 2: correlation of log H with the L_ref of 0.4-0.7, 30
+divergences at target_accept 0.95, all at high H; taken at x_ref: at most
+0.18 and no divergences). So each target samples
 
-- ``L_ref`` = E + C_own + A: its loss at N0/K of capacity, own weight 1/K
-  and D0 (~ median 2.5 nats, x/÷2);
+- ``L_ref`` = E + C_own (at x_ref) + A: its loss at an even split of N0's
+  budget, own weight 1/K and D0 (~ median 2.5 nats, x/÷2);
 - ``A_rel`` = A / E (~ median 0.2, x/÷3: Chinchilla's token term is about
   0.3 E at 20B tokens), and ``a`` (~ median 0.3, x/÷2);
 
-and each domain ``C_rel`` = C / E of the target that domain is (~ median
+and each domain ``C_rel`` = C (x_ref / (N0 / K))^-b / E of the target that
+domain is, its capacity term at x_ref in units of E (~ median
 0.3, x/÷3: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th
 of a model; for a domain that is no target, C_rel is C in nats) and ``b``
 (~ median 0.3, x/÷2: Chinchilla's model-size exponent is ~0.34 and the
@@ -121,8 +129,9 @@ def natural_scales(p: Mapping[str, jnp.ndarray], own: jnp.ndarray) -> dict[str, 
 
     Works on one draw or stacked draws (leading axes). Each target's
     E = F = L_ref / (1 + C_rel[own] + A_rel) and A = F A_rel; a domain's
-    C = C_rel times the E of the target that domain is (times 1 nat for a
-    domain that is no target); a foreign target's C_f = F C_f_rel.
+    C = C_rel (K x_ref)^b times the E of the target that domain is (times
+    1 nat for a domain that is no target); a foreign target's
+    C_f = F C_f_rel (K x_ref)^b_f. C_rel is the term at x_ref, C at N0 / K.
     """
     own = jnp.asarray(own)
     K = p["C_rel"].shape[-1]
@@ -135,11 +144,18 @@ def natural_scales(p: Mapping[str, jnp.ndarray], own: jnp.ndarray) -> dict[str, 
     # The E of the target each domain is, or 1 nat: the unit of that domain's C_rel.
     slot = jnp.where(is_dom, own, K)  # foreign targets write to a dropped slot
     unit = jnp.ones(F.shape[:-1] + (K + 1,)).at[..., slot].set(F)[..., :K]
-    out = {"E": F, "A": F * p["A_rel"], "C": unit * p["C_rel"]}
+    # C_rel is the term at an even split of N0's budget; C the term at N0 / K.
+    log_kx = jnp.log(reference_capacity(p["H"], K) * K)[..., None]
+    out = {"E": F, "A": F * p["A_rel"], "C": unit * p["C_rel"] * jnp.exp(p["b"] * log_kx)}
     if "C_f_rel" in p and p["C_f_rel"].shape[-1] > 0:
         foreign = jnp.nonzero(~is_dom, size=p["C_f_rel"].shape[-1])[0]
-        out["C_f"] = jnp.take(F, foreign, axis=-1) * p["C_f_rel"]
+        out["C_f"] = jnp.take(F, foreign, axis=-1) * p["C_f_rel"] * jnp.exp(p["b_f"] * log_kx)
     return out
+
+
+def reference_capacity(H, K: int):
+    """x_ref = (1 + (K - 1) H) / K: each domain's capacity, in units of N0, at an even split of the reference model's budget."""
+    return (1 + (K - 1) * H) / K
 
 
 def paper_parameters(p: Mapping[str, np.ndarray], own) -> dict[str, np.ndarray]:
@@ -157,11 +173,14 @@ def from_paper_parameters(b, C, H, A, a, E, own, b_f=None, C_f=None, pi=None) ->
     C, A, E = (np.asarray(v, float) for v in (C, A, E))
     unit = np.ones(len(C))
     unit[own[own >= 0]] = E[own >= 0]
+    kx = reference_capacity(float(H), len(C)) * len(C)
+    C = C * kx ** -np.asarray(b, float)  # the term at x_ref (the sampled level), not at N0 / K
     out = {"b": np.asarray(b, float), "C_rel": C / unit, "H": np.asarray(H, float), "A_rel": A / E, "a": np.asarray(a, float)}
     c_own = np.where(own >= 0, C[np.clip(own, 0, None)], 0.0)
     if C_f is not None:
-        c_own[own < 0] = np.asarray(C_f, float)
-        out.update(b_f=np.asarray(b_f, float), C_f_rel=np.asarray(C_f, float) / E[own < 0], pi=np.asarray(pi, float))
+        C_f = np.asarray(C_f, float) * kx ** -np.asarray(b_f, float)
+        c_own[own < 0] = C_f
+        out.update(b_f=np.asarray(b_f, float), C_f_rel=C_f / E[own < 0], pi=np.asarray(pi, float))
     out["L_ref"] = E + c_own + A
     return out
 
@@ -179,7 +198,7 @@ def log_capacity(p: Mapping[str, jnp.ndarray], h: jnp.ndarray, n: jnp.ndarray) -
 @register
 class Capacity(Law):
     name = "capacity"
-    revision = 2  # 1 sampled E, A, C on their own log scales
+    revision = 3  # 1 sampled E, A, C on their own log scales; 2 took the levels at N0 / K
     title = "Capacity-competition law"
     reference = "Dai & Zheng 2026, arXiv:2606.08167"
     formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i D/D0)^-a_i + E_i, x* = argmin sum_j h_j c_j x_j^-b_j s.t. sum x = N + (K-1)H, x >= H"
@@ -188,18 +207,18 @@ class Capacity(Law):
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {
             "b": Param(("domain",), log_normal_around(0.3, 2.0, "a model-size exponent per domain: Chinchilla's alpha is about 0.34"), "capacity exponent of each domain"),
-            "C_rel": Param(("domain",), log_normal_around(0.3, 3.0, "capacity term at N0/K of capacity: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th of a model"),
-                           "capacity term of each domain at x = N0 / K, as a multiple of that domain's E (in nats for a domain that is no target)"),
+            "C_rel": Param(("domain",), log_normal_around(0.3, 3.0, "capacity term at an even split of N0's budget: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th of a model"),
+                           "capacity term of each domain at x_ref (an even split of N0's budget), as a multiple of that domain's E (in nats for a domain that is no target)"),
             "H": Param((), log_normal_around(0.01, 5.0, "floor capacity as a fraction of N0: a small share of a model; matters only for starved domains"), "floor capacity, in units of N0"),
             "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
-                           "E + C + A: the loss at N0/K of capacity, own weight 1/K and D0"),
+                           "E + C + A: the loss at an even split of N0's budget, own weight 1/K and D0"),
             "A_rel": Param(("target",), log_normal_around(0.2, 3.0, "Chinchilla's token term B D^-beta is about 0.3 E at 20B tokens"), "data term at own weight 1/K and D0, as a multiple of E"),
             "a": Param(("target",), log_normal_around(0.3, 2.0, "Chinchilla's token exponent is about 0.28"), "data exponent"),
         }
         if any(t not in domains for t in targets):
             spec.update({
                 "b_f": Param(("foreign",), log_normal_around(0.3, 2.0, "as b"), "capacity exponent of a foreign target"),
-                "C_f_rel": Param(("foreign",), log_normal_around(0.3, 3.0, "as C_rel"), "capacity term of a foreign target at x_f = N0 / K, as a multiple of its E"),
+                "C_f_rel": Param(("foreign",), log_normal_around(0.3, 3.0, "as C_rel"), "capacity term of a foreign target at x_f = x_ref, as a multiple of its E"),
                 "pi": Param(("foreign", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
                             "how much a foreign target draws on each domain's capacity and data"),
             })

@@ -51,7 +51,7 @@ from .registry import register
 @register
 class CapacityTokens(Capacity):
     name = "capacity_tokens"
-    revision = 1
+    revision = 2  # 1 took the capacity levels at N0 / K (the capacity law's revision 2)
     title = "Capacity-competition law, separate token exponent"
     reference = "Dai & Zheng 2026, arXiv:2606.08167 (data term split into weight and token exponents: a bayesmix departure)"
     formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i)^-a_i (D/D0)^-d_i + E_i, x* as in the capacity law"
