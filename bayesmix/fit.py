@@ -281,7 +281,7 @@ def fit(
     warmup: int = 1000,
     draws: int = 1000,
     seed: int = 0,
-    target_accept: float = 0.9,
+    target_accept: float | None = None,
     max_tree_depth: int = 10,
     progress: bool | None = None,
     min_fraction: float = 0.0,
@@ -301,7 +301,8 @@ def fit(
     holding out the largest model size unless given (a number, or one per
     target). Diagnostics are checked after sampling; problems are
     raised as :class:`~bayesmix.diagnostics.FitWarning` with what to try, and
-    are saved with the fit.
+    are saved with the fit. ``target_accept`` defaults to the law's
+    (``law.target_accept``: 0.9, or 0.95 for the capacity laws).
     """
     table = (runs if isinstance(runs, RunTable) else read_runs(runs)).drop_early_checkpoints(min_fraction)
     law = get_law(law) if isinstance(law, str) else law
@@ -312,6 +313,7 @@ def fit(
     table.require_mixtures(law.min_mixtures, law.name)
     table.require_scales(law.min_scales, law.name, law.why_scales)
     prior_map = resolve_priors(law, table.domains, targets, priors)
+    target_accept = law.target_accept if target_accept is None else target_accept
     config = SamplerConfig(chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth)
 
     sizes = np.unique(table.model_size)

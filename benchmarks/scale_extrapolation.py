@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance probability (default 0.9, the library's default)")
+    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance probability (default: each law's own, as bayesmix.fit)")
     p.add_argument("--min-fraction", type=float, default=0.35, help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets")
     p.add_argument("--out", default=None, help="write the per-target table to this CSV file")
@@ -104,6 +104,7 @@ def per_target_sampler_stats(fit) -> pd.DataFrame:
             part = np.take(draws, idx, axis=2 + axis)
             cols.append(part.reshape(part.shape[:2] + (-1,)))
         x = np.concatenate(cols, axis=-1)
+        x = x[..., np.ptp(x, axis=(0, 1)) > 0]  # parameters pinned by design (tau_run at one scale) have no R-hat
         rhat = np.atleast_1d(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="rank"))
         bulk = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="bulk"))
         tail = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="tail", prob=0.05))
@@ -155,7 +156,7 @@ def run_fit(table, law, targets, args, min_fraction):
 
 def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt: pd.DataFrame, extra_groups: dict[str, pd.Series] | None = None) -> pd.DataFrame:
     d = fit.diagnostics
-    print(f"\n[{split}] {law}: fit {seconds:.1f} s ({fit.config.chains} chains x {fit.config.warmup}+{fit.config.draws}), "
+    print(f"\n[{split}] {law}: fit {seconds:.1f} s ({fit.config.chains} chains x {fit.config.warmup}+{fit.config.draws}, target_accept {fit.config.target_accept}), "
           f"{d.divergences} divergences, max R-hat {d.max_rhat:.3f}, min ESS bulk {d.min_ess_bulk:.0f} / tail {d.min_ess_tail:.0f}, "
           f"{d.max_tree_depth_hits} draws at max tree depth")
     for msg in caught:
@@ -267,7 +268,7 @@ def main(argv=None) -> int:
         get_law(law)  # unknown names fail here, before any fitting
     runs = read_runs(DATA, quiet=True)
     targets = tuple(args.targets.split(",")) if args.targets else None
-    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + {args.draws} draws; target_accept {args.target_accept}; seed {args.seed}")
+    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + {args.draws} draws; target_accept {args.target_accept or "each law's own"}; seed {args.seed}")
     tables = []
     if args.split in ("scale", "both"):
         tables += scale_split(runs, laws, targets, args)

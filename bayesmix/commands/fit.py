@@ -20,7 +20,7 @@ def add_arguments(p):
                    help="drop checkpoints before this share of their run's final tokens (warm-up transients; 0.35 on SlimPajama; default 0)")
     p.add_argument("--extrapolation-sd", type=float, default=None,
                    help="log-scale bias per e-fold beyond the fitted range (default: measured by holding out the largest size)")
-    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance probability (default 0.9; raise to 0.95 on divergences)")
+    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance probability (default: the law's, 0.9 for most and 0.95 for the capacity laws; raise it on divergences)")
     p.add_argument("--out", help="output file (default models/<runs>-<law>.nc)")
     add_sampler_arguments(p)
 

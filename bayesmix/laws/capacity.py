@@ -203,6 +203,7 @@ class Capacity(Law):
     reference = "Dai & Zheng 2026, arXiv:2606.08167"
     formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i D/D0)^-a_i + E_i, x* = argmin sum_j h_j c_j x_j^-b_j s.t. sum x = N + (K-1)H, x >= H"
     min_mixtures = 3
+    target_accept = 0.95  # at 0.9 one of five seeds diverged on the one-scale SlimPajama split (docstring)
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {
