@@ -79,27 +79,27 @@ seven domains (``python benchmarks/mode_extrapolation.py --slopes``).
 :mod:`bayesmix.laws.capacity_tokens` (``capacity_tokens``) gives the data
 term a token exponent of its own and fits those sweeps (see its docstring
 and the README). At one scale (the paper's own SlimPajama setting, where D
-is fixed) that objection does not apply, and the fit predicts held-out
-mixtures well (0.84% error, 48 runs at 122M), but NUTS is clean in some runs
-only: 0 divergences and R-hat <= 1.007 for seed 0 (target_accept 0.9 and
-0.95) and seed 1 (0.95); 9 divergences for seed 1 at 0.9, 30 (R-hat 1.011)
-for seed 2 at 0.95; R-hat 1.61 once at 0.99. The floor is the likely cause:
-the posterior puts H near 0.12 of N0 and 15-40% of (run, domain) allocations
-at x = H, and seed 2's divergent draws sit at high H (0.9 sd above its
-mean). With H pinned at 0.001 (floor inactive) its 30 divergences fall to 4.
-Smoothing the floor's kink (a softplus in log capacity, tried as a prototype
-and not kept) only brings them to 28 (width 0.05) or 14 (width 0.3), so it is
-the floor's regime, not only its kink. A Dirichlet(2) prior on a foreign
-target's pi does not help (29).
+is fixed) that objection does not apply: on the mixture split (48 runs at
+122M, 4 chains x 1000 + 1000) the fit predicts held-out mixtures with 0.84%
+error and 100% coverage of its 90% intervals. At target_accept 0.95 (this
+law's default, ``target_accept`` below) seeds 0-4 gave 0 divergences, and
+R-hat <= 1.005 for seeds 0-3 and 1.011 for seed 4 (arxiv's level: one chain
+lingered at high H; H is the slowest coordinate, lag-1 autocorrelation
+~0.45); at 0.99 (seeds 0, 1) also clean; at 0.9, 2 divergences for seed 4 and
+R-hat 1.010 for seed 0. The posterior puts the floor near H = 0.12 of N0,
+with 15-40% of (run, domain) allocations at x = H. With the levels taken at
+N0 / K (revision 2) the same split gave 9 divergences (seed 1, 0.9) and 30
+(seed 2, 0.95), at high H; smoothing the floor's kink (a prototype, not
+kept) did not remove them, moving the levels to x_ref did.
 
 Targets that are not training domains (e.g. ``openhermes``): the target is
 read as a skill drawing on the domains in proportions pi_f ~ Dirichlet(1)
 (learned). Its capacity is the capacity the model gives those domains,
 x_f = sum_j pi_f,j x_j*, and its data share h_f = sum_j pi_f,j h_j
 (``base.own_weight``, the own-weight law's convention); it has its own
-(b_f, C_f, A_f, a_f, E_f), sampled as b_f, C_f_rel = C_f / E_f, A_rel, a,
-L_ref = E_f + C_f + A_f. It takes no part in the allocation (no run
-trains on it).
+(b_f, C_f, A_f, a_f, E_f), sampled as b_f, C_f_rel (its capacity term at
+x_f = x_ref over E_f), A_rel, a and L_ref (its loss at x_f = x_ref, h_f =
+1/K, D0). It takes no part in the allocation (no run trains on it).
 
 Zero weights. A domain with h_j = 0 gets the floor capacity H (the solver's
 exact answer: it has no pull on the budget), so its capacity term is the
