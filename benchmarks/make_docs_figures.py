@@ -10,6 +10,7 @@ Prints the coverage table the figure summarises.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -24,7 +25,8 @@ from bayesmix.checks import check  # noqa: E402
 from bayesmix.example import example_table  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description="Regenerate docs/check-example.png from the simulated example (no options).").parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", bayesmix.FitWarning)
         fit = bayesmix.fit(example_table(seed=0), "additive", chains=2, warmup=500, draws=500, seed=0, progress=False)

@@ -268,7 +268,8 @@ def main(argv=None) -> int:
         get_law(law)  # unknown names fail here, before any fitting
     runs = read_runs(DATA, quiet=True)
     targets = tuple(args.targets.split(",")) if args.targets else None
-    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + {args.draws} draws; target_accept {args.target_accept or "each law's own"}; seed {args.seed}")
+    ta = args.target_accept or "each law's own"
+    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + {args.draws} draws; target_accept {ta}; seed {args.seed}")
     tables = []
     if args.split in ("scale", "both"):
         tables += scale_split(runs, laws, targets, args)
