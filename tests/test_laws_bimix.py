@@ -113,9 +113,7 @@ def test_zero_weights_fit_runs_without_nan():
 @pytest.mark.slow
 def test_recovery_by_nuts():
     t = truth()
-    frame = lc.simulate("bimix", t, lc.design(mixtures=10, checkpoints=4, seed=0), TARGETS, seed=1)
-    fit = lc.fit_quietly(frame, "bimix", TARGETS, seed=0)
-    assert fit.diagnostics.divergences <= 0.01 * fit.diagnostics.draws, str(fit.diagnostics)
+    fit, frame = lc.fit_simulated("bimix", t, TARGETS)
     # Compared in the paper's numbers (E, A, B are what the truth is written in).
     report = lc.coverage_report(paper_parameters(fit.flat_draws()), paper_truth())
     lc.assert_recovered(report, {"a": 0.25, "alpha": 0.25, "beta": 0.25})

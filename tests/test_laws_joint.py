@@ -202,13 +202,11 @@ def test_zero_weights_fit_runs_without_nan():
 @pytest.mark.slow
 def test_recovery_by_nuts():
     t = truth()
-    frame = lc.simulate("joint", t, lc.design(mixtures=10, checkpoints=4, seed=0), TARGETS, seed=1)
     # 600 draws per chain, not 300: E is identified only through the mixture
     # term's curvature, and the 99.9% interval of the recovery rule is the
     # extreme 0.05% of the draws -- from 1200 draws that is the sample maximum,
     # which missed E[1]'s truth by 0.3% on an unrelated change of floating-point order.
-    fit = lc.fit_quietly(frame, "joint", TARGETS, seed=0, draws=600)
-    assert fit.diagnostics.divergences <= 0.01 * fit.diagnostics.draws, str(fit.diagnostics)
+    fit, frame = lc.fit_simulated("joint", t, TARGETS, draws=600)
     # Compared in the paper's numbers (identified, unlike the split of the
     # exponents into gamma and gamma_dev) plus L_ref. The key tolerances are on
     # the well-identified quantities, as for the additive law (tests/test_recovery.py):
