@@ -64,7 +64,8 @@ come from :func:`natural_scales` / :func:`paper_parameters`
 (:func:`from_paper_parameters` goes the other way).
 
 Known limitation (measured on SlimPajama, 4 chains x 1000 + 1000,
-target_accept 0.99): across model sizes and token counts this law does not
+target_accept 0.99, in the revision-2 coordinates; a change of coordinates
+does not touch the cause below): across model sizes and token counts this law does not
 fit real sweeps well, and NUTS does not mix. Every draw runs to maximum tree
 depth and the chains settle in different modes (R-hat 1.93 on the scale
 split, runs up to 1.235B; 44 minutes). The posterior mode itself is
