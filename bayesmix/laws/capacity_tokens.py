@@ -29,8 +29,9 @@ seed 0, target_accept 0.95, 1000 + 2000 draws), fitted on runs up to 1.235B:
 has two modes and one of the four chains found the other one (R-hat 1.53, 2
 divergences, 18 minutes). They differ in the floor H (0.004 against 0.0003
 of N0) and in the capacity terms of arxiv (b 0.15 against 0.06) and
-commoncrawl (b 4.0 against 2.7), and agree on every target's level and
-token exponent. In an earlier run (the capacity levels then taken at
+commoncrawl (b 4.0 against 2.7), agree on every target's level and token
+exponent, and have about the same log joint density (per-chain medians
+within 3 nats): two readings of the data, not a stray chain. In an earlier run (the capacity levels then taken at
 N0 / K, which is the same law and, at H this small, nearly the same prior)
 all four chains sat in the second mode: R-hat 1.003, 2.94%. So read a clean
 R-hat from one run with care here, and compare seeds; the error at the
