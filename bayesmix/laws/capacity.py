@@ -43,8 +43,8 @@ x_ref = (1 + (K - 1) H) / K, an even split of the reference model's budget
 level at a fixed N0 / K sits further below the fitted allocations the larger
 H is, and every target's level then moves with H (measured on the mixture
 split, seed 2: correlation of log H with the L_ref of 0.4-0.7, 30
-divergences at target_accept 0.95, all at high H; taken at x_ref: at most
-0.18 and no divergences). So each target samples
+divergences at target_accept 0.95, all at high H; taken at x_ref: 0.25 at most
+in size, and no divergences). So each target samples
 
 - ``L_ref`` = E + C_own (at x_ref) + A: its loss at an even split of N0's
   budget, own weight 1/K and D0 (~ median 2.5 nats, x/÷2);
