@@ -31,15 +31,15 @@ divergences, 18 minutes). They differ in the floor H (0.004 against 0.0003
 of N0) and in the capacity terms of arxiv (b 0.15 against 0.06) and
 commoncrawl (b 4.0 against 2.7), agree on every target's level and token
 exponent, and have about the same log joint density (per-chain medians
-within 3 nats): two readings of the data, not a stray chain. In an earlier run (the capacity levels then taken at
-N0 / K, which is the same law and, at H this small, nearly the same prior)
-all four chains sat in the second mode: R-hat 1.003, 2.94%. So read a clean
-R-hat from one run with care here, and compare seeds; the error at the
-held-out size barely moved (2.99% pooled over both modes, 2.94% from the
-second alone). On the one-scale mixture split
-it matches the capacity law (0.84%, 0 divergences, R-hat 1.005). SBC: ranks
-uniform for all 13 parameters of the small case (``benchmarks/sbc.py --laws
-capacity_tokens``, min Bonferroni p 0.82).
+within 3 nats): two readings of the data, not a stray chain. An earlier run
+(capacity levels then taken at N0 / K: the same law and, at H this small,
+nearly the same prior) had all four chains in one mode, probably the second
+(commoncrawl's b near 2.6): R-hat 1.003, 2.94%. So read a clean R-hat from
+one run with care here and compare seeds; the held-out error hardly depends
+on the mode. On the one-scale mixture split it matches the capacity law
+(0.84%, 0 divergences, R-hat 1.005). SBC: ranks uniform for all 13
+parameters of the small case (``benchmarks/sbc.py --laws capacity_tokens``,
+min Bonferroni p 0.82).
 
 Parameters: those of the capacity law plus one ``d`` per target
 (6K + 1 = 43 for the 7 SlimPajama domains as targets; each target that is
