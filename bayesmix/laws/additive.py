@@ -1,74 +1,34 @@
-"""Additive law (Shukor et al. 2025, arXiv:2507.09404).
+"""Additive law (Shukor et al. 2025, Scaling Laws for Optimal Data Mixtures, arXiv:2507.09404).
 
     L(h, N, D) = E + 1 / sum_j C_j h_j^gamma_j + A (N/N0)^-alpha + B (D/D0)^-beta
 
-Per target: C_j, gamma_j for each of K domains, and E, A, alpha, B, beta:
-2K + 5 numbers (19 for the 7 SlimPajama domains). The same law is sampled in
-these coordinates (per target; no parameter is shared between targets):
+Per target: C_j, gamma_j for each of K domains, and E, A, alpha, B, beta: 2K + 5 numbers (19 for the 7 SlimPajama
+domains). The same law is sampled in these coordinates (per target; no parameter is shared between targets):
 
     L = L_ref * S_rel * (R(h) - 1) / gbar + F * (1 + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
     R(h) = 1 / sum_j v_j (K h_j)^gamma_j        (R = 1 at the uniform mixture)
-    gamma_j = gamma * exp(gamma_dev_j),  gbar = sum_j v_j gamma_j
-    F = L_ref / (1 + A_rel + B_rel)
+    gamma_j = gamma * exp(gamma_dev_j),  gbar = sum_j v_j gamma_j,  F = L_ref / (1 + A_rel + B_rel)
 
-- ``L_ref``: the loss at the reference point (N0, D0, uniform mixture);
-- ``F`` = E + M0: the loss at the uniform mixture with the scale terms gone
-  (M0 is the mixture term there);
+- ``L_ref``: the loss at the reference point (N0, D0, uniform mixture); ``F`` = E + M0 is the loss at the uniform
+  mixture with the scale terms gone (M0 is the mixture term there);
 - ``A_rel``, ``B_rel``: the model-size and token terms at (N0, D0), over F;
-- ``S_rel``: the mixture term's slope at the uniform mixture,
-  -sum_j dL/dlog h_j over L_ref (M0 gbar / L_ref): how much the loss falls,
-  relative to the loss at the reference point, per e-fold of every domain's
-  weight;
-- ``v`` (simplex over domains): each domain's share of the mixture term's sum
-  at the uniform mixture;
-- ``gamma``: the target's typical mixture exponent, ``gamma_dev`` each
-  domain's log-deviation from it.
+- ``S_rel``: the mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, over L_ref (M0 gbar / L_ref);
+- ``v`` (simplex over domains): each domain's share of the mixture term's sum at the uniform mixture;
+- ``gamma``: the target's typical mixture exponent, ``gamma_dev`` each domain's log-deviation from it.
 
-The paper's numbers follow: M0 = L_ref S_rel / gbar, E = F - M0, A = F A_rel,
-B = F B_rel, C_j = v_j K^gamma_j / M0. :func:`paper_parameters` computes them
-from draws, and :func:`from_paper_parameters` goes the other way (e.g. to
-simulate from published values).
+The paper's numbers follow: M0 = L_ref S_rel / gbar, E = F - M0, A = F A_rel, B = F B_rel, C_j = v_j K^gamma_j / M0.
+:func:`paper_parameters` computes them from draws, and :func:`from_paper_parameters` goes the other way (e.g. to
+simulate from published values). E is not forced positive: the law is extended to its log-linear limit gamma -> 0.
 
-Why these coordinates (each measured with NUTS, one target at a time):
+Priors (reasons in the definitions below): log-normal around typical LLM losses and Chinchilla's fits for ``L_ref``,
+``A_rel``, ``B_rel``, ``alpha``, ``beta``; ``S_rel`` wide around 0.1; ``gamma`` around 0.5; ``v`` flat Dirichlet(1);
+``gamma_dev`` ~ Normal(0, 0.3), partial pooling of the exponents towards ``gamma`` (x/÷1.35 at one sd), which removes
+the funnel that free exponents made (a domain with a share near 0 leaves its exponent free). Widen it to relax it.
 
-- E, A, B and the mixture term are all additive constants; the data fix
-  their sum at the reference point to ~0.1% and each term only through the
-  curvature of its power law. With E, A, B sampled on their own log scales
-  the posterior is a curved ridge (E = level - A - B bends in log E as an
-  exponent moves): 80-500 leapfrog steps per draw on SlimPajama. One level
-  parameter (``L_ref``) and the terms as ratios make the ridge nearly
-  straight.
-- Within a sweep the mixture term is nearly log-linear in the weights, so the
-  data fix its slope (M0 gbar) and only weakly its size M0 and its exponents:
-  sampling M0 (as M0 / E) left a banana, M0 up and gamma down at equal slope
-  (on the built-in example: a heavy-tailed M0, R-hat 1.02-1.06 and
-  divergences in 4 x 500 draws). Sampling the slope itself, with the term
-  written as (R - 1) / gbar (smooth through gamma -> 0, where it becomes
-  -sum_j v_j (gamma_j / gbar) log(K h_j)), leaves the exponents to move the
-  curvature alone. The slope is relative to L_ref, not F: on a sweep at one
-  scale (N = N0, D = D0) the scale terms then drop out of the likelihood
-  altogether instead of trading with the slope (relative to F, the
-  mixture-only split of SlimPajama ran at R-hat 1.26 with 391 divergences).
-  The price: E = F - M0 is not forced positive (the law is
-  extended to its log-linear limit, as for the own-weight law); the scale
-  extrapolation does not involve E.
-- Independent exponents per domain made two degenerate regions that chains
-  fell into and stayed in (R-hat 1.5-3.9): a domain whose share goes to 0
-  leaves its exponent free (a funnel), and an exponent going to 0 turns a
-  domain's term into a constant that trades with E. Partial pooling of the
-  exponents towards the target's typical exponent (``gamma_dev`` ~ Normal(0,
-  0.3): within x/÷ 1.35 at one sd, x/÷ 1.8 at two) removes both; the data
-  can still move a well-informed exponent that far. Widen the prior of
-  ``gamma_dev`` to relax it.
-- Shares ``v`` on the simplex rather than free C_j: the overall size of the
-  mixture term is set by ``S_rel`` and the exponents, so v carries only how
-  it splits, with a flat Dirichlet(1) prior.
+Zero weights: a domain with h_j = 0 contributes nothing to the sum (masked, not floored: the law's own limit).
+Known limit: the mixture term does not interact with N or D, so the best mixture is the same at every scale.
 
-Zero weights: a domain with h_j = 0 contributes nothing to the sum (its term is
-masked, not floored), which is the law's own limit h_j^gamma_j -> 0.
-
-Known limit: the mixture term does not interact with N or D, so the best
-mixture under this law is the same at every scale.
+Measurements behind these choices: docs/laws/additive.md
 """
 
 from __future__ import annotations

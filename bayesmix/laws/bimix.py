@@ -21,7 +21,10 @@ B_i(BiMix) = B_i D0^beta_i. Note the multiplier scales the irreducible loss E
 too, as BiMix's C_i is scaled by h_i^-alpha_i.
 
 Parameters per target: a, E, A, alpha, B, beta: 6; plus, for each target that
-is not a training domain, K simplex weights pi (K - 1 free): 6T + K F.
+is not a training domain, K simplex weights pi (K - 1 free): 6T + K F. Such a
+target's (e.g. ``openhermes``) h_i is a learned convex combination of the
+domain weights, sum_j pi_j h_j (``base.own_weight``, the own-weight law's
+convention).
 
 Sampled coordinates (per target; no parameter is shared between targets), the
 level/ratio structure of the additive and own-weight laws:
@@ -37,32 +40,15 @@ level/ratio structure of the additive and own-weight laws:
 The paper's numbers: E = F, A = F A_rel, B = F B_rel
 (:func:`paper_parameters`; :func:`from_paper_parameters` goes the other way).
 
-Why (measured on the simulated sweep of tests/test_laws_bimix.py, 2 chains x
-300 draws): with E, A, B sampled on their own log scales the data fix their
-sum at the reference point far better than any one of them, so the posterior
-is a curved ridge E = level - A - B bending with alpha (posterior correlations
-of E, A and alpha 0.95-0.98): ESS down to 52, R-hat 1.025, 4 divergences in
-the block of the foreign target, and the truth of one A outside the 99.9%
-interval of so few effective draws. Sampling the level itself and the terms as
-ratios of it makes that ridge nearly straight in the unconstrained space:
-same sweep and sampler, 7-8.5 leapfrog steps per draw for the domain targets
-(was 22), min ESS 122 (was 52), every truth inside its 99.9% interval. The
-posterior itself did not move (the correlated E, A, alpha of 'code' sit at the
-same place in both): that miss came from too few effective draws in the tails.
-Still open: the foreign target's block (pi on the simplex with a small a,
-where pi is identified only in proportion to a) needs ~42 steps per draw and
-gave 6 divergences in 600 draws (1.0%).
-
-Targets that are not training domains (e.g. ``openhermes``): h_i is replaced
-by a learned convex combination of the domain weights, sum_j pi_j h_j with
-pi ~ Dirichlet(1) (``base.own_weight``, the convention of the own-weight law).
+Priors (reasons in the definitions below): log-normal around SlimPajama's
+own-weight slopes for ``a`` and around typical LLM losses and Chinchilla's
+fits for ``L_ref``, ``A_rel``, ``B_rel``, ``alpha``, ``beta``; ``pi`` flat
+Dirichlet(1).
 
 Zero weights: h_i is floored at ``H_FLOOR`` (0.1%), so a domain left out of a
-mixture gives a large but finite loss and every log density stays finite. A
-prediction for a target whose own domain has weight 0 is the law's value at a
-weight of 0.1%: an extrapolation of the power law to a weight no run saw
-(unless the sweep itself had zeros, which were fitted at the floor). Read it
-as "much worse", not as a number.
+mixture gives a large but finite loss; read such a prediction as "much worse".
+
+Measurements behind these choices: docs/laws/bimix.md
 """
 
 from __future__ import annotations

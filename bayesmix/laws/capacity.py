@@ -6,110 +6,42 @@ x*(h, N) is the capacity the model gives each domain: the solution of
 
     minimise_x sum_j h_j c_j x_j^(-b_j)   s.t.   sum_j x_j = N + (K - 1) H,  x_j >= H,
 
-solved by :mod:`bayesmix.laws.capacity_solver` (log-space multiplier,
-bracketed and safeguarded, gradients by the implicit function theorem; it is
-tested against scipy there, including the tiny-multiplier regime). The
-capacity term couples every domain's loss to every weight; the data term
-depends on a domain's own weight only.
+solved by :mod:`bayesmix.laws.capacity_solver`. The capacity term couples every domain's loss to every weight; the
+data term depends on a domain's own weight only. Capacities are in units of N0 (``H`` is the floor as a fraction of
+N0) and the terms are written relative to an even split of N0 and to the uniform weight at D0:
 
-Units and written form. Capacities are in units of the reference model size
-N0 (the budget is N / N0 + (K - 1) H, so ``H`` is the floor as a fraction of
-N0), and the terms are written relative to an even split of N0 and to the
-uniform weight at D0:
+    L_i = C_i (K x_i*)^(-b_i) + A_i (K h_i D / D0)^(-a_i) + E_i,    c_i = C_i K^(-b_i)
 
-    L_i = C_i (K x_i*)^(-b_i) + A_i (K h_i D / D0)^(-a_i) + E_i
+Parameters: b_j and C_j for every training DOMAIN (the allocation needs all of them, whether or not that domain is a
+target), A_i, a_i, E_i for every target, and one global floor H: 2K + 3T + 1 (5K + 1 when every domain is a target:
+36 for the 7 SlimPajama domains). Each target that is not a training domain adds its own capacity pair (b_f, C_f)
+and K simplex weights pi_f (K - 1 free): 2K + 3T + 1 + (K + 2) F in all. Because b and C are shared by all targets,
+the targets are fitted as one NUTS block.
 
-so ``C_i`` is the capacity term when domain i gets N0 / K of capacity and
-``A_i`` the data term at weight 1/K and D0 tokens -- both of the order of the
-loss. The paper's c_i = C_i K^(-b_i) (with x in units of N0); since x* only
-depends on the ratios of the h_j b_j c_j, this is the c the solver receives.
+Sampled coordinates (a level and ratios; capacity levels at x_ref = (1 + (K - 1) H) / K, an even split of the
+reference model's budget, :func:`reference_capacity`):
 
-Parameters. b_j and C_j belong to every training DOMAIN (the allocation needs
-all of them, whether or not that domain is a target), A_i, a_i, E_i to every
-target, and one global floor H: 2K + 3T + 1 (5K + 1 when every domain is a
-target: 36 for the 7 SlimPajama domains). Each target that is not a training
-domain adds its own capacity pair (b_f, C_f) and K simplex weights pi_f
-(K - 1 free): 2K + 3T + 1 + (K + 2) F in all. Because b and C are shared by
-all targets, the targets are fitted as one NUTS block.
+- per target ``L_ref`` = E + C_own (at x_ref) + A: its loss at x_ref, own weight 1/K and D0; ``A_rel`` = A / E; ``a``;
+- per domain ``C_rel`` = C (x_ref / (N0 / K))^-b / E of the target that domain is (C in nats for a domain that is no
+  target): its capacity term at x_ref in units of E; ``b``;
+- ``H``; and, for a foreign target, ``b_f``, ``C_f_rel`` (its capacity term at x_f = x_ref over its E) and ``pi``.
 
-Sampled coordinates (the level/ratio structure of the other laws). The data
-fix each target's loss level far better than its split into E, C and A, so
-sampling E, A, C on their own log scales leaves a curved ridge
-E = level - C (...) - A (...) (measured on the SlimPajama mixture split, 4
-chains x 1000 + 1000: 3974 of 4000 draws at maximum tree depth, R-hat 1.029,
-ESS 68, 5.5 minutes for 48 runs). The capacity levels are taken at
-x_ref = (1 + (K - 1) H) / K, an even split of the reference model's budget
-(:func:`reference_capacity`), not at N0 / K: the budget grows with H, so a
-level at a fixed N0 / K sits further below the fitted allocations the larger
-H is, and every target's level then moves with H (measured on the mixture
-split, seed 2: correlation of log H with the L_ref of 0.4-0.7, 30
-divergences at target_accept 0.95, all at high H; taken at x_ref: 0.25 at most
-in size, and no divergences). So each target samples
-
-- ``L_ref`` = E + C_own (at x_ref) + A: its loss at an even split of N0's
-  budget, own weight 1/K and D0 (~ median 2.5 nats, x/÷2);
-- ``A_rel`` = A / E (~ median 0.2, x/÷3: Chinchilla's token term is about
-  0.3 E at 20B tokens), and ``a`` (~ median 0.3, x/÷2);
-
-and each domain ``C_rel`` = C (x_ref / (N0 / K))^-b / E of the target that
-domain is, its capacity term at x_ref in units of E (~ median
-0.3, x/÷3: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th
-of a model; for a domain that is no target, C_rel is C in nats) and ``b``
-(~ median 0.3, x/÷2: Chinchilla's model-size exponent is ~0.34 and the
-capacity term is a model-size law per domain); ``H`` ~ median 0.01, x/÷5
-(as a fraction of N0): the floor is a small fraction of a model; it only
-matters for domains with small weights, so where no domain is starved it is
-held by its prior. E = L_ref / (1 + C_rel_own + A_rel); the law's numbers
-come from :func:`natural_scales` / :func:`paper_parameters`
+E = L_ref / (1 + C_rel_own + A_rel); the law's numbers come from :func:`natural_scales` / :func:`paper_parameters`
 (:func:`from_paper_parameters` goes the other way).
 
-Known limitation (measured on SlimPajama, 4 chains x 1000 + 1000,
-target_accept 0.99, in the revision-2 coordinates; a change of coordinates
-does not touch the cause below): across model sizes and token counts this law does not
-fit real sweeps well, and NUTS does not mix. Every draw runs to maximum tree
-depth and the chains settle in different modes (R-hat 1.93 on the scale
-split, runs up to 1.235B; 44 minutes). The posterior mode itself is
-implausible there: it sends the capacity exponent b of one or two domains to
-22-55 (prior median 0.3) and predicts 2.718B with 7-7.6% mean relative error,
-against 2.6% for BiMix's mode. The cause is the data term: (D h_i)^-a_i gives
-a domain's tokens one exponent whether they come from a longer run or a
-larger share, and since the capacity term only adds to the own-weight effect,
-the law needs a domain's loss to fall at least as fast in log h_i as in log
-D. On SlimPajama it falls 1.3 to 3.2 times faster in log D for six of the
-seven domains (``python benchmarks/mode_extrapolation.py --slopes``).
-:mod:`bayesmix.laws.capacity_tokens` (``capacity_tokens``) gives the data
-term a token exponent of its own and fits those sweeps (see its docstring
-and the README). At one scale (the paper's own SlimPajama setting, where D
-is fixed) that objection does not apply: on the mixture split (48 runs at
-122M, 4 chains x 1000 + 1000) the fit predicts held-out mixtures with 0.84%
-error and 100% coverage of its 90% intervals. At target_accept 0.95 (this
-law's default, ``target_accept`` below) seeds 0-9 gave 0 divergences, and
-R-hat <= 1.006 for all but seed 4: 1.011 (arxiv's level: one chain lingered
-at high H; H is the slowest coordinate, lag-1 autocorrelation ~0.45), 1.005
-with 2000 draws per chain; at 0.99 (seeds 0, 1) also clean; at 0.9, 2 divergences for seed 4 and
-R-hat 1.010 for seed 0. The posterior puts the floor near H = 0.12 of N0,
-with 15-40% of (run, domain) allocations at x = H. With the levels taken at
-N0 / K (revision 2) the same split gave 9 divergences (seed 1, 0.9) and 30
-(seed 2, 0.95), at high H; smoothing the floor's kink (a prototype, not
-kept) did not remove them, moving the levels to x_ref did.
+Priors (median, spread at one sd): ``L_ref`` 2.5 nats x/÷2; ``A_rel`` 0.2 x/÷3 and ``a`` 0.3 x/÷2 (Chinchilla's
+token term and exponent); ``C_rel`` 0.3 x/÷3 and ``b`` 0.3 x/÷2 (a model-size law per domain); ``H`` 0.01 of N0,
+x/÷5 (held by its prior where no domain is starved); ``pi`` flat Dirichlet(1). Sampled at ``target_accept`` 0.95.
 
-Targets that are not training domains (e.g. ``openhermes``): the target is
-read as a skill drawing on the domains in proportions pi_f ~ Dirichlet(1)
-(learned). Its capacity is the capacity the model gives those domains,
-x_f = sum_j pi_f,j x_j*, and its data share h_f = sum_j pi_f,j h_j
-(``base.own_weight``, the own-weight law's convention); it has its own
-(b_f, C_f, A_f, a_f, E_f), sampled as b_f, C_f_rel (its capacity term at
-x_f = x_ref over E_f), A_rel, a and L_ref (its loss at x_f = x_ref, h_f =
-1/K, D0). It takes no part in the allocation (no run trains on it).
+Foreign targets (e.g. ``openhermes``) draw on the domains in proportions pi_f: capacity x_f = sum_j pi_f,j x_j* and
+data share h_f = sum_j pi_f,j h_j (``base.own_weight``); they take no part in the allocation. Zero weights: a domain
+with h_j = 0 gets the floor capacity H (the solver's exact answer); the data term floors h_i at ``H_FLOOR`` (0.1%).
 
-Zero weights. A domain with h_j = 0 gets the floor capacity H (the solver's
-exact answer: it has no pull on the budget), so its capacity term is the
-large but finite C_j (K H)^(-b_j): no floor is needed there. The data term
-(D h_i)^(-a_i) is infinite at h_i = 0, so h_i is floored at ``H_FLOOR``
-(0.1%) in that term only, as in the own-weight law. A prediction for a target
-whose own domain has weight 0 is the law at floor capacity and a 0.1% data
-share: read it as "much worse", not as a number, unless the fitted sweep had
-such zeros.
+Known limitation: across model sizes and token counts this law does not fit real sweeps (its data term gives a
+domain's tokens one exponent, whether they come from D or from h_i); :mod:`bayesmix.laws.capacity_tokens` does. At
+one scale (the paper's own setting) it fits.
+
+Measurements behind these choices: docs/laws/capacity.md
 """
 
 from __future__ import annotations
@@ -204,7 +136,7 @@ class Capacity(Law):
     reference = "Dai & Zheng 2026, arXiv:2606.08167"
     formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i D/D0)^-a_i + E_i, x* = argmin sum_j h_j c_j x_j^-b_j s.t. sum x = N + (K-1)H, x >= H"
     min_mixtures = 3
-    target_accept = 0.95  # at 0.9 one of five seeds diverged on the one-scale SlimPajama split (docstring)
+    target_accept = 0.95  # at 0.9 one of five seeds diverged on the one-scale SlimPajama split (docs/laws/capacity.md)
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {

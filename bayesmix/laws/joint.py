@@ -1,97 +1,40 @@
-"""Joint law (Shukor et al. 2025, arXiv:2507.09404): the additive law whose
+"""Joint law (Shukor et al. 2025, Scaling Laws for Optimal Data Mixtures, arXiv:2507.09404): the additive law whose
 scale terms depend on the mixture, so that the best mixture moves with scale.
 
     L(h, N, D) = E + 1 / sum_j C_j h_j^gamma_j + A_h (N/N0)^-alpha + B_h (D/D0)^-beta
     A_h = (sum_j CA_j h_j)^gammaA,    B_h = (sum_j CB_j h_j)^gammaB
 
-Paper parameters per target: C_j, gamma_j, CA_j, CB_j for each of K domains
-and E, alpha, beta, gammaA, gammaB: 4K + 5 (33 for the 7 SlimPajama domains,
-37 for the paper's K = 8).
+Paper parameters per target: C_j, gamma_j, CA_j, CB_j for each of K domains and E, alpha, beta, gammaA, gammaB:
+4K + 5 (33 for the 7 SlimPajama domains, 37 for the paper's K = 8). The inner form of A_h and B_h is a
+reconstruction (laws.md section 2) kept in ONE marked section below: :func:`mixture_scale_factor`, :func:`shares`,
+:func:`paper_coefficients`.
 
-Sampled coordinates (per target; no parameter is shared between targets).
-The joint law is the additive law with two mixture factors on its scale
-terms, and it is sampled in the additive law's coordinates plus those factors:
+Sampled coordinates (per target; no parameter is shared between targets): the additive law's, plus two mixture
+factors on its scale terms,
 
     L = L_additive(h, N, D) + F A_rel (a(h) - 1) (N/N0)^-alpha + F B_rel (b(h) - 1) (D/D0)^-beta
-    a(h) = (K sum_j s_A,j h_j)^gamma_A,   b(h) = (K sum_j s_B,j h_j)^gamma_B
-    F = L_ref / (1 + A_rel + B_rel)
+    a(h) = (K sum_j s_A,j h_j)^gamma_A,   b(h) = (K sum_j s_B,j h_j)^gamma_B,   F = L_ref / (1 + A_rel + B_rel)
+    s_A = softmax(g_A / gamma_A),   s_B = softmax(g_B / gamma_B)
 
-where L_additive is the additive law's mean in its own coordinates (so
-A = F A_rel and B = F B_rel are its scale terms at N0, D0), computed by its
-own code: the joint law follows any change of the additive law's mixture term.
+- ``L_ref``, ``A_rel``, ``B_rel``, ``S_rel``, ``alpha``, ``beta``, ``v``, ``gamma``, ``gamma_dev``: the additive
+  law's coordinates, priors and mixture term (imported from :mod:`bayesmix.laws.additive`, not copied). a = b = 1
+  at the uniform mixture, so A = F A_rel and B = F B_rel are the scale terms there, at N0 and D0.
+- ``g_A`` (T, K): to first order the slope of log A_h in each weight at the uniform mixture (its row mean is held
+  by the prior alone); ``gamma_A``: the curvature of A_h in h. Same for ``g_B``, ``gamma_B``.
 
-- ``L_ref``, ``A_rel``, ``B_rel``, ``S_rel``, ``alpha``, ``beta``, ``v``,
-  ``gamma``, ``gamma_dev``: exactly the additive law's coordinates, priors and
-  mixture term (imported from :mod:`bayesmix.laws.additive`, not copied; see
-  its docstring for why a level and ratios rather than E, A, B on their own
-  log scales: the ridge E = level - A - B is then nearly straight).
-  ``L_ref`` is the loss at (N0, D0) and the uniform mixture, where a = b = 1.
-- a(h) is 1 at the uniform mixture, so ``A_rel`` keeps its meaning (the
-  model-size term at N0 and the uniform mixture over F) and the mixture
-  factor is a pure ratio; the overall scale of the paper's CA (which trades
-  with gamma_A: CA -> c CA and A -> c^gamma_A A give the same law) is absorbed
-  in A_rel. Same for B.
-- The shares are not sampled on the simplex but through slopes:
-  s_A = softmax(g_A / gamma_A), with ``g_A`` (T, K) ~ Normal(0, 1). Near the
-  uniform mixture log a(h) = gamma_A log(K h . s_A) ~ sum_j
-  (g_A,j - mean_j g_A) (h_j - 1/K): ``g_A`` is, to first order, the slope of log A_h
-  in each weight (moving all of the mixture to domain j changes log A_h by
-  g_A,j - mean g_A), which the data fix, and ``gamma_A`` only the curvature,
-  which they barely see. The row mean of g_A is not identified (softmax) and
-  is held by its prior: a straight direction NUTS crosses easily.
-- ``gamma_A``, ``gamma_B`` ~ LogNormal around 1 (linear A_h), x/÷1.35.
-
-Why (measured on SlimPajama, scale split, targets arxiv and c4, 2 chains x
-150 + 150 draws, ``benchmarks/scale_extrapolation.py --quick``): with s_A on
-the simplex (Dirichlet(1)) and gamma_A ~ LogNormal(0.5, x/÷2.5) the data fix
-only the product gamma_A (K s_A - 1), a curved ridge: 205-453 leapfrog steps
-per draw, 45 draws at maximum tree depth, R-hat 1.14, ESS 13 (this one
-measured with the additive law's previous mixture-term convention, F S_rel
-instead of L_ref S_rel; the rest with the current one). A gamma prior
-around 1 (x/÷1.35) alone: 65-81 steps, R-hat 1.68 (chains in different
-places along the ridge); with Dirichlet(3) shares: R-hat 1.16; with softmax
-logits not scaled by gamma: R-hat 1.28. The slope coordinates above: 18-23
-steps per draw, R-hat 1.035, no divergences (with the wide gamma prior: 31-45
-steps, R-hat 1.047).
-
-Sampled: 4K + 7 numbers, of which two per scale term (the row means of g_A,
-g_B) and one of the additive part (the split of the exponents into gamma and
-gamma_dev) are held by the prior alone: the paper's 4K + 5 are identified.
-``Law.n_params`` counts the additive law's simplex v as K numbers, so it
-reports 4K + 9.
-
-The paper's numbers follow from :func:`paper_parameters` (A = F A_rel is
-A_h at the uniform mixture, CA_j = A^(1/gamma_A) K s_A,j, see
+Sampled: 4K + 7 numbers, of which two per scale term (the row means of g_A, g_B) and one of the additive part (the
+split of the exponents into gamma and gamma_dev) are held by the prior alone: the paper's 4K + 5 are identified.
+``Law.n_params`` counts the additive law's simplex v as K numbers, so it reports 4K + 9. The paper's numbers follow
+from :func:`paper_parameters` (A = F A_rel is A_h at the uniform mixture, CA_j = A^(1/gamma_A) K s_A,j, see
 :func:`paper_coefficients`); :func:`from_paper_parameters` goes the other way.
 
-The inner form of A_h and B_h is a reconstruction from the paper's text and
-its parameter count (laws.md section 2). It lives in ONE marked section:
-:func:`mixture_scale_factor` (the form), :func:`shares` (its sampled
-coordinates) and :func:`paper_coefficients` (the map to the paper's CA_j);
-correcting it is a change there only.
+Priors: the additive law's; ``g_A``, ``g_B`` ~ Normal(0, 1) (0 everywhere is the additive law); ``gamma_A``,
+``gamma_B`` ~ LogNormal around 1 (A_h linear in h), x/÷1.35, since a sweep barely sees A_h's curvature in h.
 
-Zero weights: a domain with h_j = 0 contributes nothing to the mixture term
-(masked by the additive law's code: the law's own limit h_j^gamma_j -> 0) and
-nothing to sum_j s_A,j h_j; the latter stays positive because the weights sum
-to 1 and s_A,j > 0. No floor is needed and every value stays finite. A target
-whose own domain has weight 0 is predicted by the law's limit at h_j = 0: the
-loss is then set by the other domains alone. If no fitted run had that domain
-at 0, read the prediction as an extrapolation of the fitted exponents to a
-weight no run saw.
+Zero weights need no floor: sum_j s_A,j h_j > 0 because the weights sum to 1 and every s_A,j > 0. At one scale the
+law is not identified, so ``fit`` needs two model sizes or token counts (``min_scales``); fit the additive law there.
 
-At one scale (every run at the same N and D) the law is not identified:
-a(h) and b(h) multiply terms that are then constants, so they trade with
-each other and with the additive mixture term. Measured on the SlimPajama
-mixture split (48 runs at 122M, 4 chains x 1000 + 1000, target_accept
-0.99): every draw at maximum tree depth, R-hat 2.5, although the posterior
-mean's error is low (0.22%). So ``fit`` refuses a table with fewer than two
-model sizes or token counts (``min_scales``) and says to fit the additive law,
-which is the joint law at one scale.
-
-What moves the optimum: at small scale the terms A_h (N/N0)^-alpha and
-B_h (D/D0)^-beta weigh most, so the best mixture is the one that keeps A_h and
-B_h small; at large scale they vanish and the mixture term decides. With
-g_A = g_B = 0 (uniform shares) the law is the additive law.
+Measurements behind these choices: docs/laws/joint.md
 """
 
 from __future__ import annotations

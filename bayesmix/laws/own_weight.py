@@ -2,10 +2,10 @@
 
     L_i(h, N, D) = E_i + A_h,i (K h_i)^-a_i + A_i (N/N0)^-alpha_i + B_i (D/D0)^-beta_i
 
-The own-weight power law E + A h^-a (laws.md section 5) with Chinchilla terms
-in N and D so that it can extrapolate in scale. Per target: E, A_h, a, A,
-alpha, B, beta: 7 numbers; plus, for each target that is not a training
-domain, K simplex weights (see below).
+The own-weight power law E + A h^-a (laws.md section 5; the baseline of Dai & Zheng 2026, arXiv:2606.08167) with
+Chinchilla terms in N and D (Hoffmann et al. 2022) so that it can extrapolate in scale. Per target: E, A_h, a, A,
+alpha, B, beta: 7 numbers; plus, for each target that is not a training domain, K simplex weights pi: its h_i is
+replaced by sum_j pi_j h_j with pi ~ Dirichlet(1) ("how much of the mixture serves this target").
 
 Sampled coordinates (per target; no parameter is shared between targets):
 
@@ -14,37 +14,21 @@ Sampled coordinates (per target; no parameter is shared between targets):
 
 - ``L_ref``: the loss at the reference point (N0, D0, own weight 1/K);
 - ``F`` = E + A_h: the loss floor at own weight 1/K (scale terms gone);
-- ``s_rel``: the own-weight slope at 1/K, -dL/dlog(h_i) / L_ref: how much
-  one e-fold more of its own domain lowers the target's loss, relative to the
-  loss at the reference point (relative to L_ref, not F, so that on a sweep
-  at one scale the scale terms drop out of the likelihood instead of trading
-  with the slope);
+- ``s_rel``: the own-weight slope at 1/K, -dL/dlog(h_i) / L_ref (relative to L_ref, not F);
 - ``a``: the exponent; A_rel, B_rel: the scale terms at (N0, D0) over F.
 
-The paper's numbers: A_h = L_ref s_rel / a, E = F - A_h, A = F A_rel, B = F B_rel
-(:func:`paper_parameters`; :func:`from_paper_parameters` goes the other way).
+The paper's numbers: A_h = L_ref s_rel / a, E = F - A_h, A = F A_rel, B = F B_rel (:func:`paper_parameters`;
+:func:`from_paper_parameters` goes the other way). The Box-Cox term is smooth through a -> 0, where it becomes
+-s_rel L_ref log(K h_i); E is not forced positive (the law is extended to that log-linear limit).
 
-Why (measured on SlimPajama, one target, NUTS in Laplace-whitened
-coordinates): the fitted own-weight exponents are small (a ~ 0.05-0.1 for
-the domain targets), where A_h h^-a is nearly log-linear: the data fix the
-slope A_h a, and A_h and E only through a curvature they barely see. Sampling
-E (or A_h / E) gave a long curved ridge (E = level - slope / a) with 23-70
-leapfrog steps per draw, R-hat 1.05-1.6 and divergences. The form above
-(a Box-Cox term) is smooth through a -> 0, where it becomes -s_rel L_ref log(K h_i),
-and its slope and level are parameters of their own: 10-14 steps per draw.
-The price is that E = F - L_ref s_rel / a is not forced positive: the law is
-extended to the log-linear limit, and E < 0 only means that the power law
-keeps falling beyond h_i = 1, where no mixture can go. On the simplex the
-loss stays above F - L_ref s_rel log K + scale terms.
+Priors (reasons in the definitions below): log-normal around SlimPajama's own-weight slopes and exponents for
+``s_rel`` and ``a`` (wide, since a -> 0 is allowed), around typical LLM losses and Chinchilla's fits for ``L_ref``,
+``A_rel``, ``B_rel``, ``alpha``, ``beta``; ``pi`` flat Dirichlet(1).
 
-Targets that are not training domains (e.g. ``openhermes``): h_i is replaced
-by a learned convex combination of the domain weights, sum_j pi_j h_j with
-pi ~ Dirichlet(1): "how much of the mixture serves this target".
+Zero weights: h_i is floored at H_FLOOR (0.1%) so that a domain left out of a mixture gives a large but finite loss;
+read such a prediction as "much worse", not as a number.
 
-Zero weights: h_i is floored at H_FLOOR (0.1%) so that a domain left out of a
-mixture gives a large but finite loss. Predictions for such a mixture are
-extrapolations of the power law to a weight no run saw: read them as "much
-worse", not as a number.
+Measurements behind these choices: docs/laws/own_weight.md
 """
 
 from __future__ import annotations
