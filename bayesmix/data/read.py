@@ -11,12 +11,15 @@ Every reader either returns clean data plus a note for each cleaning action, or
 raises :class:`RunTableError` whose message names the source, the row (1-based
 data row, plus the file line for CSV files) and the column.  Bad input never
 surfaces as a raw pandas/numpy traceback, and nothing is dropped silently.
+
+This module reads the canonical table (:func:`read_runs`) and the mixtures to
+predict at (:func:`read_mixtures`); the cell, weight and name checks here are
+shared with :mod:`.regmix` and :mod:`.parse`.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import decimal
 import logging
 import math
@@ -28,20 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = [
-    "RunTableError",
-    "RunTable",
-    "read_runs",
-    "read_regmix",
-    "read_mixtures",
-    "parse_mixture",
-    "parse_target_weights",
-]
+from .errors import RunTableError, _col, _fail, _Input, _num, _plural, _refs, _show
+from .table import RunTable
+
+__all__ = ["read_runs", "read_mixtures"]
 
 log = logging.getLogger("bayesmix")
 
 _DATAFRAME = "<DataFrame>"
-_MAX_SHOWN = 5  # offending rows listed in an error or note
 # Weight rows off by less than this are float noise, not worth renormalising.
 _EXACT_SUM = 1e-9
 # Checkpoints whose token counts differ by less than this (relative) are the same checkpoint.
@@ -53,204 +50,9 @@ _NA_TOKENS = frozenset(
 )
 
 
-class RunTableError(ValueError):
-    """Bad run-table input; message names the source, row and column."""
-
-
-# --------------------------------------------------------------------------- #
-# The result type
-# --------------------------------------------------------------------------- #
-
-
-# eq=False: dataclass equality/hashing would compare DataFrames element-wise and fail.
-@dataclass(frozen=True, eq=False, repr=False)
-class RunTable:
-    """A validated run table.
-
-    ``frame`` holds the cleaned canonical table (columns ``weight_<d>...``,
-    ``model_size``, ``n_tokens``, ``<t>_loss...``, ``run``; RangeIndex).  Missing
-    losses are kept as NaN (masked).  ``notes`` has one human-readable line per
-    cleaning action taken while reading.
-    """
-
-    frame: pd.DataFrame
-    domains: tuple[str, ...]
-    targets: tuple[str, ...]
-    source: str
-    notes: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        return (
-            f"RunTable(source={self.source!r}, rows={self.n_rows}, runs={self.n_runs}, "
-            f"mixtures={self.n_mixtures}, domains={self.domains}, targets={self.targets})"
-        )
-
-    # -- column views (always copies, so callers cannot corrupt the frame) --
-
-    @property
-    def weight_columns(self) -> list[str]:
-        """Names of the weight columns of ``frame``, in domain order."""
-        return [f"weight_{d}" for d in self.domains]
-
-    @property
-    def loss_columns(self) -> list[str]:
-        """Names of the loss columns of ``frame``, in target order."""
-        return [f"{t}_loss" for t in self.targets]
-
-    @property
-    def weights(self) -> np.ndarray:
-        """Mixture weights, float64 array of shape (n, K); rows sum to 1."""
-        return self.frame[self.weight_columns].to_numpy(dtype=np.float64, copy=True)
-
-    @property
-    def model_size(self) -> np.ndarray:
-        """Parameter counts, float64 array of shape (n,)."""
-        return self.frame["model_size"].to_numpy(dtype=np.float64, copy=True)
-
-    @property
-    def n_tokens(self) -> np.ndarray:
-        """Training tokens seen, float64 array of shape (n,)."""
-        return self.frame["n_tokens"].to_numpy(dtype=np.float64, copy=True)
-
-    @property
-    def losses(self) -> np.ndarray:
-        """Validation losses, float64 array of shape (n, T); NaN where masked."""
-        return self.frame[self.loss_columns].to_numpy(dtype=np.float64, copy=True)
-
-    @property
-    def run(self) -> np.ndarray:
-        """Run ids, str array of shape (n,)."""
-        return np.asarray([str(r) for r in self.frame["run"].tolist()], dtype=str)
-
-    @property
-    def n_rows(self) -> int:
-        """Number of rows (checkpoints)."""
-        return len(self.frame)
-
-    @property
-    def n_runs(self) -> int:
-        """Number of distinct run ids."""
-        return int(self.frame["run"].nunique())
-
-    @property
-    def n_mixtures(self) -> int:
-        """Number of distinct mixtures, across all model sizes."""
-        return len(self.mixtures()[0])
-
-    # -- methods --
-
-    def mixtures(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(unique, index)``.
-
-        ``unique`` is an (M, K) float64 array of the distinct mixtures in order of
-        first appearance; ``index`` is an (n,) int array with
-        ``unique[index[i]] == weights[i]``.
-        """
-        w = self.weights
-        first: dict[bytes, int] = {}
-        index = np.empty(len(w), dtype=np.intp)
-        order: list[int] = []
-        for i, row in enumerate(w):
-            key = row.tobytes()
-            if key not in first:
-                first[key] = len(order)
-                order.append(i)
-            index[i] = first[key]
-        return w[order].reshape(len(order), len(self.domains)), index
-
-    def token_fraction(self) -> np.ndarray:
-        """(n,) each checkpoint's tokens as a share of its run's final (largest) token count."""
-        return self.n_tokens / pd.Series(self.n_tokens).groupby(self.run).transform("max").to_numpy()
-
-    def drop_early_checkpoints(self, min_fraction: float) -> RunTable:
-        """This table without the checkpoints before ``min_fraction`` of their run's final token count.
-
-        Early checkpoints carry warm-up and learning-rate-schedule transients
-        that no law of (N, D) describes. The rows dropped are counted in a
-        new note (and logged); ``min_fraction`` 0 returns the table as it is.
-        """
-        if not 0.0 <= min_fraction < 1.0:
-            raise ValueError(f"min_fraction must be in [0, 1) (a share of each run's final token count); got {min_fraction}")
-        if min_fraction == 0:
-            return self
-        keep = self.token_fraction() >= min_fraction
-        note = (f"dropped {int((~keep).sum())} of {self.n_rows} rows: checkpoints before {min_fraction:g} of their "
-                f"run's final token count (min_fraction)")
-        log.info("%s: %s", self.source, note)
-        return dataclasses.replace(self.subset(keep), notes=self.notes + (note,))
-
-    def subset(self, mask_or_index) -> RunTable:
-        """Return a RunTable of the selected rows (boolean mask of length n, or
-        integer positions), with the same domains, targets, source and notes."""
-        sel = np.asarray(mask_or_index)
-        n = self.n_rows
-        if sel.dtype == bool:
-            if sel.shape != (n,):
-                raise RunTableError(
-                    f"{self.source}: subset mask has shape {sel.shape}, expected ({n},)"
-                )
-            pos = np.flatnonzero(sel)
-        elif sel.size == 0:
-            pos = np.empty(0, dtype=np.intp)
-        elif np.issubdtype(sel.dtype, np.integer) and sel.ndim == 1:
-            bad = (sel < -n) | (sel >= n)
-            if bad.any():
-                raise RunTableError(
-                    f"{self.source}: subset position {int(sel[bad][0])} is out of range "
-                    f"for a table of {n} rows"
-                )
-            pos = sel
-        else:
-            raise RunTableError(
-                f"{self.source}: subset takes a boolean mask or integer positions, "
-                f"got an array of dtype {sel.dtype} and shape {sel.shape}"
-            )
-        frame = self.frame.iloc[pos].reset_index(drop=True)
-        return dataclasses.replace(self, frame=frame)
-
-    def require_mixtures(self, n: int, law: str) -> None:
-        """Raise RunTableError unless the table has at least ``n`` distinct mixtures."""
-        m = self.n_mixtures
-        if m < n:
-            raise RunTableError(
-                f"law {law!r} needs at least {n} distinct mixtures; {self.source} has {m}"
-            )
-
-    def require_scales(self, n: int, law: str, why: str = "") -> None:
-        """Raise RunTableError unless the table has at least ``n`` distinct model sizes and ``n`` distinct token counts."""
-        sizes, tokens = np.unique(self.model_size), np.unique(self.n_tokens)
-        if len(sizes) < n or len(tokens) < n:
-            def show(v):
-                return ", ".join(f"{x:.4g}" for x in v[:4]) + (" ..." if len(v) > 4 else "")
-            raise RunTableError(
-                f"law {law!r} needs runs at {n} or more model sizes and {n} or more token counts"
-                f"{': ' + why if why else ''}; {self.source} has {len(sizes)} model size(s) ({show(sizes)}) "
-                f"and {len(tokens)} token count(s) ({show(tokens)})"
-            )
-
-    def own_domain(self, target: str) -> str | None:
-        """Return the training domain named like ``target``, or None if it has none."""
-        return target if target in self.domains else None
-
-    def to_frame(self) -> pd.DataFrame:
-        """Return a copy of the canonical frame."""
-        return self.frame.copy()
-
-
 # --------------------------------------------------------------------------- #
 # Loading a table (CSV file or DataFrame) into uniform raw form
 # --------------------------------------------------------------------------- #
-
-
-@dataclass
-class _Input:
-    """Raw cells plus what error messages need to point back at the user's input."""
-
-    frame: pd.DataFrame  # str column names, RangeIndex, cells as given
-    source: str
-    labels: list[str]  # per row, for errors: "row 17 (line 18)"
-    refs: list[str]  # per row, for notes: "row 17"
-    notes: list[tuple[int, str]]
 
 
 def _load(source) -> _Input:
@@ -356,75 +158,6 @@ def _check_unique(names: list[str], source: str) -> None:
 def _require_rows(inp: _Input) -> None:
     if len(inp.frame) == 0:
         raise RunTableError(f"{inp.source}: no data rows (only a header)")
-
-
-# --------------------------------------------------------------------------- #
-# Error and note formatting
-# --------------------------------------------------------------------------- #
-
-
-def _show(v) -> str:
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _num(x: float) -> str:
-    return f"{x:.6g}"
-
-
-def _col(name: str) -> str:
-    return f"column {name!r}"
-
-
-def _fail(inp: _Input, what: str, items: list[tuple[int | None, str | None, str]]):
-    """Raise one RunTableError for a list of (row position, where, detail) problems.
-
-    ``where`` is a preformatted place such as "column 'weight_c4'" (or None).
-
-    One problem gives ``src, row R (line L), column 'c': detail``; several give a
-    header with the total and the first few, one per line.
-    """
-    items = sorted(items, key=lambda it: -1 if it[0] is None else it[0])
-
-    def where(pos, col) -> str:
-        parts = []
-        if pos is not None and inp.labels[pos]:
-            parts.append(inp.labels[pos])
-        if col:
-            parts.append(col)
-        return ", ".join(parts)
-
-    if len(items) == 1:
-        pos, col, detail = items[0]
-        loc = where(pos, col)
-        raise RunTableError(f"{inp.source}{', ' + loc if loc else ''}: {detail}")
-    n_rows = len({p for p, _, _ in items})
-    if items[0][0] is None:  # column-level problems
-        count = f"{len(items)} columns"
-    elif n_rows == len(items):
-        count = f"{n_rows} rows"
-    else:
-        count = f"{n_rows} rows ({len(items)} cells in all)"
-    shown = items[:_MAX_SHOWN]
-    head = f"{inp.source}: {what} in {count}"
-    head += f"; the first {len(shown)}:" if len(items) > len(shown) else ":"
-    body = "\n".join(f"  {where(p, c)}: {d}" for p, c, d in shown)
-    raise RunTableError(f"{head}\n{body}")
-
-
-def _refs(inp: _Input, positions: Sequence[int]) -> str:
-    refs = [inp.refs[p] for p in positions[:_MAX_SHOWN]]
-    if all(r.startswith("row ") for r in refs):
-        text = ("rows " if len(positions) > 1 else "row ") + ", ".join(r[4:] for r in refs)
-    else:
-        text = ", ".join(refs)
-    if len(positions) > _MAX_SHOWN:
-        text += f" and {len(positions) - _MAX_SHOWN} more"
-    return text
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word if n == 1 else word + 's'}"
 
 
 # --------------------------------------------------------------------------- #
@@ -848,138 +581,7 @@ def _repeated_checkpoints(
 
 
 # --------------------------------------------------------------------------- #
-# RegMix-style pair of files
-# --------------------------------------------------------------------------- #
-
-
-def _positive_scalar(x, name: str) -> float:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, decimal.Decimal)):
-        raise RunTableError(f"{name} must be a finite positive number, got {x!r}")
-    try:
-        v = float(x)
-    except (OverflowError, ValueError):
-        raise RunTableError(f"{name} must be a finite positive number, got {x!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise RunTableError(f"{name} must be a finite positive number, got {x!r}")
-    return v
-
-
-def _index_keys(inp: _Input) -> list[str]:
-    if "index" not in inp.frame.columns:
-        found = ", ".join(map(repr, inp.frame.columns)) or "none"
-        raise RunTableError(f"{inp.source}: no 'index' column (columns found: {found})")
-    keys = [_id_string(v) for v in inp.frame["index"].tolist()]
-    bad = [(i, _col("index"), "missing index") for i, k in enumerate(keys) if k is None]
-    if bad:
-        _fail(inp, "missing index values", bad)
-    first: dict[str, int] = {}
-    bad = [
-        (i, _col("index"), f"index {k!r} repeats {inp.labels[first[k]]}")
-        for i, k in enumerate(keys)
-        if first.setdefault(k, i) != i
-    ]
-    if bad:
-        _fail(inp, "repeated index values", bad)
-    return keys
-
-
-def read_regmix(
-    mixtures: str | os.PathLike | pd.DataFrame,
-    losses: str | os.PathLike | pd.DataFrame,
-    *,
-    model_size: float,
-    n_tokens: float,
-    quiet: bool = False,
-) -> RunTable:
-    """Read a RegMix-style pair of tables into a :class:`RunTable`.
-
-    ``mixtures`` has an ``index`` column and ``train_<domain>`` weight columns;
-    ``losses`` has an ``index`` column and ``metric/<target>_val_loss`` columns.
-    They are joined on ``index``, which becomes the run id; every run gets the
-    given ``model_size`` and ``n_tokens``.  A loss row without a mixture is an
-    error (its mixture is unknown); a mixture without losses is a run that never
-    reported and is dropped with a note.  Other columns are ignored with a note.
-    Then the same validation as :func:`read_runs` applies.
-    """
-    size = _positive_scalar(model_size, "model_size")
-    tokens = _positive_scalar(n_tokens, "n_tokens")
-    mix = _load(mixtures)
-    los = _load(losses)
-    source = f"{mix.source} + {los.source}"
-
-    train = [c for c in mix.frame.columns if c.startswith("train_") and c != "train_"]
-    metric = [
-        c for c in los.frame.columns
-        if c.startswith("metric/") and c.endswith("_val_loss") and len(c) > len("metric/_val_loss")
-    ]
-    if not train:
-        found = ", ".join(map(repr, mix.frame.columns)) or "none"
-        raise RunTableError(f"{mix.source}: no 'train_<domain>' columns (columns found: {found})")
-    if not metric:
-        found = ", ".join(map(repr, los.frame.columns)) or "none"
-        raise RunTableError(
-            f"{los.source}: no 'metric/<target>_val_loss' columns (columns found: {found})"
-        )
-    _require_rows(mix)
-    _require_rows(los)
-    mkeys = _index_keys(mix)
-    lkeys = _index_keys(los)
-
-    notes: list[tuple[int, str]] = [*mix.notes, *los.notes]
-    for inp, used in ((mix, train), (los, metric)):
-        ignored = [c for c in inp.frame.columns if c not in used and c != "index"]
-        if ignored:
-            notes.append((logging.INFO, f"ignored columns of {inp.source}: {', '.join(ignored)}"))
-
-    mpos = {k: i for i, k in enumerate(mkeys)}
-    lpos = {k: i for i, k in enumerate(lkeys)}
-    orphans = [
-        (i, _col("index"), f"index {k!r} has no row in {mix.source}")
-        for i, k in enumerate(lkeys)
-        if k not in mpos
-    ]
-    if orphans:
-        _fail(los, f"loss rows without a mixture in {mix.source}", orphans)
-    unmatched = [i for i, k in enumerate(mkeys) if k not in lpos]
-    if unmatched:
-        shown = ", ".join(repr(mkeys[i]) for i in unmatched[:_MAX_SHOWN])
-        more = f" and {len(unmatched) - _MAX_SHOWN} more" if len(unmatched) > _MAX_SHOWN else ""
-        notes.append(
-            (logging.WARNING,
-             f"dropped {_plural(len(unmatched), 'mixture')} of {mix.source} without a row in "
-             f"{los.source} (index {shown}{more})")
-        )
-
-    pairs = [(i, lpos[k]) for i, k in enumerate(mkeys) if k in lpos]
-    frame = pd.concat(
-        [
-            mix.frame[train].iloc[[i for i, _ in pairs]].reset_index(drop=True),
-            los.frame[metric].iloc[[j for _, j in pairs]].reset_index(drop=True),
-        ],
-        axis=1,
-    )
-    frame["model_size"] = size
-    frame["n_tokens"] = tokens
-    frame["index"] = [mkeys[i] for i, _ in pairs]
-    labels = [
-        f"index {mkeys[i]!r} ({mix.source} {mix.labels[i]}; {los.source} {los.labels[j]})"
-        for i, j in pairs
-    ]
-    refs = [f"index {mkeys[i]!r}" for i, _ in pairs]
-    joined = _Input(frame, source, labels, refs, notes)
-    layout = _Layout(
-        weights=[(c[len("train_"):], c) for c in train],
-        losses=[(c[len("metric/"): -len("_val_loss")], c) for c in metric],
-        model_size="model_size",
-        n_tokens="n_tokens",
-        run="index",
-        ignored=[],
-    )
-    return _build(joined, layout, 1e-3, quiet)
-
-
-# --------------------------------------------------------------------------- #
-# Mixtures and target weights given by the user
+# Mixtures to predict at, given by the user
 # --------------------------------------------------------------------------- #
 
 
@@ -1050,85 +652,3 @@ def read_mixtures(
             inp.source, _plural(len(renorm), "row"), tol,
         )
     return w
-
-
-def _split_entries(text, what: str) -> tuple[str, list[str]]:
-    if not isinstance(text, str):
-        raise RunTableError(f"{what} must be a string, got {type(text).__name__}")
-    src = f"{what} {text!r}"
-    entries = [e.strip() for e in text.split(",")]
-    if not text.strip():
-        raise RunTableError(f"{src}: empty")
-    if any(not e for e in entries):
-        raise RunTableError(f"{src}: empty entry (check for a stray comma)")
-    return src, entries
-
-
-def _named_values(
-    src: str, entries: list[str], known: Sequence[str], kind: str, prefix="", suffix=""
-) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for e in entries:
-        name, sep, value = (p.strip() for p in e.partition("="))
-        if not sep:
-            raise RunTableError(f"{src}: entry {e!r} is not of the form name=value")
-        key = _match_name(name, known, prefix, suffix)
-        if key is None:
-            raise RunTableError(f"{src}: unknown {kind} {name!r}; known {kind}s: {', '.join(known)}")
-        if key in out:
-            raise RunTableError(f"{src}: {kind} {key!r} is given twice")
-        x = _cell_to_float(value)
-        if isinstance(x, str) or math.isnan(x):
-            raise RunTableError(f"{src}, {kind} {key!r}: {value!r} is not a number")
-        out[key] = x
-    return out
-
-
-def parse_mixture(text: str, domains: Sequence[str]) -> np.ndarray:
-    """Parse one mixture from text; return a float64 array of shape (K,).
-
-    Either positional (``"0.05,0.05,0.9"``, one value per domain in order) or named
-    (``"c4=0.5,book=0.5"``; domains not named get 0).  Weights must be finite,
-    non-negative and sum to 1 within 0.001 (then they are renormalised).
-    """
-    domains = _check_names(domains, "domain")
-    src, entries = _split_entries(text, "mixture")
-    named = ["=" in e for e in entries]
-    if any(named):
-        if not all(named):
-            raise RunTableError(f"{src}: mixes named (domain=value) and positional entries")
-        values = _named_values(src, entries, domains, "domain", prefix="weight_")
-        w = np.array([values.get(d, 0.0) for d in domains], dtype=np.float64)
-    else:
-        if len(entries) != len(domains):
-            raise RunTableError(
-                f"{src}: has {len(entries)} values but there are {len(domains)} domains "
-                f"({', '.join(domains)}); give one value per domain or use domain=value"
-            )
-        w = np.empty(len(domains))
-        for k, (d, e) in enumerate(zip(domains, entries)):
-            x = _cell_to_float(e)
-            if isinstance(x, str) or math.isnan(x):
-                raise RunTableError(f"{src}, domain {d!r}: {e!r} is not a number")
-            w[k] = x
-    inp = _Input(pd.DataFrame(), src, [""], [""], [])
-    w, _ = _check_weights(inp, w[None, :], [f"domain {d!r}" for d in domains], 1e-3)
-    return w[0]
-
-
-def parse_target_weights(text: str, targets: Sequence[str]) -> dict[str, float]:
-    """Parse ``"c4=0.5,book=0.5"`` into ``{"c4": 0.5, "book": 0.5}``.
-
-    Names are targets (``<t>_loss`` is accepted too); values must be finite and
-    non-negative, not all zero.  They are returned as given (not renormalised):
-    they weight a sum of losses.
-    """
-    targets = _check_names(targets, "target")
-    src, entries = _split_entries(text, "target weights")
-    values = _named_values(src, entries, targets, "target", suffix="_loss")
-    for t, x in values.items():
-        if not math.isfinite(x) or x < 0:
-            raise RunTableError(f"{src}, target {t!r}: weight must be finite and >= 0, got {_num(x)}")
-    if not any(values.values()):
-        raise RunTableError(f"{src}: all weights are zero")
-    return values

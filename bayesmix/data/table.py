@@ -1,0 +1,199 @@
+"""The validated run table: :class:`RunTable`, what every reader returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import RunTableError
+
+__all__ = ["RunTable"]
+
+log = logging.getLogger("bayesmix")
+
+
+# --------------------------------------------------------------------------- #
+# The result type
+# --------------------------------------------------------------------------- #
+
+
+# eq=False: dataclass equality/hashing would compare DataFrames element-wise and fail.
+@dataclass(frozen=True, eq=False, repr=False)
+class RunTable:
+    """A validated run table.
+
+    ``frame`` holds the cleaned canonical table (columns ``weight_<d>...``,
+    ``model_size``, ``n_tokens``, ``<t>_loss...``, ``run``; RangeIndex).  Missing
+    losses are kept as NaN (masked).  ``notes`` has one human-readable line per
+    cleaning action taken while reading.
+    """
+
+    frame: pd.DataFrame
+    domains: tuple[str, ...]
+    targets: tuple[str, ...]
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"RunTable(source={self.source!r}, rows={self.n_rows}, runs={self.n_runs}, "
+            f"mixtures={self.n_mixtures}, domains={self.domains}, targets={self.targets})"
+        )
+
+    # -- column views (always copies, so callers cannot corrupt the frame) --
+
+    @property
+    def weight_columns(self) -> list[str]:
+        """Names of the weight columns of ``frame``, in domain order."""
+        return [f"weight_{d}" for d in self.domains]
+
+    @property
+    def loss_columns(self) -> list[str]:
+        """Names of the loss columns of ``frame``, in target order."""
+        return [f"{t}_loss" for t in self.targets]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Mixture weights, float64 array of shape (n, K); rows sum to 1."""
+        return self.frame[self.weight_columns].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def model_size(self) -> np.ndarray:
+        """Parameter counts, float64 array of shape (n,)."""
+        return self.frame["model_size"].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def n_tokens(self) -> np.ndarray:
+        """Training tokens seen, float64 array of shape (n,)."""
+        return self.frame["n_tokens"].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def losses(self) -> np.ndarray:
+        """Validation losses, float64 array of shape (n, T); NaN where masked."""
+        return self.frame[self.loss_columns].to_numpy(dtype=np.float64, copy=True)
+
+    @property
+    def run(self) -> np.ndarray:
+        """Run ids, str array of shape (n,)."""
+        return np.asarray([str(r) for r in self.frame["run"].tolist()], dtype=str)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows (checkpoints)."""
+        return len(self.frame)
+
+    @property
+    def n_runs(self) -> int:
+        """Number of distinct run ids."""
+        return int(self.frame["run"].nunique())
+
+    @property
+    def n_mixtures(self) -> int:
+        """Number of distinct mixtures, across all model sizes."""
+        return len(self.mixtures()[0])
+
+    # -- methods --
+
+    def mixtures(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(unique, index)``.
+
+        ``unique`` is an (M, K) float64 array of the distinct mixtures in order of
+        first appearance; ``index`` is an (n,) int array with
+        ``unique[index[i]] == weights[i]``.
+        """
+        w = self.weights
+        first: dict[bytes, int] = {}
+        index = np.empty(len(w), dtype=np.intp)
+        order: list[int] = []
+        for i, row in enumerate(w):
+            key = row.tobytes()
+            if key not in first:
+                first[key] = len(order)
+                order.append(i)
+            index[i] = first[key]
+        return w[order].reshape(len(order), len(self.domains)), index
+
+    def token_fraction(self) -> np.ndarray:
+        """(n,) each checkpoint's tokens as a share of its run's final (largest) token count."""
+        return self.n_tokens / pd.Series(self.n_tokens).groupby(self.run).transform("max").to_numpy()
+
+    def drop_early_checkpoints(self, min_fraction: float) -> RunTable:
+        """This table without the checkpoints before ``min_fraction`` of their run's final token count.
+
+        Early checkpoints carry warm-up and learning-rate-schedule transients
+        that no law of (N, D) describes. The rows dropped are counted in a
+        new note (and logged); ``min_fraction`` 0 returns the table as it is.
+        """
+        if not 0.0 <= min_fraction < 1.0:
+            raise ValueError(
+                f"min_fraction must be in [0, 1) (a share of each run's final token count); got {min_fraction}"
+            )
+        if min_fraction == 0:
+            return self
+        keep = self.token_fraction() >= min_fraction
+        note = (f"dropped {int((~keep).sum())} of {self.n_rows} rows: checkpoints before {min_fraction:g} of their "
+                f"run's final token count (min_fraction)")
+        log.info("%s: %s", self.source, note)
+        return dataclasses.replace(self.subset(keep), notes=self.notes + (note,))
+
+    def subset(self, mask_or_index) -> RunTable:
+        """Return a RunTable of the selected rows (boolean mask of length n, or
+        integer positions), with the same domains, targets, source and notes."""
+        sel = np.asarray(mask_or_index)
+        n = self.n_rows
+        if sel.dtype == bool:
+            if sel.shape != (n,):
+                raise RunTableError(
+                    f"{self.source}: subset mask has shape {sel.shape}, expected ({n},)"
+                )
+            pos = np.flatnonzero(sel)
+        elif sel.size == 0:
+            pos = np.empty(0, dtype=np.intp)
+        elif np.issubdtype(sel.dtype, np.integer) and sel.ndim == 1:
+            bad = (sel < -n) | (sel >= n)
+            if bad.any():
+                raise RunTableError(
+                    f"{self.source}: subset position {int(sel[bad][0])} is out of range "
+                    f"for a table of {n} rows"
+                )
+            pos = sel
+        else:
+            raise RunTableError(
+                f"{self.source}: subset takes a boolean mask or integer positions, "
+                f"got an array of dtype {sel.dtype} and shape {sel.shape}"
+            )
+        frame = self.frame.iloc[pos].reset_index(drop=True)
+        return dataclasses.replace(self, frame=frame)
+
+    def require_mixtures(self, n: int, law: str) -> None:
+        """Raise RunTableError unless the table has at least ``n`` distinct mixtures."""
+        m = self.n_mixtures
+        if m < n:
+            raise RunTableError(
+                f"law {law!r} needs at least {n} distinct mixtures; {self.source} has {m}"
+            )
+
+    def require_scales(self, n: int, law: str, why: str = "") -> None:
+        """Raise RunTableError unless the table has at least ``n`` distinct model sizes and ``n`` distinct
+        token counts."""
+        sizes, tokens = np.unique(self.model_size), np.unique(self.n_tokens)
+        if len(sizes) < n or len(tokens) < n:
+            def show(v):
+                return ", ".join(f"{x:.4g}" for x in v[:4]) + (" ..." if len(v) > 4 else "")
+            raise RunTableError(
+                f"law {law!r} needs runs at {n} or more model sizes and {n} or more token counts"
+                f"{': ' + why if why else ''}; {self.source} has {len(sizes)} model size(s) ({show(sizes)}) "
+                f"and {len(tokens)} token count(s) ({show(tokens)})"
+            )
+
+    def own_domain(self, target: str) -> str | None:
+        """Return the training domain named like ``target``, or None if it has none."""
+        return target if target in self.domains else None
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return a copy of the canonical frame."""
+        return self.frame.copy()
