@@ -21,11 +21,36 @@ __version__ = "0.1.0"
 from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
 from .diagnostics import FitWarning  # noqa: E402
 from .fit import Fit, fit  # noqa: E402
-from .io import ModelFileError, load  # noqa: E402
+from .io import ModelFileError  # noqa: E402
 from .laws import available_laws, get_law  # noqa: E402
+from .decide import recommend  # noqa: E402
+from .plan import next_run  # noqa: E402
 from .priors import Prior  # noqa: E402
+
+load = Fit.load
+
+
+def clear_caches() -> None:
+    """Release every compiled program and cached model of bayesmix (and jax's own caches).
+
+    Compiled code is kept per process so that repeated fits, predictions and
+    decisions reuse it; a long session that has compiled many laws and shapes
+    (a test suite) can release it here.
+    """
+    import gc
+
+    from . import inference, model, posterior
+    from .checks import loglik
+
+    inference.clear_compiled()
+    model.clear_models()
+    posterior.clear_kernels()
+    loglik.clear_compiled()
+    _jax.clear_caches()
+    gc.collect()
 
 __all__ = [
     "Fit", "FitWarning", "ModelFileError", "Prior", "RunTable", "RunTableError",
-    "available_laws", "fit", "get_law", "load", "read_mixtures", "read_regmix", "read_runs",
+    "available_laws", "clear_caches", "fit", "get_law", "load", "next_run", "read_mixtures", "read_regmix", "read_runs",
+    "recommend",
 ]

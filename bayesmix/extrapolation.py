@@ -24,15 +24,15 @@ from __future__ import annotations
 import logging
 from typing import Mapping, Sequence
 
-import jax
 import numpy as np
 import pandas as pd
 
 from .data import RunTable
-from .design import make_inputs, observed_from_table
+from .design import observed_from_table
 from .inference import SamplerConfig, posterior_mode
-from .laws.base import Law, own_index
-from .model import Observed, log_mean, make_model
+from .laws.base import Law
+from .model import Observed, make_model
+from .posterior import Posterior, efolds_beyond
 from .priors import Prior
 
 log = logging.getLogger("bayesmix")
@@ -40,11 +40,6 @@ log = logging.getLogger("bayesmix")
 DEFAULT = 0.01  # used when the sweep has too few model sizes to hold one out
 FLOOR = 0.005
 MIN_SIZES = 3  # fit on at least two sizes after holding one out
-
-
-def efolds_beyond(N: np.ndarray, D: np.ndarray, max_N: float, max_D: float) -> np.ndarray:
-    """Distance past the fitted range, in e-folds of model size plus e-folds of tokens."""
-    return np.maximum(0.0, np.log(np.asarray(N, float) / max_N)) + np.maximum(0.0, np.log(np.asarray(D, float) / max_D))
 
 
 def learn_extrapolation_sd(
@@ -77,9 +72,7 @@ def learn_extrapolation_sd(
     model = make_model(law, table.domains, targets, priors)
     p = posterior_mode(model, (obs,), SamplerConfig(seed=seed))
 
-    h, mix = held.mixtures()
-    x = make_inputs(h, mix, held.model_size, held.n_tokens, N0, D0, own_index(table.domains, targets))
-    log_mu = np.asarray(jax.jit(lambda q: log_mean(law, q, x))(p))  # (n, T)
+    log_mu = Posterior.point(law, table.domains, targets, p, N0, D0).log_means(held.weights, held.model_size, held.n_tokens)[0]
     y = held.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
     resid = pd.DataFrame(np.log(y) - log_mu, columns=list(targets))
     by_run = resid.groupby(held.run)

@@ -12,14 +12,16 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from . import io as codec
 from .data import RunTable, RunTableError, read_runs
-from .design import make_inputs, observed_from_table, reference_scale
+from .design import observed_from_table, reference_scale
 from .diagnostics import Diagnostics, diagnose, report
-from .extrapolation import efolds_beyond, learn_extrapolation_sd
+from .extrapolation import learn_extrapolation_sd
 from .inference import SamplerConfig, sample
 from .laws import Law, get_law
-from .laws.base import dims_coords, own_index
-from .model import all_params, log_mean, make_model, param_shapes, unidentified_run_offsets
+from .laws.base import dims_coords
+from .model import all_params, make_model, param_shapes, unidentified_run_offsets
+from .posterior import Posterior
 from .priors import Prior, coerce_prior
 
 
@@ -28,7 +30,9 @@ class Fit:
     """A law fitted to a run table: posterior draws with everything needed to use them.
 
     Attributes hold plain numpy arrays; :attr:`posterior` gives the ArviZ
-    DataTree. Create one with :func:`fit` or :func:`bayesmix.load`.
+    DataTree; :class:`bayesmix.posterior.Posterior` evaluates the law over
+    the draws. Create one with :func:`fit` or :meth:`Fit.load`
+    (``bayesmix.load``).
     """
 
     law: Law
@@ -98,31 +102,14 @@ class Fit:
         adds a new run's offset and checkpoint noise (what one run would show).
         Beyond the fitted range both include the law's extrapolation bias
         (``extrapolation_sd`` per e-fold of model size or tokens).
-        ``model_size`` and ``tokens`` are scalars or length-M arrays.
+        ``model_size`` and ``tokens`` are scalars or length-M arrays. See
+        :meth:`bayesmix.posterior.Posterior.predictive`.
         """
         h = np.atleast_2d(np.asarray(mixtures, dtype=float))
         M = h.shape[0]
         N = np.broadcast_to(np.asarray(model_size, dtype=float), (M,))
         D = np.broadcast_to(np.asarray(tokens, dtype=float), (M,))
-        x = make_inputs(h, np.arange(M), N, D, self.N0, self.D0, own_index(self.domains, self.targets))
-        p = self.flat_draws()
-        if max_draws is not None and next(iter(p.values())).shape[0] > max_draws:
-            p = {k: v[:: int(np.ceil(v.shape[0] / max_draws))] for k, v in p.items()}
-        S = p["sigma"].shape[0]
-        T = len(self.targets)
-        log_mu = np.asarray(jax.jit(jax.vmap(lambda q: log_mean(self.law, q, x)))(p))  # (S, M, T)
-
-        rng = np.random.default_rng(seed)
-        # Bias of the law beyond the fitted range, shared by every mixture in a
-        # draw and growing with the distance (in e-folds) past the largest
-        # fitted size and token count.
-        far = efolds_beyond(N, D, self.table.model_size.max(), self.table.n_tokens.max())
-        kappa = np.broadcast_to(np.asarray(self.extrapolation_sd, dtype=float), (T,))
-        delta = kappa[None, None, :] * far[None, :, None] * rng.standard_normal((S, 1, T))
-        tau_run = p.get("tau_run", np.zeros((S, T)))
-        run = tau_run[:, None, :] * rng.standard_normal((S, M, T))
-        noise = p["sigma"][:, None, :] * rng.standard_normal((S, M, T))
-        return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
+        return Posterior.from_fit(self, max_draws).predictive(h, N, D, seed=seed)
 
     def predict(
         self,
@@ -202,30 +189,18 @@ class Fit:
         return azs.summary(self.posterior, ci_prob=interval)
 
     def save(self, path) -> str:
-        """Write the fit to a netCDF file (atomically); return the path."""
-        from .io import save
+        """Write the fit to a netCDF file (atomically); return the path. Read it back with :meth:`load`."""
+        return codec.write(codec.to_datatree(self), path)
 
-        return save(self, path)
+    @classmethod
+    def load(cls, path) -> "Fit":
+        """Read a fit written by :meth:`save`.
 
-    def recommend(self, model_size: float, tokens: float, **kwargs):
-        """The mixture minimising the posterior expected target loss at (model_size, tokens).
-
-        Returns a :class:`bayesmix.recommend.Recommendation` (tables and
-        figures); keyword arguments as :func:`bayesmix.recommend.recommend`.
+        Raises :class:`~bayesmix.io.ModelFileError` for a missing, corrupt or
+        foreign file, or one whose law or parameters do not match this version
+        of bayesmix.
         """
-        from .recommend import recommend
-
-        return recommend(self, model_size, tokens, **kwargs)
-
-    def next_run(self, model_size: float, tokens: float, **kwargs):
-        """Rank candidate small runs by how much they would reduce the uncertainty about the target loss at (model_size, tokens), per unit of compute.
-
-        Returns a :class:`bayesmix.next_run.NextRunPlan`; keyword arguments
-        as :func:`bayesmix.next_run.next_run`.
-        """
-        from .next_run import next_run
-
-        return next_run(self, model_size, tokens, **kwargs)
+        return cls(**codec.from_datatree(codec.read(path), path))
 
     def __repr__(self) -> str:
         return (

@@ -52,6 +52,8 @@ from numpyro.distributions import biject_to
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy
 
+from .model import Block, Observed
+
 log = logging.getLogger("bayesmix")
 
 @dataclass(frozen=True)
@@ -85,22 +87,6 @@ def show_progress(progress: bool | None) -> bool:
     return progress
 
 
-class Block(NamedTuple):
-    """One independently sampled piece of a posterior.
-
-    ``place`` says where each of the block's sites goes in the full parameter
-    arrays: site -> (axis, index) along a target-like axis, or None when the
-    block is the whole model. Blocks with equal ``signature`` have the same
-    model function and shapes and share compiled code.
-    """
-
-    label: str
-    model: Callable
-    args: tuple
-    place: dict[str, tuple[int, int]] | None
-    signature: Any
-
-
 # --------------------------------------------------------------------------- #
 # Compiled pieces, cached per block signature
 # --------------------------------------------------------------------------- #
@@ -120,17 +106,15 @@ _COMPILED: dict[Any, _Compiled] = {}
 _RUNNERS: dict[Any, Callable] = {}
 
 
+def clear_compiled() -> None:
+    """Drop the compiled mode searches and samplers (see :func:`bayesmix.clear_caches`)."""
+    _COMPILED.clear()
+    _RUNNERS.clear()
+
+
 def _few_rows(args: tuple) -> tuple:
     """The model's data cut to two rows: enough to trace the sites, cheap to run eagerly."""
-    from .model import Observed
-
-    def cut(o):
-        if not isinstance(o, Observed):
-            return o
-        x = o.x.head(2)
-        return o._replace(x=x, y=o.y[:2], mask=o.mask[:2], run=o.run[:2])
-
-    return tuple(cut(a) for a in args)
+    return tuple(a.head(2) if isinstance(a, Observed) else a for a in args)
 
 
 def _latent_sites(model: Callable, args: tuple) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Saved models: one netCDF file per fit, never a pickle.
+"""The saved-model codec: a fit to and from an xarray DataTree, and the file it lives in (netCDF, never a pickle).
+
+:meth:`bayesmix.Fit.save` and :meth:`bayesmix.Fit.load` use it; this module
+knows the file layout and its checks, not the Fit class.
 
 Layout (an xarray DataTree written with h5netcdf):
 
@@ -19,12 +22,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from . import __version__
 from .data import RunTable
 from .diagnostics import Diagnostics
 from .inference import SamplerConfig
@@ -40,10 +42,8 @@ class ModelFileError(ValueError):
     """A saved model that cannot be read or does not match this version of bayesmix."""
 
 
-def save(fit, path: str | os.PathLike) -> str:
-    """Write ``fit`` to ``path`` (netCDF) atomically; return the path as a string."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def to_datatree(fit) -> xr.DataTree:
+    """The DataTree a fit is saved as: its posterior, sample statistics and run table, settings as attributes."""
     tree = fit.posterior
     runs = fit.table.frame.reset_index(drop=True)
     runs_ds = xr.Dataset({c: ("row", runs[c].to_numpy()) for c in runs.columns})
@@ -69,6 +69,13 @@ def save(fit, path: str | os.PathLike) -> str:
         "timing": json.dumps(fit.timing, default=str),
         "extrapolation_sd": json.dumps(np.atleast_1d(np.asarray(fit.extrapolation_sd, dtype=float)).tolist()),
     }
+    return tree
+
+
+def write(tree: xr.DataTree, path: str | os.PathLike) -> str:
+    """Write a DataTree to ``path`` (netCDF) atomically: a temporary file renamed into place; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -80,21 +87,23 @@ def save(fit, path: str | os.PathLike) -> str:
     return str(path)
 
 
-def load(path: str | os.PathLike):
-    """Read a fit written by :func:`save`; return a :class:`bayesmix.Fit`.
-
-    Raises :class:`ModelFileError` for a missing, corrupt or foreign file, or
-    one whose law or parameters do not match this version of bayesmix.
-    """
-    from .fit import Fit
-
+def read(path: str | os.PathLike) -> xr.DataTree:
+    """The DataTree in a saved model file (loaded into memory); :class:`ModelFileError` if it cannot be read."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
     try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
+        return xr.open_datatree(path, engine="h5netcdf").load()
     except Exception as e:  # h5py/xarray raise many types for a damaged file
         raise ModelFileError(f"{path}: not a readable netCDF model file ({type(e).__name__}: {e})") from None
+
+
+def from_datatree(tree: xr.DataTree, path: str | os.PathLike = "model") -> dict[str, Any]:
+    """The fields of a :class:`bayesmix.Fit` from a saved DataTree, checked against this version of bayesmix.
+
+    Raises :class:`ModelFileError` for a foreign or damaged tree, or one whose
+    law or parameters do not match the code.
+    """
     a = tree.attrs
     if a.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a bayesmix model (format attribute is {a.get('format')!r})")
@@ -118,18 +127,19 @@ def load(path: str | os.PathLike):
 
     saved_revision = int(a.get("law_revision", 1))
     if saved_revision != law.revision:
-        raise ModelFileError(f"{path}: saved with revision {saved_revision} of the {law.name!r} law's parameters; this bayesmix "
-                             f"has revision {law.revision}, which reads them differently; refit the model")
+        raise ModelFileError(f"{path}: saved with revision {saved_revision} of the {law.name!r} law's parameters; "
+                             f"this bayesmix has revision {law.revision}, which reads them differently; refit the model")
     expected = param_shapes(all_params(law, domains, targets), domains, targets)
     for name, shape in expected.items():
         if name not in post:
             raise ModelFileError(f"{path}: law {law.name!r} now has a parameter {name!r} the file lacks; refit the model")
         if tuple(post[name].shape[2:]) != shape:
-            raise ModelFileError(f"{path}: parameter {name!r} has shape {post[name].shape[2:]}, the law expects {shape}; refit the model")
+            raise ModelFileError(f"{path}: parameter {name!r} has shape {post[name].shape[2:]}, the law expects "
+                                 f"{shape}; refit the model")
     draws = {name: np.asarray(post[name].values) for name in post.data_vars}
     names = {"n_steps": "num_steps", "acceptance_rate": "accept_prob"}
     extra = {names.get(k, k): np.asarray(v.values) for k, v in stats.data_vars.items()}
-    return Fit(
+    return dict(
         law=law, table=table, targets=targets, priors=priors,
         config=SamplerConfig(**json.loads(a["sampler"])),
         N0=float(a["N0"]), D0=float(a["D0"]), sizes=np.array(json.loads(a["sizes"])),

@@ -13,13 +13,13 @@ Observation model (why each piece is there):
 - No per-size offset: we tried one (a random misfit per fitted model size) and
   it absorbed the size trend itself, so the exponents stopped being learned
   (alpha drifted to 1-2 and the next-size error grew to 5-10%). Extrapolation
-  uncertainty is added at prediction time instead (see ``Fit.predict_draws``).
+  uncertainty is added at prediction time instead (see :mod:`bayesmix.posterior`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +44,45 @@ class Observed(NamedTuple):
     mask: jnp.ndarray  # (n, T) 1.0 observed, 0.0 missing or padding
     run: jnp.ndarray  # (n,) int run slot
     run_slots: jnp.ndarray  # (R,) only its length is used
+
+    def head(self, rows: int) -> "Observed":
+        """The first ``rows`` rows: enough to trace a model's sites cheaply."""
+        return self._replace(x=self.x.head(rows), y=self.y[:rows], mask=self.mask[:rows], run=self.run[:rows])
+
+
+class Block(NamedTuple):
+    """One independently sampled piece of a posterior.
+
+    ``place`` says where each of the block's sites goes in the full parameter
+    arrays: site -> (axis, index) along a target-like axis, or None when the
+    block is the whole model. Blocks with equal ``signature`` have the same
+    model function and shapes and share compiled code.
+    """
+
+    label: str
+    model: Callable
+    args: tuple
+    place: dict[str, tuple[int, int]] | None
+    signature: Any
+
+
+class LawKey:
+    """A law as a cache key (and a static jit argument): equal for laws of the same class and settings.
+
+    Why: compiled code is cached by such keys, and every loaded fit holds its
+    own law instance; keyed by identity, each new fit of the same law would
+    compile again. Laws are stateless apart from their constructor settings.
+    """
+
+    def __init__(self, law: Law):
+        self.law = law
+        self._key = (type(law), repr(sorted(vars(law).items())))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LawKey) and other._key == self._key
 
 
 def all_params(law: Law, domains, targets) -> dict[str, Param]:
@@ -133,9 +172,10 @@ _MODELS: dict = {}
 _SEPARABLE: dict = {}
 
 
-def _law_key(law: Law) -> tuple:
-    """A law's type and settings: laws are stateless apart from constructor settings."""
-    return (type(law), repr(sorted(vars(law).items())))
+def clear_models() -> None:
+    """Drop the cached model functions (see :func:`bayesmix.clear_caches`)."""
+    _MODELS.clear()
+    _SEPARABLE.clear()
 
 
 def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: Observed, whole=None) -> list:
@@ -149,24 +189,22 @@ def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: 
     couples targets is never split by mistake. The likelihood is a sum over
     targets, so the posterior is then a product over targets.
 
-    Returns a list of :class:`bayesmix.inference.Block`. Each carries a
+    Returns a list of :class:`Block`. Each carries a
     signature; blocks with equal signatures share one model function (the
     model depends on a target only through shapes and priors -- the
     own-domain index is data), hence one compiled sampler.
     """
-    from .inference import Block
-
     targets, domains = tuple(targets), tuple(domains)
     prior_key = tuple(sorted((k, str(v)) for k, v in priors.items()))
     spec = all_params(law, domains, targets)
     separable = all("target" in p.dims or "foreign" in p.dims for p in spec.values())
     if separable and len(targets) > 1:
-        key = (_law_key(law), domains, targets, prior_key)
+        key = (LawKey(law), domains, targets, prior_key)
         if key not in _SEPARABLE:
             _SEPARABLE[key] = _targets_separate(law, domains, targets, priors, obs.x)
         separable = _SEPARABLE[key]
     if not separable:
-        signature = ("whole", _law_key(law), domains, targets, prior_key)
+        signature = ("whole", LawKey(law), domains, targets, prior_key)
         if signature not in _MODELS:
             _MODELS[signature] = whole if whole is not None else make_model(law, domains, targets, priors)
         return [Block("all targets", _MODELS[signature], (obs,), None, signature)]
@@ -184,7 +222,7 @@ def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: 
                 place[name] = (dims.index("target"), i)
             else:
                 place[name] = (dims.index("foreign"), foreign.index(t))
-        signature = ("target", _law_key(law), domains, tuple(sorted((k, s, str(priors[k])) for k, s in sub_shapes.items())))
+        signature = ("target", LawKey(law), domains, tuple(sorted((k, s, str(priors[k])) for k, s in sub_shapes.items())))
         if signature not in _MODELS:
             _MODELS[signature] = make_model(law, domains, sub, priors)
         x = obs.x._replace(own=obs.x.own[i : i + 1])

@@ -56,15 +56,4 @@ def _release_compiled_code():
     use, where they are reused; the tests release them here.
     """
     yield
-    import gc
-
-    import jax
-
-    from bayesmix import inference
-    from bayesmix.checks import loglik
-
-    inference._COMPILED.clear()
-    inference._RUNNERS.clear()
-    loglik._CACHE.clear()
-    jax.clear_caches()
-    gc.collect()
+    bayesmix.clear_caches()

@@ -21,9 +21,9 @@ import pytest
 import bayesmix
 from bayesmix.data import RunTableError
 from bayesmix.laws import get_law
-from bayesmix.next_run import Scorer, greedy_batch, next_run, score_candidates
-from bayesmix.next_run_candidates import candidate_table, checkpoint_fractions, propose_candidates, read_candidates, training_flops
-from bayesmix.preposterior import DrawSet, Information, Reweighting, TargetLoss, run_signal, weighted_variance
+from bayesmix.plan import Scorer, greedy_batch, next_run, score_candidates
+from bayesmix.plan.candidates import candidate_table, checkpoint_fractions, propose_candidates, read_candidates, training_flops
+from bayesmix.plan.preposterior import DrawSet, Information, Reweighting, run_signal, weighted_variance
 from bayesmix.simulate import simulate_losses, sweep_design
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,13 +183,14 @@ def _score(scorer, cand, **kw):
 
 @pytest.mark.slow
 def test_weighted_optimum_agrees_with_recommend(ow_fit, scorer):
-    from bayesmix.recommend import recommend
+    from bayesmix.decide import recommend
 
     rec = recommend(ow_fit, TARGET_N, TARGET_D, starts=3, argmin_draws=5, path_points=1)
     h = scorer.decision.h_rec
     assert 0.5 * np.abs(h - rec.weights).sum() < 0.01
-    L = scorer.decision.loss
-    assert L.at(h).mean() == pytest.approx(L.at(rec.weights).mean(), rel=1e-5)
+    d = scorer.decision.decision
+    at = lambda x: d.objective_draws(np.atleast_2d(x), TARGET_N, TARGET_D)  # noqa: E731
+    assert at(h).mean() == pytest.approx(at(rec.weights).mean(), rel=1e-5)
     assert (scorer.decision.L_opt <= scorer.decision.L_rec + 1e-12).all()
 
 
@@ -221,7 +222,7 @@ def test_variance_reduction_agrees_with_refits(ow_fit, sweep, scorer):
         new = simulate_losses(law, rows, TG, params, N0=ow_fit.N0, D0=ow_fit.D0, seed=100 + r)
         refit = _fit(pd.concat([sweep, new], ignore_index=True))
         d1 = DrawSet.from_fit(refit)
-        L = TargetLoss(refit, d1, scorer.target_weights, TARGET_N, TARGET_D).at(h_rec)[:, 0]
+        L = d1.posterior.means(h_rec[None], TARGET_N, TARGET_D)[:, 0, :] @ scorer.target_weights
         ratios.append(d1.var(L) / scorer.q_var_law)
     truth = float(np.mean(ratios))
     assert gauss == pytest.approx(truth, abs=0.15), (gauss, ratios)
@@ -376,3 +377,28 @@ def test_retrospective_quick(slimpajama_path, tmp_path):
     assert np.isfinite(curves.mre).all() and (curves.mre > 0).all() and np.isfinite(curves.lpd).all()
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert "compute to reach" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_cap_changes_which_candidate_ranks_first(ow_fit):
+    """next-run scores runs for the decision recommend makes under the user's constraints (issue 13).
+
+    Two candidates of equal cost: one at the unconstrained recommendation, one
+    at the recommendation under a cap. Q is the target loss at the recommended
+    mixture, so the run that informs Q best is the one trained at it: without
+    the cap the first candidate ranks first, with the cap the second. Before
+    issue 13 next-run optimised with its own solver, which ignored caps, and
+    ranked the first candidate first in both cases.
+    """
+    free = bayesmix.recommend(ow_fit, TARGET_N, TARGET_D, starts=2, argmin_draws=5, path_points=1).weights
+    cap = {DOM[int(np.argmax(free))]: 0.6 * float(np.max(free))}
+    capped = bayesmix.recommend(ow_fit, TARGET_N, TARGET_D, caps=cap, starts=2, argmin_draws=5, path_points=1).weights
+    assert 0.5 * np.abs(free - capped).sum() > 0.05, "the cap must move the recommendation for the test to mean anything"
+    cand = pd.DataFrame([{**{f"weight_{d}": w for d, w in zip(DOM, h)}, "model_size": 1e8, "n_tokens": 2e9, "name": name}
+                         for name, h in (("at-free", free), ("at-capped", capped))])
+    kw = dict(candidates=cand, batch=1, max_draws=600, check_top=0, seed=0)
+    plain = next_run(ow_fit, TARGET_N, TARGET_D, **kw)
+    constrained = next_run(ow_fit, TARGET_N, TARGET_D, caps=cap, **kw)
+    np.testing.assert_allclose(constrained.context["recommended"], capped, atol=2e-3)
+    assert plain.table.name.iloc[0] == "at-free"
+    assert constrained.table.name.iloc[0] == "at-capped"

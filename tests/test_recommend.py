@@ -25,9 +25,9 @@ from bayesmix.inference import SamplerConfig
 from bayesmix.laws import get_law
 from bayesmix.laws.base import Law, Param
 from bayesmix.priors import log_normal_around
-from bayesmix.mixture_constraints import InfeasibleMixtureError, build_constraints
+from bayesmix.decide.constraints import InfeasibleMixtureError, build_constraints
 from bayesmix.model import all_params
-from bayesmix.recommend import Recommendation, Risk, parse_risk, recommend
+from bayesmix.decide import Recommendation, Risk, parse_risk, recommend
 from bayesmix.simulate import simulate_losses, sweep_design
 
 SIZES = (1e8, 3e8)  # fitted sizes; tokens up to 20 N = 6e9
@@ -363,7 +363,7 @@ def test_cli_recommend_writes_tables_and_figures(analytic_fit, tmp_path, capsys,
     assert "floors sum to 1.2" in capsys.readouterr().err
 
 
-def test_fit_recommend_is_the_function(analytic_fit):
-    a = analytic_fit.recommend(1e9, 3e10, starts=2, argmin_draws=8, path_points=2, seed=1)
+def test_top_level_recommend_is_the_function(analytic_fit):
+    a = bayesmix.recommend(analytic_fit, 1e9, 3e10, starts=2, argmin_draws=8, path_points=2, seed=1)
     b = recommend(analytic_fit, 1e9, 3e10, starts=2, argmin_draws=8, path_points=2, seed=1)
     np.testing.assert_array_equal(a.weights, b.weights)

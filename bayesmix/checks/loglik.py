@@ -4,7 +4,9 @@ Checkpoints of one run share its offset (``tau_run``), so the unit of every
 score here is a run: the joint density of all its checkpoints and targets with
 the offset integrated out (``bayesmix.model.group_loglik``). Beyond the fitted
 range, :func:`heldout_loglik` also integrates out the law's extrapolation bias
-(``Fit.extrapolation_sd`` per e-fold, as in ``Fit.predict_draws``).
+(``Fit.extrapolation_sd`` per e-fold, as :mod:`bayesmix.posterior` draws it).
+The law itself is evaluated by :class:`bayesmix.posterior.Posterior`; this
+module only scores its residuals.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ import numpy as np
 
 from ..data import RunTable
 from ..design import observed_from_table
-from ..extrapolation import efolds_beyond
-from ..model import group_loglik, log_mean
+from ..model import group_loglik
+from ..posterior import Posterior
 
 _CHUNK = 256  # posterior draws per compiled call: bounds memory at (chunk, rows, targets)
 _CACHE: dict[Any, Any] = {}
+
+
+def clear_compiled() -> None:
+    """Drop the compiled scoring functions (see :func:`bayesmix.clear_caches`)."""
+    _CACHE.clear()
 
 
 def log_mean_exp(a: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -36,24 +43,26 @@ def log_mean_exp(a: np.ndarray, axis: int = 0) -> np.ndarray:
 def far_beyond(fit, table: RunTable) -> np.ndarray:
     """(n,) e-folds of each row beyond the fit's largest model size plus beyond its largest token count.
 
-    The same distance :meth:`Fit.predict_draws` scales the extrapolation bias
-    by (:func:`bayesmix.extrapolation.efolds_beyond`).
+    The same distance the posterior scales the extrapolation bias by
+    (:meth:`bayesmix.posterior.Posterior.far`).
     """
-    return efolds_beyond(table.model_size, table.n_tokens, fit.table.model_size.max(), fit.table.n_tokens.max())
+    return Posterior.from_fit(fit).far(table.model_size, table.n_tokens)
 
 
-def _draw_chunks(fit, max_draws: int | None):
-    p = fit.flat_draws()
-    S = next(iter(p.values())).shape[0]
-    if max_draws is not None and S > max_draws:
-        p = {k: v[:: int(np.ceil(S / max_draws))] for k, v in p.items()}
-        S = next(iter(p.values())).shape[0]
-    for start in range(0, S, _CHUNK):
-        stop = min(S, start + _CHUNK)
-        chunk = {k: v[start:stop] for k, v in p.items()}
-        if stop - start < _CHUNK:  # pad so every call has the same shapes (one compile)
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], _CHUNK - (stop - start), 0)]) for k, v in chunk.items()}
-        yield stop - start, chunk
+def _residual_chunks(fit, table: RunTable, obs, max_draws: int | None):
+    """(n, resid (_CHUNK, rows, T), sigma, tau (_CHUNK, T)) per chunk of draws; short chunks padded (one compile)."""
+    post = Posterior.from_fit(fit, max_draws)
+    y = np.asarray(obs.y)
+    for start in range(0, post.S, _CHUNK):
+        part = post.take(slice(start, start + _CHUNK))
+        n = part.S
+        resid = y[None] - part.log_means(table.weights, table.model_size, table.n_tokens)
+        sigma = part.draws["sigma"]
+        tau = part.draws.get("tau_run", np.zeros_like(sigma))
+        if n < _CHUNK:
+            pad = lambda a: np.concatenate([a, np.repeat(a[-1:], _CHUNK - n, 0)])  # noqa: E731
+            resid, sigma, tau = pad(resid), pad(sigma), pad(tau)
+        yield n, jnp.asarray(resid), jnp.asarray(sigma), jnp.asarray(tau)
 
 
 def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -67,17 +76,11 @@ def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None)
     """
     table = fit.table if table is None else table
     obs, runs = observed_from_table(table, fit.targets, fit.N0, fit.D0, fit.sizes, pad=False)
-    key = ("run", fit.law.name, fit.domains, fit.targets, obs.y.shape, obs.x.h.shape, obs.run_slots.shape)
+    key = ("run", obs.y.shape, obs.run_slots.shape)
     fn = _CACHE.get(key)
     if fn is None:
-        law = fit.law
-
-        def one(p, o):
-            resid = o.y - log_mean(law, p, o.x)
-            return group_loglik(resid, o, p["sigma"], p["tau_run"])
-
-        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, None)))
-    out = [np.asarray(fn(chunk, obs))[:n] for n, chunk in _draw_chunks(fit, max_draws)]
+        fn = _CACHE[key] = jax.jit(jax.vmap(lambda r, s, t, o: group_loglik(r, o, s, t), in_axes=(0, 0, 0, None)))
+    out = [np.asarray(fn(resid, sigma, tau, obs))[:n] for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)]
     return np.concatenate(out, 0), np.asarray(runs)
 
 
@@ -129,18 +132,18 @@ def heldout_loglik(
     group = np.zeros(R, dtype=np.int32) if shared else np.arange(R, dtype=np.int32)
     G = 1 if shared else R
     far = jnp.asarray(far_beyond(fit, table))
-    key = ("heldout", fit.law.name, fit.domains, fit.targets, obs.y.shape, obs.x.h.shape, R, G, sds.shape)
+    key = ("heldout", obs.y.shape, R, G, sds.shape)
     fn = _CACHE.get(key)
     if fn is None:
-        law = fit.law
 
-        def one(p, o, far, group, sds):
-            resid = o.y - log_mean(law, p, o.x)  # once per draw, whatever the number of sd values
-            return jax.vmap(lambda s: _rank_one_loglik(resid, o.mask, o.run, R, far, group, G, p["sigma"], p["tau_run"], s))(sds)
+        def one(resid, sigma, tau, o, far, group, sds):
+            return jax.vmap(lambda s: _rank_one_loglik(resid, o.mask, o.run, R, far, group, G, sigma, tau, s))(sds)
 
-        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None), out_axes=1))
+        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None), out_axes=1))
     sds_j = jnp.asarray(np.ascontiguousarray(sds))
-    out = [np.asarray(fn(chunk, obs, far, jnp.asarray(group), sds_j))[:, :n] for n, chunk in _draw_chunks(fit, max_draws)]
+    group_j = jnp.asarray(group)
+    out = [np.asarray(fn(resid, sigma, tau, obs, far, group_j, sds_j))[:, :n]
+           for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)]
     labels = np.array(["all"]) if shared else np.asarray(runs)
     ll = np.concatenate(out, 1)
     return (ll if grid is not None else ll[0]), labels

@@ -25,6 +25,27 @@ def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None
     which.add_argument("--target-weights", help="the target loss as a weighted sum of targets, e.g. arxiv=1,book=1,c4=2 (default: the mean of the domain targets)")
 
 
+def add_constraint_arguments(p: argparse.ArgumentParser) -> None:
+    """The mixture constraints of the decision: --baseline, --floor, --cap, --unique-tokens, --max-epochs, --max-tv.
+
+    ``recommend`` and ``next-run`` take the same flags, so that a plan is
+    scored for the decision that ``recommend`` makes.
+    """
+    p.add_argument("--baseline", help="mixture to compare with: one weight per domain in order (0.1,0.2,...) or domain=weight")
+    p.add_argument("--floor", help="smallest weight: one number for every domain, or domain=value,... (default 0)")
+    p.add_argument("--cap", help="largest weight: one number for every domain, or domain=value,... (default 1)")
+    p.add_argument("--unique-tokens", help="unique tokens available per domain, e.g. arxiv=3e10,book=2.6e10 (others unlimited)")
+    p.add_argument("--max-epochs", type=positive_float, default=4.0,
+                   help="times a domain's unique tokens may be repeated (default 4)")
+    p.add_argument("--max-tv", type=float, help="largest total-variation distance from the baseline, e.g. 0.1")
+
+
+def constraint_kwargs(args) -> dict:
+    """The keyword arguments of :func:`bayesmix.decide.recommend` and :func:`bayesmix.plan.next_run` for those flags."""
+    return dict(baseline=args.baseline, floors=args.floor, caps=args.cap, unique_tokens=args.unique_tokens,
+                max_epochs=args.max_epochs, max_tv=args.max_tv)
+
+
 def positive_float(text: str) -> float:
     """argparse type: a positive number such as 2.7e9."""
     try:

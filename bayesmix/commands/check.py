@@ -21,11 +21,11 @@ def run(args) -> int:
 
     from ..checks.ppc import check
     from ..data import read_runs
-    from ..io import load
+    from ..fit import Fit
 
     if args.worst < 0 or args.max_draws < 1:
         raise ValueError("--worst must be >= 0 and --max-draws >= 1")
-    fit = load(args.model)
+    fit = Fit.load(args.model)
     table = read_runs(args.runs) if args.runs else None
     result = check(fit, table, seed=args.seed, max_draws=args.max_draws, worst=args.worst, figures=not args.no_figures)
     paths = result.save(args.out)

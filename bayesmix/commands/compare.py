@@ -22,7 +22,7 @@ def run(args) -> int:
     import pandas as pd
 
     from ..checks.compare import compare, loo_runs
-    from ..io import load
+    from ..fit import Fit
 
     if len(args.models) < 2:
         raise ValueError("compare needs at least two model files")
@@ -33,7 +33,7 @@ def run(args) -> int:
         name = Path(path).stem
         if name in fits:
             name = path
-        fits[name] = load(path)
+        fits[name] = Fit.load(path)
     table = compare(fits, refit=args.refit, max_refits=args.max_refits, refit_draws=args.refit_draws, holdout=args.holdout)
     first = next(iter(fits.values()))
     print(f"leave-one-run-out comparison on {first.table.source}: {first.table.n_runs} runs, targets {', '.join(first.targets)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_decision_arguments, positive_float
+from ._common import add_constraint_arguments, add_decision_arguments, constraint_kwargs, positive_float
 
 NAME = "next-run"
 HELP = "rank candidate small runs by how much their result would tell us about the decision, per FLOP; plan a batch"
@@ -27,21 +27,21 @@ def add_arguments(p):
     p.add_argument("--draws", type=int, default=1000, help="posterior draws used (thinned evenly; default 1000)")
     p.add_argument("--outcomes", type=int, default=64, help="simulated outcomes per candidate for reweighting (default 64)")
     p.add_argument("--check-top", type=int, default=20, help="candidates also scored by reweighting as a check (default 20)")
-    p.add_argument("--floor", type=float, default=0.0, help="smallest weight of the recommended mixture (default 0)")
+    add_constraint_arguments(p)  # the same constraints as recommend: the plan informs that decision
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="directory for candidates.csv, plan.csv, summary.txt, scores.png, batch.png")
 
 
 def run(args) -> int:
-    from ..io import load
-    from ..next_run import next_run
-    from ..next_run_candidates import parse_number_list
+    from ..fit import Fit
+    from ..plan import next_run
+    from ..plan.candidates import parse_number_list
 
     if args.propose is not None and not (args.sizes and args.tokens_list):
         raise ValueError("--propose needs --sizes and --tokens-list (e.g. --sizes 1.2e8,3.1e8 --tokens-list 5e9,1e10)")
     if args.candidates and (args.sizes or args.tokens_list):
         raise ValueError("--sizes and --tokens-list go with --propose, not --candidates")
-    fit = load(args.model)
+    fit = Fit.load(args.model)
     target = [t.strip() for t in args.target.split(",")] if args.target else None
     plan = next_run(
         fit, args.model_size, args.tokens,
@@ -51,7 +51,7 @@ def run(args) -> int:
         target=target if target is None or len(target) > 1 else target[0], target_weights=args.target_weights,
         quantity=args.quantity, rank_by=args.rank_by, method=args.method, budget_flops=args.budget_flops, batch=args.batch,
         checkpoints=args.checkpoints, max_draws=args.draws, outcomes=args.outcomes, check_top=args.check_top,
-        floor=args.floor, seed=args.seed,
+        **constraint_kwargs(args), seed=args.seed,
     )
     print(plan.summary())
     if args.out:

@@ -22,9 +22,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..io import load
+    from ..fit import Fit
 
-    fit = load(args.model)
+    fit = Fit.load(args.model)
     table = fit.predict(args.mixtures, args.model_size, args.tokens, interval=args.interval,
                         target_weights=args.target_weights, seed=args.seed)
     if args.out:

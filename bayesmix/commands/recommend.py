@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from ._common import add_decision_arguments, positive_float
+from ._common import add_constraint_arguments, add_decision_arguments, constraint_kwargs
 
 NAME = "recommend"
 HELP = "recommend the training mixture that minimises the posterior expected (or risk-adjusted) target loss at a scale"
@@ -12,13 +12,8 @@ HELP = "recommend the training mixture that minimises the posterior expected (or
 
 def add_arguments(p):
     add_decision_arguments(p, "one target to minimise, e.g. openhermes (default: the mean of the domain targets)")
-    p.add_argument("--baseline", help="mixture to compare with: one weight per domain in order (0.1,0.2,...) or domain=weight")
+    add_constraint_arguments(p)
     p.add_argument("--risk", default="mean", help="mean (default), quantile:Q or cvar:A, e.g. cvar:0.9 (the mean of the worst 10%% of draws)")
-    p.add_argument("--floor", help="smallest weight: one number for every domain, or domain=value,... (default 0)")
-    p.add_argument("--cap", help="largest weight: one number for every domain, or domain=value,... (default 1)")
-    p.add_argument("--unique-tokens", help="unique tokens available per domain, e.g. arxiv=3e10,book=2.6e10 (others unlimited)")
-    p.add_argument("--max-epochs", type=positive_float, default=4.0, help="times a domain's unique tokens may be repeated (default 4)")
-    p.add_argument("--max-tv", type=float, help="largest total-variation distance from the baseline, e.g. 0.1")
     p.add_argument("--interval", type=float, default=0.9, help="credible level of the intervals (default 0.9)")
     p.add_argument("--starts", type=int, default=4, help="random optimiser starts added to the structured ones: baseline, uniform, best candidate, one corner per domain (default 4)")
     p.add_argument("--argmin-draws", type=int, default=200, help="posterior draws whose own optimum is found, for stability and regret (default 200)")
@@ -28,16 +23,15 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..io import load
-    from ..recommend import recommend
+    from ..fit import Fit
+    from ..decide import recommend
 
-    fit = load(args.model)
+    fit = Fit.load(args.model)
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # optimiser warnings are printed, never swallowed
         rec = recommend(
             fit, args.model_size, args.tokens, target=args.target, target_weights=args.target_weights,
-            baseline=args.baseline, risk=args.risk, floors=args.floor, caps=args.cap, unique_tokens=args.unique_tokens,
-            max_epochs=args.max_epochs, max_tv=args.max_tv, starts=args.starts, argmin_draws=args.argmin_draws,
+            risk=args.risk, **constraint_kwargs(args), starts=args.starts, argmin_draws=args.argmin_draws,
             path_points=args.path_points, interval=args.interval, seed=args.seed,
         )
     print(rec.summary())

@@ -15,9 +15,9 @@ def add_arguments(p):
 def run(args) -> int:
     import pandas as pd
 
-    from ..io import load
+    from ..fit import Fit
 
-    fit = load(args.model)
+    fit = Fit.load(args.model)
     print(f"{fit.law.title} ({fit.law.reference})")
     print(f"  {fit.law.formula}")
     print(f"data: {fit.table.source}: {fit.table.n_rows} rows, {fit.table.n_runs} runs, {fit.table.n_mixtures} mixtures; "

@@ -41,11 +41,11 @@ def run(args) -> int:
         raise ValueError(f"--extrapolation-sd must be a non-negative number; got {args.extrapolation_sd}")
     model = None
     if args.update_model:
-        from ..io import load
+        from ..fit import Fit
 
         if not Path(args.update_model).exists():
             raise FileNotFoundError(f"--update-model: no such model file {args.update_model}")
-        model = load(args.update_model)  # before the refits: a wrong model should fail in seconds, not after them
+        model = Fit.load(args.update_model)  # before the refits: a wrong model should fail in seconds, not after them
         if model.law.name != args.law:
             raise ValueError(f"--update-model: {args.update_model} is a {model.law.name} fit, but --law is {args.law}")
     table = read_runs(args.runs)

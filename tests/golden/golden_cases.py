@@ -145,7 +145,7 @@ def outputs_example(fit, other) -> dict:
         _recommend_outputs(recommend(fit, N_EX, D_EX, target="code", risk="cvar:0.9", caps={"code": 0.3}, seed=1),
                            "recommend_cvar_cap", out)
         cand = candidates(fit.domains, [5e7, 1.25e8, 3.5e8], [1e9, 3e9, 7e9])
-        _next_run_outputs(next_run(fit, N_EX, D_EX, candidates=cand, batch=3, max_draws=400, seed=0), "next_run", out)
+        _next_run_outputs(next_run(fit, N_EX, D_EX, candidates=cand, batch=3, max_draws=None, seed=0), "next_run", out)
         c = check(fit, seed=0, figures=False)
         _frame("check", c.table.reset_index(), out)
         _frame("check_worst", c.worst, out)

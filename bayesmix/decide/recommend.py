@@ -35,325 +35,24 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-import scipy.optimize
-from scipy.special import betainc
 
-from .data import parse_target_weights
-from .extrapolation import efolds_beyond
-from .laws.base import Inputs, own_index
-from .mixture_constraints import DEFAULT_MAX_EPOCHS, InfeasibleMixtureError, MixtureConstraints, PerDomain, build_constraints, project_jax
-from .model import all_params, log_mean
+from ..posterior import Posterior
+from .constraints import DEFAULT_MAX_EPOCHS, InfeasibleMixtureError, MixtureConstraints, PerDomain, build_constraints
+from .objective import Risk, parse_risk, resolve_target_weights
+from .problem import MixtureDecision
+from .search import best_of_starts, candidate_mixtures, per_draw_optima
+from .solver import projected_gradient_norm, solve
 
-__all__ = ["Recommendation", "RecommendationWarning", "Risk", "parse_risk", "recommend", "InfeasibleMixtureError"]
+__all__ = ["InfeasibleMixtureError", "Recommendation", "RecommendationWarning", "recommend"]
 
 
 class RecommendationWarning(UserWarning):
     """A check on the decision failed: not an optimum, a start-dependent answer, or a nearly flat objective."""
-
-
-# ---------------------------------------------------------------------- risk
-@dataclass(frozen=True)
-class Risk:
-    """A risk functional of the loss over posterior draws: mean, upper quantile or CVaR."""
-
-    kind: str  # "mean" | "quantile" | "cvar"
-    level: float | None = None
-
-    @property
-    def label(self) -> str:
-        """Human name, e.g. ``CVaR 0.9``."""
-        if self.kind == "mean":
-            return "posterior mean"
-        return f"{self.level:g} quantile" if self.kind == "quantile" else f"CVaR {self.level:g}"
-
-    @property
-    def spec(self) -> str:
-        """The text form ``parse_risk`` reads back."""
-        return "mean" if self.kind == "mean" else f"{self.kind}:{self.level:g}"
-
-    def weights(self, S: int) -> np.ndarray:
-        """(S,) weights on the draws sorted ascending; the risk is their dot product with the sorted losses."""
-        i = np.arange(S + 1) / S
-        if self.kind == "mean":
-            return np.full(S, 1.0 / S)
-        if self.kind == "quantile":
-            # Harrell-Davis: a Beta-weighted average of order statistics,
-            # smooth in the losses where a plain quantile jumps between draws.
-            a, b = self.level * (S + 1), (1 - self.level) * (S + 1)
-            return np.diff(betainc(a, b, i))
-        # CVaR_a: the mean of the losses above the a-quantile; the draw that
-        # straddles the a-quantile gets the fractional weight.
-        return np.diff(np.clip(i - self.level, 0, None)) / (1 - self.level)
-
-    def value(self, losses: np.ndarray) -> float:
-        """The risk of a vector of per-draw losses."""
-        losses = np.asarray(losses, dtype=float)
-        return float(np.sort(losses) @ self.weights(losses.size))
-
-
-def parse_risk(spec: str | Risk) -> Risk:
-    """``"mean"``, ``"quantile:0.9"`` or ``"cvar:0.9"`` -> :class:`Risk` (ValueError otherwise)."""
-    if isinstance(spec, Risk):
-        return spec
-    text = str(spec).strip().lower()
-    if text in ("mean", "expected", "expectation"):
-        return Risk("mean")
-    kind, sep, level = text.partition(":")
-    if kind in ("quantile", "cvar") and sep:
-        try:
-            q = float(level)
-        except ValueError:
-            q = float("nan")
-        if 0 < q < 1:
-            return Risk(kind, q)
-        raise ValueError(f"risk {spec!r}: the level must be a number strictly between 0 and 1, e.g. {kind}:0.9")
-    raise ValueError(f"risk {spec!r}: use 'mean', 'quantile:Q' or 'cvar:A' with Q, A in (0, 1), e.g. cvar:0.9")
-
-
-# ------------------------------------------------------------ jax kernels
-class _LawKey:
-    """A law as a static jit argument: equal for laws of the same class and settings.
-
-    Why: jit caches compiled code by static arguments, and every loaded fit
-    holds its own law instance; keyed by identity, each new fit of the same
-    law would compile again.
-    """
-
-    def __init__(self, law):
-        self.law = law
-
-    def __hash__(self) -> int:
-        return hash((type(self.law), self.law.name))
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _LawKey) and type(other.law) is type(self.law) and vars(other.law) == vars(self.law)
-
-
-def _law_mean(law, p, h, N, D, N0, D0, own):
-    """(S, M, T) the law's expected loss at mixtures h (M, K) and one scale, every draw."""
-    law = law.law if isinstance(law, _LawKey) else law
-    M = h.shape[0]
-    x = Inputs(h=h, mix=jnp.arange(M), N=jnp.full((M,), N), D=jnp.full((M,), D), N0=N0, D0=D0, own=own)
-    return jnp.exp(jax.vmap(lambda q: log_mean(law, q, x))(p))
-
-
-@partial(jax.jit, static_argnames=("law",))
-def _law_draws(law, p, h, N, D, N0, D0, own):
-    return _law_mean(law, p, h, N, D, N0, D0, own)
-
-
-@partial(jax.jit, static_argnames=("law",))
-def _risk_value_grad(law, p, h, N, D, N0, D0, own, mult, rw):
-    """The risk sum_i rw_i L_(i)(h) over the sorted per-draw losses, and its gradient in h.
-
-    The gradient of an L-estimator is sum_s rw_rank(s) grad L_s(h) (almost
-    everywhere): one reverse pass with the rank weights as cotangent, so the
-    sort itself is never differentiated.
-    """
-
-    def losses(h):
-        return (_law_mean(law, p, h[None], N, D, N0, D0, own)[:, 0, :] * mult).sum(-1)
-
-    L, back = jax.vjp(losses, h)
-    c = jnp.zeros_like(L).at[jnp.argsort(L)].set(rw)
-    return c @ L, back(c)[0]
-
-
-@partial(jax.jit, static_argnames=("law", "use_tv", "iters"))
-def _batch_minimise(law, q, H0, mult, N, D, N0, D0, own, lo, hi, b, max_tv, use_tv, iters):
-    """Minimise many single-draw losses at once: row i minimises L_i(h) from H0[i] over the feasible set.
-
-    Projected gradient with a backtracking step per row (halve on failure,
-    lengthen a little on success), all rows in one compiled loop: a Python
-    optimiser per draw would spend its time on call overhead. Returns the
-    minimisers (n, K), their losses (n,) and projected gradient norms (n,).
-    """
-    proj = jax.vmap(lambda z: project_jax(z, lo, hi, b, max_tv, use_tv))
-
-    def f1(qi, h, m):
-        qi = jax.tree.map(lambda v: v[None], qi)
-        return (_law_mean(law, qi, h[None], N, D, N0, D0, own)[0, 0] * m).sum()
-
-    vg = jax.vmap(jax.value_and_grad(f1, argnums=1))
-
-    def body(_, st):
-        x, fx, gx, L = st
-        xn = proj(x - gx / L[:, None])
-        fn, gn = vg(q, xn, mult)
-        d = xn - x
-        ok = fn <= fx + (gx * d).sum(1) + 0.5 * L * (d * d).sum(1) + 1e-15 * jnp.abs(fn)
-        ok = ok & jnp.isfinite(fn)
-        return (jnp.where(ok[:, None], xn, x), jnp.where(ok, fn, fx), jnp.where(ok[:, None], gn, gx), jnp.where(ok, 0.7 * L, 2.0 * L))
-
-    # The first pass projects H0 and evaluates it (fx = inf accepts it; g = 0 keeps x).
-    n, K = H0.shape
-    init = (H0, jnp.full((n,), jnp.inf), jnp.zeros((n, K)), jnp.ones((n,)))
-    x, fx, g, _ = jax.lax.fori_loop(0, iters, body, init)
-    step = 1e-4 / jnp.maximum(jnp.max(jnp.abs(g), axis=1), 1e-300)
-    pg = jnp.linalg.norm(x - proj(x - step[:, None] * g), axis=1) / step
-    return x, fx, pg
-
-
-def _slice_targets(fit, used: np.ndarray) -> dict[str, np.ndarray]:
-    """The fit's flat draws restricted to some targets, along every "target" and "foreign" axis.
-
-    Why: the optimiser evaluates the law thousands of times, and a target with
-    zero weight in the objective is pure cost. The axes come from each
-    parameter's declared dims, so no law is special-cased.
-    """
-    spec = all_params(fit.law, fit.domains, fit.targets)
-    foreign = [t for t in fit.targets if t not in fit.domains]
-    used_names = [fit.targets[i] for i in used]
-    used_foreign = np.array([foreign.index(t) for t in used_names if t in foreign], dtype=int)
-    out = {}
-    for name, v in fit.flat_draws().items():
-        dims = spec[name].dims if name in spec else ()
-        for axis, d in enumerate(dims):
-            if d == "target":
-                v = np.take(v, used, axis=axis + 1)
-            elif d == "foreign":
-                v = np.take(v, used_foreign, axis=axis + 1)
-        out[name] = v
-    return out
-
-
-class _Problem:
-    """The fit's draws and the target, ready for the optimiser.
-
-    Draws stay numpy arrays (subsets are taken in numpy, so no indexing op is
-    ever compiled); the jitted kernels see a few fixed shapes only.
-    """
-
-    def __init__(self, fit, target_w: np.ndarray, seed: int, slice_targets: bool = True):
-        self.fit = fit
-        self.law = _LawKey(fit.law)
-        self.p = fit.flat_draws()
-        self.S = int(next(iter(self.p.values())).shape[0])
-        self.T = len(fit.targets)
-        self.w = np.asarray(target_w, dtype=float)
-        # The same normals predict_draws uses first with this seed, so that the
-        # losses reported here equal Fit.predict_draws(h, N, D, seed)["mean"].
-        self.z = np.random.default_rng(seed).standard_normal((self.S, 1, self.T))[:, 0, :]
-        self.N0 = jnp.asarray(fit.N0, dtype=jnp.float64)
-        self.D0 = jnp.asarray(fit.D0, dtype=jnp.float64)
-        self.own = jnp.asarray(own_index(fit.domains, fit.targets), dtype=jnp.int32)
-        # The optimiser sees only the targets in the objective (checked later
-        # against the full computation: see Recommendation building).
-        self.used = np.nonzero(self.w > 0)[0] if slice_targets else np.arange(self.T)
-        self.p_used = _slice_targets(fit, self.used) if slice_targets else self.p
-        self.own_used = jnp.asarray(own_index(fit.domains, [fit.targets[i] for i in self.used]), dtype=jnp.int32)
-        self._p_used_jax = {k: jnp.asarray(v) for k, v in self.p_used.items()}
-
-    def far(self, N: float, D: float) -> float:
-        """E-folds beyond the fitted model sizes and token counts (as predict_draws measures them)."""
-        t = self.fit.table
-        return float(efolds_beyond(N, D, t.model_size.max(), t.n_tokens.max()))
-
-    def bias(self, N: float, D: float) -> np.ndarray:
-        """(S, T) exp(delta): the extrapolation bias of each draw and target at (N, D)."""
-        return np.exp(self.fit.extrapolation_sd * self.far(N, D) * self.z)
-
-    def mult(self, N: float, D: float) -> np.ndarray:
-        """(S, T_used) target weight times bias, for the targets the optimiser sees."""
-        return (self.w[None, :] * self.bias(N, D))[:, self.used]
-
-    def per_target(self, h: np.ndarray, N: float, D: float) -> np.ndarray:
-        """(S, M, T) expected loss per draw, mixture and target, bias included (every target)."""
-        mu = np.asarray(_law_draws(self.law, self.p, jnp.asarray(np.atleast_2d(h), dtype=jnp.float64), float(N), float(D), self.N0, self.D0, self.own))
-        return mu * self.bias(N, D)[:, None, :]
-
-    def objective_draws(self, h: np.ndarray, N: float, D: float, draws: np.ndarray | None = None) -> np.ndarray:
-        """(S, M) target loss per draw and mixture (through the targets in the objective only)."""
-        p = self.p_used if draws is None else {k: v[draws] for k, v in self.p_used.items()}
-        mu = np.asarray(_law_draws(self.law, p, jnp.asarray(np.atleast_2d(h), dtype=jnp.float64), float(N), float(D), self.N0, self.D0, self.own_used))
-        m = self.mult(N, D)
-        return (mu * (m if draws is None else m[draws])[:, None, :]).sum(-1)
-
-    def risk_fn(self, risk: Risk, N: float, D: float):
-        """h -> (risk value, gradient) as numpy, for the optimiser."""
-        mult = jnp.asarray(self.mult(N, D))
-        rw = jnp.asarray(risk.weights(self.S))
-
-        def f(h):
-            v, g = _risk_value_grad(self.law, self._p_used_jax, jnp.asarray(h, dtype=jnp.float64), float(N), float(D), self.N0, self.D0, self.own_used, mult, rw)
-            return float(v), np.asarray(g, dtype=float)
-
-        return f
-
-
-# ------------------------------------------------------------ the solver
-@dataclass
-class _Solved:
-    h: np.ndarray
-    value: float
-    success: bool
-    message: str
-    iterations: int
-
-
-def _solve(f, C: MixtureConstraints, h0: np.ndarray, maxiter: int = 500) -> _Solved:
-    """Minimise f over the feasible set from h0 (SLSQP, exact gradients), then project exactly.
-
-    The TV ball is linear with auxiliary variables u >= |h - b|, sum u <= 2 max_tv.
-    The objective is scaled by its value at the start so that SLSQP's
-    tolerance is relative.
-    """
-    K = len(C.domains)
-    h0 = C.project(h0)
-    f0, _ = f(h0)
-    scale = abs(f0) if f0 != 0 and math.isfinite(f0) else 1.0
-    tv = C.max_tv is not None
-
-    def fun(x):
-        v, g = f(x[:K])
-        if not math.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e10, np.zeros_like(x)
-        return v / scale, (np.concatenate([g, np.zeros(K)]) if tv else g) / scale
-
-    ones = np.ones(K)
-    cons = [{"type": "eq", "fun": lambda x: x[:K].sum() - 1.0, "jac": lambda x: np.concatenate([ones, np.zeros(K)]) if tv else ones}]
-    bounds = list(zip(C.lower_internal, C.upper))
-    x0 = h0
-    if tv:
-        b, r = C.baseline, C.max_tv
-        eye = np.eye(K)
-        cons += [
-            {"type": "ineq", "fun": lambda x: x[K:] - (x[:K] - b), "jac": lambda x: np.hstack([-eye, eye])},
-            {"type": "ineq", "fun": lambda x: x[K:] + (x[:K] - b), "jac": lambda x: np.hstack([eye, eye])},
-            {"type": "ineq", "fun": lambda x: np.array([2 * r - x[K:].sum()]), "jac": lambda x: np.concatenate([np.zeros(K), -ones])[None]},
-        ]
-        bounds += [(0.0, 1.0)] * K
-        x0 = np.concatenate([h0, np.abs(h0 - b)])
-    with warnings.catch_warnings():
-        # SLSQP warns about values outside bounds by rounding; we project anyway.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = scipy.optimize.minimize(fun, x0, jac=True, method="SLSQP", bounds=bounds, constraints=cons, options={"ftol": 1e-13, "maxiter": maxiter})
-    h = C.project(res.x[:K])
-    v, _ = f(h)
-    if v > f0:  # never return something worse than the start
-        h, v = h0, f0
-    return _Solved(h, v, bool(res.success), str(res.message), int(res.nit))
-
-
-def projected_gradient_norm(C: MixtureConstraints, h: np.ndarray, g: np.ndarray) -> float:
-    """Norm of the gradient mapping (h - P(h - t g)) / t for a small step t.
-
-    Zero exactly at a point satisfying the first-order (KKT) conditions on the
-    feasible set; otherwise the length of the best feasible descent direction.
-    """
-    gmax = float(np.max(np.abs(g)))
-    if gmax == 0:
-        return 0.0
-    t = 1e-4 / gmax  # moves no weight by more than 1e-4
-    return float(np.linalg.norm(h - C.project(h - t * g)) / t)
 
 
 # ------------------------------------------------------------ the result
@@ -560,19 +259,19 @@ class Recommendation:
     # ---------------------------------------------------------- figures
     def plot_weights(self):
         """Figure: recommended weights with the posterior interval of the optimal weight, beside the baseline."""
-        from .recommend_plots import plot_weights
+        from .plots import plot_weights
 
         return plot_weights(self)
 
     def plot_losses(self):
         """Figure: distribution of the target loss at the recommendation and the baseline, and of their paired difference."""
-        from .recommend_plots import plot_losses
+        from .plots import plot_losses
 
         return plot_losses(self)
 
     def plot_path(self):
         """Figure: the recommended mixture and its loss along the path of scales."""
-        from .recommend_plots import plot_path
+        from .plots import plot_path
 
         return plot_path(self)
 
@@ -606,55 +305,6 @@ class Recommendation:
 
 
 # ------------------------------------------------------------ the entry point
-def resolve_target_weights(targets: Sequence[str], domains: Sequence[str], target=None, target_weights=None) -> tuple[np.ndarray, str]:
-    """Weights of each fitted target in the objective, and the objective in words.
-
-    ``target`` names one target (or a list: their mean); ``target_weights`` is a
-    mapping or ``"c4=1,book=1"`` (a weighted sum, not renormalised, as in
-    ``Fit.predict``). With neither: the mean over the targets that are
-    training domains.
-    """
-    targets = list(targets)
-    if target is not None and target_weights is not None:
-        raise ValueError("give either target or target_weights, not both")
-    if target is not None:
-        names = [target] if isinstance(target, str) else list(target)
-        mapping = {}
-        for t in names:
-            key = t if t in targets else (t[: -len("_loss")] if t.endswith("_loss") else None)
-            if key not in targets:
-                raise ValueError(f"unknown target {t!r}; this model's targets are {', '.join(targets)}")
-            mapping[key] = 1.0 / len(names)
-        words = names[0] if len(names) == 1 else f"the mean of {', '.join(names)}"
-    elif target_weights is not None:
-        mapping = parse_target_weights(target_weights, targets) if isinstance(target_weights, str) else dict(target_weights)
-        for t in mapping:
-            if t not in targets:
-                raise ValueError(f"target weights: unknown target {t!r}; this model's targets are {', '.join(targets)}")
-        if any(not (math.isfinite(v) and v >= 0) for v in mapping.values()) or not any(mapping.values()):
-            raise ValueError(f"target weights must be finite, >= 0 and not all zero; got {mapping}")
-        words = _weighted_words({t: float(v) for t, v in mapping.items() if v}, len(targets))
-    else:
-        own = [t for t in targets if t in domains] or targets
-        mapping = {t: 1.0 / len(own) for t in own}
-        words = f"the mean of the {len(own)} domain targets" if len(own) > 1 else own[0]
-    w = np.array([float(mapping.get(t, 0.0)) for t in targets])
-    return w, words
-
-
-def _weighted_words(mapping: Mapping[str, float], n_targets: int) -> str:
-    """A weighted sum of targets in words: 'the mean of ...' / 'the sum of ...' when the weights are equal."""
-    names, vals = list(mapping), np.array(list(mapping.values()))
-    if len(names) == 1:
-        return names[0] if vals[0] == 1 else f"{vals[0]:.3g} x {names[0]}"
-    listed = ", ".join(names) if len(names) <= 4 else f"{len(names)} targets ({', '.join(names)})"
-    if np.allclose(vals, 1.0 / len(names)):
-        return f"the mean of {listed}"
-    if np.allclose(vals, 1.0):
-        return f"the sum of {listed}"
-    return " + ".join(f"{v:.3g} x {t}" for t, v in mapping.items())
-
-
 def recommend(
     fit,
     model_size: float,
@@ -722,13 +372,13 @@ def recommend(
 def _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets) -> Recommendation | None:
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    prob = _Problem(fit, w, seed, slice_targets)
+    swept, _ = fit.table.mixtures()
+    prob = MixtureDecision(Posterior.from_fit(fit), w, swept=swept, bias_seed=seed, slice_targets=slice_targets)
     idx = np.sort(np.random.default_rng([seed, 2]).choice(prob.S, size=min(argmin_draws, prob.S), replace=False))
 
     # ----- the recommendation: several starts
     f = prob.risk_fn(risk, N, D)
-    cands, scores = _candidates(prob, C, N, D, idx)
-    runs = [(label, _solve(f, C, h0)) for label, h0 in _start_points(C, cands, scores, starts, np.random.default_rng([seed, 1]))]
+    runs, cands, scores = best_of_starts(prob, C, risk, N, D, idx, starts, np.random.default_rng([seed, 1]))
     best_label, best = min(runs, key=lambda r: r[1].value)
     h = best.h
     _, g = f(h)
@@ -755,14 +405,17 @@ def _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, 
 
     # ----- posterior over the argmin: each subsampled draw's own optimum
     t1 = time.perf_counter()
-    opt_h, regret, base_regret, draw_pg = _per_draw_optima(prob, C, N, D, idx, h, obj[idx], cands, scores)
+    opt_h, regret, base_regret, draw_pg = per_draw_optima(prob, C, N, D, idx, h, obj[idx], cands, scores)
     check["argmin_projected_gradient_median"] = float(np.median(draw_pg))
     check["argmin_projected_gradient_max"] = float(np.max(draw_pg))
     timing["argmin"] = time.perf_counter() - t1
 
     # ----- the path over scale
     t2 = time.perf_counter()
-    path = _path(prob, C, risk, N, D, h, best.value, path_points, interval, idx)
+    t = fit.table
+    N_fit = float(t.model_size.max())
+    start = (N_fit, float(t.n_tokens[t.model_size == N_fit].max()))
+    path = _path(prob, C, risk, N, D, h, best.value, path_points, interval, idx, start)
     timing["path"] = time.perf_counter() - t2
 
     weights = fit.table.weights
@@ -773,74 +426,12 @@ def _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, 
         loss_draws=per[:, 0, :], baseline_loss_draws=None if C.baseline is None else per[:, 1, :],
         argmin_draws=opt_h, argmin_index=idx, regret_draws=regret, baseline_regret_draws=base_regret,
         path=path, starts=starts_df, check=check, swept_range=np.column_stack([weights.min(0), weights.max(0)]),
-        extrapolation={"efolds": far, "bias_sd": np.broadcast_to(np.asarray(fit.extrapolation_sd, dtype=float), (len(fit.targets),)) * far}, timing=timing,
+        extrapolation={"efolds": far, "bias_sd": prob.posterior.extrapolation_sd * far}, timing=timing,
     )
 
 
-def _candidates(prob: _Problem, C: MixtureConstraints, N: float, D: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cheap candidate mixtures and their loss in each subsampled draw: (C, K) and (n, C).
-
-    Uniform, each domain's corner (the feasible point nearest to all weight on
-    it), and every mixture of the sweep, all projected onto the feasible set.
-    Why corners: laws whose mixture term is convex in h (additive with
-    exponents above 1) have their optima at vertices, one basin per vertex.
-    """
-    K = len(C.domains)
-    swept, _ = prob.fit.table.mixtures()
-    raw = np.vstack([np.full((1, K), 1.0 / K), np.eye(K), swept])
-    cands = np.array([C.project(x) for x in raw])
-    return cands, prob.objective_draws(cands, N, D, idx)
-
-
-def _start_points(C: MixtureConstraints, cands: np.ndarray, scores: np.ndarray, n_random: int, rng) -> list[tuple[str, np.ndarray]]:
-    """Baseline, uniform, the candidate with the lowest mean loss, each domain's corner, then random Dirichlet points."""
-    K = len(C.domains)
-    pts: list[tuple[str, np.ndarray]] = []
-    if C.baseline is not None:
-        pts.append(("baseline", C.project(C.baseline)))
-    pts.append(("uniform", cands[0]))
-    pts.append(("best candidate", cands[int(np.argmin(scores.mean(0)))]))
-    pts += [(f"corner {d}", cands[1 + j]) for j, d in enumerate(C.domains)]
-    pts += [(f"random {i + 1}", C.project(rng.dirichlet(np.ones(K)))) for i in range(n_random)]
-    return pts
-
-
-def _per_draw_optima(prob: _Problem, C: MixtureConstraints, N: float, D: float, idx: np.ndarray, h_rec: np.ndarray, at_pair: np.ndarray,
-                     cands: np.ndarray, scores: np.ndarray, iters: int = 300):
-    """Each subsampled draw's own optimum, its regret and the baseline's.
-
-    Two starts per draw: the recommendation, and the candidate mixture (see
-    :func:`_candidates`) that is best in that draw.
-
-    ``at_pair`` (n, 2) holds each draw's loss at the recommendation and the
-    baseline. Returns (optima (n, K), regret (n,), baseline regret (n,) or
-    None, projected gradient norms (n,)). A draw's optimum is never worse
-    than the recommendation itself (it is one of the starts), so every
-    regret is >= 0. A draw's optimum is a local one: the regret is a lower
-    bound where the law has several optima.
-    """
-    n = len(idx)
-    mult = prob.mult(N, D)[idx]
-    q2 = {k: jnp.asarray(np.concatenate([v[idx], v[idx]])) for k, v in prob.p_used.items()}
-    H0 = np.vstack([np.tile(h_rec, (n, 1)), cands[np.argmin(scores, axis=1)]])
-    b = C.baseline if C.baseline is not None else cands[0]  # unused without a TV bound
-    X, F, PG = _batch_minimise(
-        prob.law, q2, jnp.asarray(H0), jnp.asarray(np.vstack([mult, mult])), float(N), float(D), prob.N0, prob.D0, prob.own_used,
-        jnp.asarray(C.lower_internal), jnp.asarray(C.upper), jnp.asarray(b), float(C.max_tv or 0.0), C.max_tv is not None, iters,
-    )
-    X, F, PG = np.asarray(X), np.asarray(F), np.asarray(PG)
-    pick = np.where(F[:n] <= F[n:], 0, n) + np.arange(n)
-    opt, best_val, pg = X[pick], F[pick], PG[pick]
-    at_rec = at_pair[:, 0]
-    worse = ~(best_val < at_rec)  # no better than the recommendation itself (or not finite): keep it
-    opt[worse], best_val[worse] = h_rec, at_rec[worse]
-    opt = np.array([C.project(x) for x in opt])  # exact feasibility (the jax projection is within rounding)
-    regret = at_rec - best_val
-    base_regret = None if C.baseline is None else at_pair[:, 1] - np.minimum(best_val, at_pair[:, 1])
-    return opt, regret, base_regret, pg
-
-
-def _path(prob: _Problem, C: MixtureConstraints, risk: Risk, N: float, D: float, h_rec: np.ndarray, v_rec: float, points: int, interval: float, idx: np.ndarray) -> pd.DataFrame:
+def _path(prob: MixtureDecision, C: MixtureConstraints, risk: Risk, N: float, D: float, h_rec: np.ndarray, v_rec: float,
+          points: int, interval: float, idx: np.ndarray, start: tuple[float, float]) -> pd.DataFrame:
     """The recommendation at scales geometrically between the largest fitted (N, D) and the target.
 
     Token availability caps are those of the target D throughout: the path
@@ -848,9 +439,7 @@ def _path(prob: _Problem, C: MixtureConstraints, risk: Risk, N: float, D: float,
     Starts at each scale: the previous scale's answer, the recommendation,
     and the best candidate mixture at that scale.
     """
-    t = prob.fit.table
-    N_fit = float(t.model_size.max())
-    D_fit = float(t.n_tokens[t.model_size == N_fit].max())
+    N_fit, D_fit = start
     Ns = np.geomspace(N_fit, N, points) if points > 1 else np.array([N])
     Ds = np.geomspace(D_fit, D, points) if points > 1 else np.array([D])
     rows = []
@@ -861,8 +450,8 @@ def _path(prob: _Problem, C: MixtureConstraints, risk: Risk, N: float, D: float,
             h, v = h_rec, v_rec  # the target itself: the main result
         else:
             f = prob.risk_fn(risk, n_, d_)
-            cands, scores = _candidates(prob, C, n_, d_, idx)
-            ends = [_solve(f, C, x0) for x0 in (prev, h_rec, cands[int(np.argmin(scores.mean(0)))])]
+            cands, scores = candidate_mixtures(prob, C, n_, d_, idx)
+            ends = [solve(f, C, x0) for x0 in (prev, h_rec, cands[int(np.argmin(scores.mean(0)))])]
             best = min(ends, key=lambda r: r.value)
             h, v = best.h, best.value
         L = prob.objective_draws(np.stack([h, h_rec]), n_, d_)[:, 0]

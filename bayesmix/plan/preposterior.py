@@ -37,16 +37,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 from typing import Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .design import make_inputs
-from .laws.base import own_index
-from .model import log_mean
+from ..model import all_params
+from ..posterior import Posterior
 
 # Whitened directions whose signal variance is below this fraction of the
 # noise variance change any variance by less than this fraction: dropped.
@@ -56,21 +52,22 @@ SNR_FLOOR = 1e-8
 # ---------------------------------------------------------------- draws
 @dataclass
 class DrawSet:
-    """Posterior draws (site -> (S, ...)) with weights summing to one."""
+    """Posterior draws (site -> (S, ...)) with weights summing to one.
+
+    ``posterior``: the :class:`~bayesmix.posterior.Posterior` the draws are
+    from, which evaluates the law over them (None for draws of a model that is
+    not a law, as in the tests' conjugate examples).
+    """
 
     p: dict[str, np.ndarray]
     weights: np.ndarray  # (S,)
+    posterior: Posterior | None = None
 
     @classmethod
     def from_fit(cls, fit, max_draws: int | None = None) -> "DrawSet":
-        """The fit's draws, chains merged, thinned evenly to at most ``max_draws``; equal weights."""
-        p = fit.flat_draws()
-        S = next(iter(p.values())).shape[0]
-        if max_draws is not None and S > max_draws:
-            idx = np.linspace(0, S - 1, max_draws).round().astype(int)
-            p = {k: v[idx] for k, v in p.items()}
-            S = len(idx)
-        return cls({k: np.asarray(v, dtype=float) for k, v in p.items()}, np.full(S, 1.0 / S))
+        """The fit's draws, chains merged, thinned evenly to at most ``max_draws`` (one rule: the posterior's); equal weights."""
+        post = Posterior.from_fit(fit, max_draws)
+        return cls({k: np.asarray(v, dtype=float) for k, v in post.draws.items()}, np.full(post.S, 1.0 / post.S), post)
 
     @property
     def S(self) -> int:
@@ -95,38 +92,6 @@ class DrawSet:
     def ess(self) -> float:
         """Kish effective sample size of the weights."""
         return float(1.0 / np.sum(self.weights**2))
-
-
-# ---------------------------------------------------------------- the law over draws
-@partial(jax.jit, static_argnames=("law",))
-def _log_means(law, p, h, mix, N, D, N0, D0, own):
-    x = make_inputs(h, mix, N, D, N0, D0, own)
-    return jax.vmap(lambda q: log_mean(law, q, x))(p)
-
-
-def law_log_means(fit, draws: DrawSet, h: np.ndarray, N: np.ndarray, D: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """(S, n, T) log of the law's expected loss at rows (h (n, K), N (n,), D (n,)) for every draw.
-
-    Rows are evaluated in chunks of a fixed length (the last one padded) so the
-    compiled function is reused whatever the number of rows.
-    """
-    h = np.atleast_2d(np.asarray(h, dtype=float))
-    n = h.shape[0]
-    N = np.broadcast_to(np.asarray(N, dtype=float), (n,))
-    D = np.broadcast_to(np.asarray(D, dtype=float), (n,))
-    own = jnp.asarray(own_index(fit.domains, fit.targets), dtype=jnp.int32)
-    p = {k: jnp.asarray(v) for k, v in draws.p.items()}
-    size = min(chunk, max(n, 1))
-    out = []
-    for a in range(0, n, size):
-        b = min(a + size, n)
-        pad = size - (b - a)
-        hh = np.concatenate([h[a:b], np.repeat(h[a:a + 1], pad, 0)])
-        NN = np.concatenate([N[a:b], np.repeat(N[a:a + 1], pad)])
-        DD = np.concatenate([D[a:b], np.repeat(D[a:a + 1], pad)])
-        r = _log_means(fit.law, p, jnp.asarray(hh), jnp.arange(size), jnp.asarray(NN), jnp.asarray(DD), float(fit.N0), float(fit.D0), own)
-        out.append(np.asarray(r)[:, : b - a])
-    return np.concatenate(out, axis=1) if out else np.zeros((draws.S, 0, len(fit.targets)))
 
 
 def noise_variances(draws: DrawSet) -> tuple[np.ndarray, np.ndarray]:
@@ -330,130 +295,6 @@ def weighted_variance(weights: np.ndarray, f: np.ndarray) -> np.ndarray:
     return v / np.maximum(1.0 - (weights**2).sum(axis=1), 0.5)
 
 
-# ---------------------------------------------------------------- decisions over draws
-@partial(jax.jit, static_argnames=("law",))
-def _target_loss(law, p, h, N, D, N0, D0, own, tw):
-    """(S, M) target loss sum_t tw_t mu_t at mixtures h (M, K), one scale, every draw."""
-    M = h.shape[0]
-    x = make_inputs(h, jnp.arange(M), jnp.full((M,), N), jnp.full((M,), D), N0, D0, own)
-    return jnp.exp(jax.vmap(lambda q: log_mean(law, q, x))(p)) @ tw
-
-
-def _eg_minimise(obj, h0, iters: int, lr0: float, lr1: float):
-    """Exponentiated-gradient (mirror) descent on the simplex from h0; returns (h, value).
-
-    Steps are normalised so that no weight changes by more than a factor
-    exp(lr) per iteration, with lr shrinking geometrically from lr0 to lr1:
-    scale-free (losses of any size) and never leaves the simplex.
-    """
-    lrs = jnp.geomspace(lr0, lr1, iters)
-
-    def step(h, lr):
-        g = jax.grad(obj)(h)
-        gc = g - jnp.dot(h, g)
-        scale = jnp.max(jnp.abs(gc)) + 1e-300
-        h = h * jnp.exp(-lr * gc / scale)
-        h = jnp.maximum(h / h.sum(), 1e-12)
-        return h / h.sum(), None
-
-    h, _ = jax.lax.scan(step, h0, lrs)
-    return h, obj(h)
-
-
-@partial(jax.jit, static_argnames=("law", "iters"))
-def _weighted_optima(law, p, weights, starts, N, D, N0, D0, own, tw, floor, iters):
-    """For each weight vector (G, S): the best (over starts) minimiser of sum_s w_s L_s(h)."""
-    K = starts.shape[1]
-    span = 1.0 - K * floor
-
-    def one(w):
-        def obj(g):
-            h = floor + span * g
-            return _target_loss(law, p, h[None], N, D, N0, D0, own, tw)[:, 0] @ w
-
-        hs, vs = jax.vmap(lambda h0: _eg_minimise(obj, h0, iters, 0.5, 1e-4))(starts)
-        i = jnp.argmin(vs)
-        return floor + span * hs[i], vs[i]
-
-    return jax.lax.map(one, weights)
-
-
-@partial(jax.jit, static_argnames=("law", "iters"))
-def _per_draw_optima(law, p, starts, N, D, N0, D0, own, tw, floor, iters):
-    K = starts.shape[1]
-    span = 1.0 - K * floor
-
-    def one(q):
-        q1 = jax.tree.map(lambda v: v[None], q)
-
-        def obj(g):
-            return _target_loss(law, q1, (floor + span * g)[None], N, D, N0, D0, own, tw)[0, 0]
-
-        hs, vs = jax.vmap(lambda h0: _eg_minimise(obj, h0, iters, 0.5, 1e-4))(starts)
-        i = jnp.argmin(vs)
-        return floor + span * hs[i], vs[i]
-
-    return jax.lax.map(one, p)
-
-
-class TargetLoss:
-    """The target loss L_s(h) = sum_t w_t mu_st(h, N, D) of every draw at the target scale, and its minimisers.
-
-    The law's extrapolation bias (``Fit.extrapolation_sd``) is left out: it
-    is independent of the law's parameters and would only add Monte Carlo
-    noise to every variance computed from the draws. Where a run can reduce
-    it (by extending the fitted range) the next-run scorer adds its variance
-    analytically (:class:`bayesmix.next_run.Scorer`).
-    """
-
-    def __init__(self, fit, draws: DrawSet, target_weights: np.ndarray, model_size: float, tokens: float, floor: float = 0.0):
-        K = len(fit.domains)
-        if not 0 <= floor < 1.0 / K:
-            raise ValueError(f"floor must be in [0, 1/{K}); got {floor}")
-        self.fit, self.draws = fit, draws
-        self.tw = jnp.asarray(target_weights, dtype=jnp.float64)
-        self.N, self.D, self.floor = float(model_size), float(tokens), float(floor)
-        self.own = jnp.asarray(own_index(fit.domains, fit.targets), dtype=jnp.int32)
-        self.p = {k: jnp.asarray(v) for k, v in draws.p.items()}
-        self.K = K
-
-    def _args(self):
-        return (self.N, self.D, float(self.fit.N0), float(self.fit.D0), self.own, self.tw)
-
-    def at(self, h: np.ndarray) -> np.ndarray:
-        """(S, M) target loss of every draw at mixtures h (M, K)."""
-        h = np.atleast_2d(np.asarray(h, dtype=float))
-        out = [np.asarray(_target_loss(self.fit.law, self.p, jnp.asarray(h[a:a + 256]), *self._args())) for a in range(0, len(h), 256)]
-        return np.concatenate(out, axis=1)
-
-    def default_starts(self, extra: np.ndarray | None = None) -> np.ndarray:
-        """Uniform, the best observed mixture under equal draw weights, and any extra points, on the floored simplex."""
-        K = self.K
-        swept, _ = self.fit.table.mixtures()
-        best = swept[int(np.argmin(self.at(swept).mean(0)))]
-        pts = [np.full(K, 1.0 / K), best] + ([] if extra is None else list(np.atleast_2d(extra)))
-        g = (np.maximum(np.array(pts), self.floor) - self.floor)
-        g = np.maximum(g, 1e-6)
-        return g / g.sum(1, keepdims=True)
-
-    def optimum(self, weights: np.ndarray, starts: np.ndarray | None = None, iters: int = 400) -> tuple[np.ndarray, np.ndarray]:
-        """The recommended mixture(s) under weighted draws: argmin_h sum_s w_s L_s(h).
-
-        ``weights`` is (S,) or (G, S); returns (h (G, K), value (G,)) (G = 1 for a vector).
-        """
-        W = np.atleast_2d(np.asarray(weights, dtype=float))
-        starts = self.default_starts() if starts is None else starts
-        h, v = _weighted_optima(self.fit.law, self.p, jnp.asarray(W), jnp.asarray(starts), *self._args(), self.floor, iters)
-        return np.asarray(h), np.asarray(v)
-
-    def per_draw_optima(self, index: np.ndarray | None = None, iters: int = 300) -> tuple[np.ndarray, np.ndarray]:
-        """Each draw's own optimum h*_s and its loss L_s(h*_s) (for draws ``index``, default all)."""
-        p = self.p if index is None else {k: v[index] for k, v in self.p.items()}
-        starts = self.default_starts()
-        h, v = _per_draw_optima(self.fit.law, p, jnp.asarray(starts), *self._args(), self.floor, iters)
-        return np.asarray(h), np.asarray(v)
-
-
 def flat_parameters(fit, draws: DrawSet, exclude: tuple[str, ...] = ("sigma", "tau_run")) -> tuple[np.ndarray, list[str]]:
     """(S, P) every scalar law parameter per draw, and its label, e.g. ``a[github]`` (noise scales excluded)."""
     coords = fit.coords()
@@ -473,6 +314,4 @@ def flat_parameters(fit, draws: DrawSet, exclude: tuple[str, ...] = ("sigma", "t
 
 def describe_parameters(fit) -> Mapping[str, str]:
     """Site -> one line of meaning (from the law's parameter docs)."""
-    from .model import all_params
-
     return {k: p.doc for k, p in all_params(fit.law, fit.domains, fit.targets).items()}

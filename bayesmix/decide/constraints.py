@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import RunTableError, parse_mixture
+from ..data import RunTableError, parse_mixture
 
 # Weights are kept at least this large inside the optimiser: laws with
 # h_j^gamma terms (gamma < 1) have an infinite slope at 0, which a masked

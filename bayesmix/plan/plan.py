@@ -54,30 +54,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .extrapolation import efolds_beyond
-from .next_run_candidates import checkpoint_fractions, even_fractions, propose_candidates, read_candidates
-from .preposterior import (
-    DrawSet,
-    Information,
-    Reweighting,
-    TargetLoss,
-    describe_parameters,
-    flat_parameters,
-    gaussian_voi,
-    law_log_means,
-    noise_variances,
-    reweighted_voi,
-    run_signal,
-    weighted_variance,
-)
+from ..decide.constraints import DEFAULT_MAX_EPOCHS, PerDomain, build_constraints
+from .candidates import even_fractions, propose_candidates, read_candidates
+from .preposterior import gaussian_voi
+from .scorer import QUANTITIES, Scorer, parse_quantity
 
 __all__ = ["NextRunPlan", "NextRunWarning", "QUANTITIES", "next_run", "score_candidates"]
 
-QUANTITIES = {
-    "loss": "target loss at the recommended mixture",
-    "optimal_loss": "target loss of the optimal mixture",
-    "regret": "regret of the recommended mixture",
-}
 RANK_BY = ("variance", "decision")
 METHODS = ("gaussian", "reweight")
 
@@ -86,260 +69,11 @@ class NextRunWarning(UserWarning):
     """An estimate behind the ranking is unreliable (e.g. degenerate importance weights)."""
 
 
-def parse_quantity(q: str) -> str:
-    """``loss``, ``optimal-loss``/``optimal_loss`` or ``regret`` (ValueError otherwise)."""
-    key = str(q).strip().lower().replace("-", "_")
-    if key not in QUANTITIES:
-        raise ValueError(f"unknown quantity {q!r}; choose one of {', '.join(k.replace('_', '-') for k in QUANTITIES)}")
-    return key
-
-
 def _choice(value: str, allowed: Sequence[str], what: str) -> str:
     v = str(value).strip().lower()
     if v not in allowed:
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
     return v
-
-
-# ---------------------------------------------------------------- the decision problem
-@dataclass
-class DecisionProblem:
-    """The mixture decision at the target scale, over the draws."""
-
-    loss: TargetLoss
-    h_rec: np.ndarray  # (K,) recommended mixture under the current weights
-    L_rec: np.ndarray  # (S,) target loss at the recommendation, per draw
-    h_opt: np.ndarray  # (S, K) each draw's own optimum
-    L_opt: np.ndarray  # (S,) its loss
-    H: np.ndarray  # (M, K) the finite decision set for the value of information (row 0 = h_rec)
-    L_H: np.ndarray  # (S, M)
-
-    def quantity(self, name: str) -> np.ndarray:
-        """(S,) draws of Q."""
-        return {"loss": self.L_rec, "optimal_loss": self.L_opt, "regret": self.L_rec - self.L_opt}[name]
-
-    @property
-    def expected_regret(self) -> float:
-        """E_w[L(h_rec) - min_h L(h)]."""
-        return float(self.loss.draws.mean(self.L_rec - self.L_opt))
-
-
-def decision_problem(fit, draws: DrawSet, target_weights: np.ndarray, model_size: float, tokens: float, floor: float = 0.0, decisions: int = 64, seed: int = 0) -> DecisionProblem:
-    """Recommend (weighted draws), find every draw's own optimum, and build the decision set."""
-    loss = TargetLoss(fit, draws, target_weights, model_size, tokens, floor=floor)
-    h_rec, _ = loss.optimum(draws.weights)
-    h_rec = h_rec[0]
-    h_opt, L_opt = loss.per_draw_optima()
-    L_rec = loss.at(h_rec)[:, 0]
-    # A draw's optimum found by the optimiser can only be at most as good as
-    # h_rec for that draw; clip rounding so that regret >= 0.
-    L_opt = np.minimum(L_opt, L_rec)
-    rng = np.random.default_rng([seed, 3])
-    pick = rng.choice(draws.S, size=min(decisions, draws.S), replace=False, p=draws.weights)
-    H = np.vstack([h_rec[None], h_opt[pick], 0.5 * (h_opt[pick] + h_rec[None])])
-    return DecisionProblem(loss, h_rec, L_rec, h_opt, L_opt, H, loss.at(H))
-
-
-# ---------------------------------------------------------------- scoring state
-@dataclass
-class _State:
-    """Conditioned quantities during a greedy batch (linear-Gaussian)."""
-
-    q: np.ndarray  # (S,) centred Q, conditioned on the runs chosen so far
-    LH: np.ndarray  # (S, M) centred decision losses, conditioned
-    theta: np.ndarray  # (S, P) centred parameters, conditioned
-    chosen: list[Information] = field(default_factory=list)  # conditioned informations of the runs chosen
-    voi_factors: list[np.ndarray] = field(default_factory=list)
-    # candidate -> (k, its information conditioned on the first k runs chosen): a cache, so that each
-    # greedy step conditions every candidate on the newest run only
-    cache: dict[int, tuple[int, Information]] = field(default_factory=dict)
-    reach: tuple[float, float] = (0.0, 0.0)  # largest model size and token count fitted or chosen
-
-    def condition(self, info: Information) -> None:
-        self.q = info.condition(self.q)
-        self.LH = info.condition(self.LH)
-        self.theta = info.condition(self.theta)
-        self.chosen.append(info)
-
-
-class Scorer:
-    """Scores candidate runs against a fit; holds what the ranking and the greedy batch share."""
-
-    def __init__(self, fit, candidates: pd.DataFrame, model_size: float, tokens: float, *, target=None, target_weights=None,
-                 quantity: str = "loss", fractions: np.ndarray | None = None, max_draws: int | None = 1000, floor: float = 0.0,
-                 decisions: int = 64, outcomes: int = 64, voi_samples: int = 1024, max_batch: int = 8, seed: int = 0):
-        from .recommend import resolve_target_weights
-
-        t0 = time.perf_counter()
-        self.fit = fit
-        self.candidates = candidates.reset_index(drop=True)
-        self.quantity = parse_quantity(quantity)
-        self.target_weights, self.objective = resolve_target_weights(fit.targets, fit.domains, target, target_weights)
-        self.model_size, self.tokens = float(model_size), float(tokens)
-        self.fractions = checkpoint_fractions(fit.table) if fractions is None else np.asarray(fractions, dtype=float)
-        self.draws = DrawSet.from_fit(fit, max_draws)
-        self.decision = decision_problem(fit, self.draws, self.target_weights, model_size, tokens, floor=floor, decisions=decisions, seed=seed)
-        self.Q = self.decision.quantity(self.quantity)
-        self.q_var_law = float(self.draws.var(self.Q))
-        self.fitted_reach = (float(fit.table.model_size.max()), float(fit.table.n_tokens.max()))
-        self.bias_terms = self._bias_terms()
-        self.q_var = self.q_var_law + self.bias_var(self.fitted_reach)
-        self.sigma2, self.tau2 = noise_variances(self.draws)
-        self.theta, self.param_names = flat_parameters(fit, self.draws)
-        self.param_var = self.draws.var(self.theta)
-        self.param_docs = describe_parameters(fit)
-        # Q's sensitivity to each parameter: the reason names a parameter that matters for Q.
-        qc = self.draws.centred(self.Q)
-        tc = self.draws.centred(self.theta)
-        denom = np.sqrt(np.maximum(self.param_var, 1e-300) * max(self.q_var, 1e-300))
-        self.q_corr = (tc * qc[:, None]).sum(0) / denom
-        mean = self.draws.mean(self.theta)
-        self.rel_sd = np.sqrt(self.param_var) / np.maximum(np.abs(mean), 1e-12)
-        self.mu0 = self.draws.mean(self.decision.L_H)
-        self.rng_seed = seed
-        rng = np.random.default_rng([seed, 4])
-        d = len(self.fractions) * len(fit.targets)
-        self.xi = rng.standard_normal((voi_samples, d * (max_batch + 1)))
-        self.reweighting = Reweighting(self.draws, outcomes, len(self.fractions), max_batch + 1, seed=seed)
-        self.infos: list[Information] = []
-        self.timing = {"setup": time.perf_counter() - t0}
-
-    # -------------------------------------------------------------- pieces
-    def base_state(self) -> _State:
-        """Centred Q, decision losses and parameters under the current posterior (nothing chosen yet)."""
-        return _State(self.draws.centred(self.Q), self.draws.centred(self.decision.L_H), self.draws.centred(self.theta), reach=self.fitted_reach)
-
-    def _bias_terms(self) -> tuple[np.ndarray, np.ndarray]:
-        """((w_t m_t)^2, sd_t) per target: m_t the posterior mean loss at the recommendation and target scale."""
-        T = len(self.fit.targets)
-        sd = np.broadcast_to(np.asarray(self.fit.extrapolation_sd, dtype=float), (T,)).copy()
-        if self.quantity == "regret":  # the bias multiplies both losses of the difference alike
-            return np.zeros(T), sd
-        mu = np.exp(law_log_means(self.fit, self.draws, self.decision.h_rec[None], self.model_size, self.tokens)[:, 0, :])  # (S, T)
-        return (self.target_weights * self.draws.mean(mu)) ** 2, sd
-
-    def far(self, reach: tuple[float, float]) -> float:
-        """E-folds from a fitted range reaching (model size, tokens) to the target scale."""
-        return float(efolds_beyond(self.model_size, self.tokens, reach[0], reach[1]))
-
-    def bias_var(self, reach: tuple[float, float]) -> float:
-        """Variance of Q from the law's extrapolation bias when the fitted range reaches (model size, tokens)."""
-        a, sd = self.bias_terms
-        v = (sd * self.far(reach)) ** 2
-        return float(np.sum(a * np.exp(v) * np.expm1(v)))
-
-    def bias_reduction(self, reach: tuple[float, float], index: Sequence[int]) -> np.ndarray:
-        """Reduction of that variance if candidates ``index`` were added to a fitted range reaching ``reach``."""
-        now = self.bias_var(reach)
-        return np.array([now - self.bias_var(self.extension(reach, i)) for i in index])
-
-    def extension(self, reach: tuple[float, float], i: int) -> tuple[float, float]:
-        """The fitted range after adding candidate ``i``."""
-        c = self.candidates
-        return (max(reach[0], float(c.model_size.iat[i])), max(reach[1], float(c.n_tokens.iat[i]) * float(np.max(self.fractions))))
-
-    def log_means(self, index: Sequence[int]) -> np.ndarray:
-        """(S, n, C, T) the law's log loss at every checkpoint of candidates ``index``."""
-        c = self.candidates.iloc[list(index)]
-        h = c[[f"weight_{d}" for d in self.fit.domains]].to_numpy(dtype=float)
-        C = len(self.fractions)
-        hh = np.repeat(h, C, axis=0)
-        NN = np.repeat(c.model_size.to_numpy(dtype=float), C)
-        DD = (c.n_tokens.to_numpy(dtype=float)[:, None] * self.fractions[None, :]).ravel()
-        m = law_log_means(self.fit, self.draws, hh, NN, DD)
-        return m.reshape(m.shape[0], len(c), C, m.shape[-1])
-
-    def compute_information(self, chunk: int = 64) -> None:
-        """The linear-Gaussian information of every candidate (stored; reused by the batch)."""
-        t0 = time.perf_counter()
-        n = len(self.candidates)
-        infos = []
-        for a in range(0, n, chunk):
-            idx = range(a, min(a + chunk, n))
-            M = self.log_means(idx)
-            for j in range(M.shape[1]):
-                infos.append(Information.from_signal(run_signal(self.draws, M[:, j], self.sigma2, self.tau2)))
-        self.infos = infos
-        self.timing["information"] = time.perf_counter() - t0
-
-    def gaussian_gains(self, state: _State, candidates: Sequence[int], voi: bool = True) -> dict[str, Any]:
-        """Expected reductions of each candidate given the runs in ``state`` (linear-Gaussian).
-
-        Returns a dict of aligned lists: ``candidate``, ``var_reduction``,
-        ``regret_reduction`` (NaN unless ``voi``), ``par`` (per-parameter
-        variance reductions), ``info`` (the conditioned information) and ``B``
-        (its factor on the decision losses).
-        """
-        out: dict[str, list] = {"candidate": [], "var_reduction": [], "regret_reduction": [], "par": [], "info": [], "B": [], "bias_reduction": []}
-        candidates = list(candidates)
-        bias = dict(zip(candidates, self.bias_reduction(state.reach, candidates)))
-        offset = sum(B.shape[1] for B in state.voi_factors)
-        base_voi = gaussian_voi(self.mu0, state.voi_factors, self.xi) if (voi and state.voi_factors) else 0.0
-        for i in candidates:
-            done, info = state.cache.get(i, (0, self.infos[i]))
-            for prev in state.chosen[done:]:
-                info = info.conditioned_on(prev)
-            state.cache[i] = (len(state.chosen), info)
-            B = np.tensordot(state.LH, info.factor, axes=(0, 0))  # (M, r)
-            if voi:
-                if offset + B.shape[1] > self.xi.shape[1]:
-                    raise ValueError("batch too long for the random numbers drawn; raise max_batch")
-                v = max(gaussian_voi(self.mu0, state.voi_factors + [B], self.xi) - base_voi, 0.0)
-            else:
-                v = float("nan")
-            out["candidate"].append(i)
-            out["var_reduction"].append(max(float(info.reduction(state.q)), 0.0) + bias[i])
-            out["bias_reduction"].append(bias[i])
-            out["regret_reduction"].append(v)
-            out["par"].append(info.reduction(state.theta))
-            out["info"].append(info)
-            out["B"].append(B)
-        return out
-
-    def reweight_gains(self, loglik_so_far: np.ndarray | None, candidates: Sequence[int], slot: int = 0,
-                       reach: tuple[float, float] | None = None) -> pd.DataFrame:
-        """Importance-reweighting estimates for candidates given the simulated runs already observed (and the fitted range they reach)."""
-        bias = dict(zip(candidates, self.bias_reduction(reach or self.fitted_reach, candidates)))
-        rw = self.reweighting
-        L_H = self.decision.L_H
-        base = rw.reweight(loglik_so_far if loglik_so_far is not None else np.zeros((rw.G, self.draws.S)))
-        v0 = weighted_variance(base.weights, self.Q)
-        voi0 = reweighted_voi(base.weights, L_H) if loglik_so_far is not None else 0.0
-        rows = []
-        for a in range(0, len(candidates), 32):
-            idx = list(candidates[a:a + 32])
-            M = self.log_means(idx)
-            for j, i in enumerate(idx):
-                ll = rw.loglik(M[:, j], slot)
-                tot = ll if loglik_so_far is None else loglik_so_far + ll
-                post = rw.reweight(tot)
-                v = weighted_variance(post.weights, self.Q)
-                red = v0 - v + bias[i]
-                voi = reweighted_voi(post.weights, L_H) - voi0
-                rows.append({
-                    "candidate": i, "var_reduction_is": float(red.mean()), "var_reduction_is_se": float(red.std(ddof=1) / math.sqrt(len(red))),
-                    "regret_reduction_is": voi, "ess_median": float(np.median(post.ess)), "ess_min": float(post.ess.min()), "_ll": ll,
-                })
-        return pd.DataFrame(rows)
-
-    def reason(self, par_red: np.ndarray) -> tuple[str, str, float]:
-        """(reason, parameter, fraction of its variance removed): the parameter this run informs most."""
-        frac = par_red / np.maximum(self.param_var, 1e-300)
-        relevant = np.abs(self.q_corr) >= 0.1
-        pool = np.flatnonzero(relevant) if relevant.any() else np.arange(len(frac))
-        j = int(pool[np.argmax(frac[pool])])
-        name = self.param_names[j]
-        site = name.split("[")[0]
-        doc = self.param_docs.get(site, site)
-        order = np.argsort(-self.rel_sd)
-        rank = int(np.flatnonzero(order == j)[0]) + 1
-        where = "the least certain parameter" if rank == 1 else f"{_ordinal(rank)} least certain of {len(frac)}"
-        text = f"informs {name} ({doc}): cuts its variance by {100 * frac[j]:.0f}%; {where} (sd/|mean| {self.rel_sd[j]:.2g})"
-        return text, name, float(frac[j])
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 11 <= n % 100 <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 # ---------------------------------------------------------------- the result
@@ -409,13 +143,13 @@ class NextRunPlan:
 
     def plot_scores(self):
         """Figure: expected variance reduction and per-cost score against cost, batch highlighted."""
-        from .next_run_plots import plot_scores
+        from .plots import plot_scores
 
         return plot_scores(self)
 
     def plot_batch(self):
         """Figure: cumulative expected reduction of Var(Q) and regret along the batch."""
-        from .next_run_plots import plot_batch
+        from .plots import plot_batch
 
         return plot_batch(self)
 
@@ -601,7 +335,12 @@ def next_run(
     max_draws: int | None = 1000,
     outcomes: int = 64,
     check_top: int = 20,
-    floor: float = 0.0,
+    baseline=None,
+    floors: PerDomain = None,
+    caps: PerDomain = None,
+    unique_tokens: PerDomain = None,
+    max_epochs: float = DEFAULT_MAX_EPOCHS,
+    max_tv: float | None = None,
     concentration: float = 30.0,
     seed: int = 0,
 ) -> NextRunPlan:
@@ -629,7 +368,9 @@ def next_run(
         fitted sweep's runs (:func:`~bayesmix.next_run_candidates.checkpoint_fractions`).
     max_draws, outcomes, check_top : posterior draws used, simulated outcomes
         per candidate for reweighting, candidates checked by reweighting.
-    floor : smallest weight of a recommended mixture.
+    baseline, floors, caps, unique_tokens, max_epochs, max_tv : the mixture
+        constraints, exactly as :func:`bayesmix.decide.recommend` takes them:
+        the plan is scored for the decision ``recommend`` makes under them.
     seed : every random choice (draw subsample, proposals, outcomes).
 
     Returns a :class:`NextRunPlan`. Warns :class:`NextRunWarning` when the
@@ -649,6 +390,8 @@ def next_run(
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be at least 1; got {batch}")
     fractions = None if checkpoints is None else even_fractions(checkpoints)
+    constraints = build_constraints(fit.domains, float(tokens), floors=floors, caps=caps, unique_tokens=unique_tokens,
+                                    max_epochs=max_epochs, baseline=baseline, max_tv=max_tv)
     if candidates is not None:
         cand = read_candidates(candidates, fit.domains) if not isinstance(candidates, pd.DataFrame) or "cost_source" not in candidates else candidates
     else:
@@ -656,7 +399,8 @@ def next_run(
     max_batch = batch if batch is not None else 16
     placeholder = cand if cand is not None else pd.DataFrame()
     scorer = Scorer(fit, placeholder, model_size, tokens, target=target, target_weights=target_weights, quantity=quantity,
-                    fractions=fractions, max_draws=max_draws, floor=floor, outcomes=outcomes, max_batch=max_batch, seed=seed)
+                    fractions=fractions, max_draws=max_draws, constraints=constraints, outcomes=outcomes,
+                    max_batch=max_batch, seed=seed)
     if cand is None:
         swept, _ = fit.table.mixtures()
         cand = propose_candidates(fit.domains, int(propose), list(sizes or []), list(tokens_list or []), scorer.decision.h_rec, swept,

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .data import RunTableError, read_mixtures
+from ..data import RunTableError, read_mixtures
 
 # Rounded to this many significant digits when matching checkpoint patterns.
 _FRACTION_DIGITS = 3

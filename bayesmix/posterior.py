@@ -1,0 +1,253 @@
+"""The one place that evaluates a law over its posterior draws.
+
+A :class:`Posterior` holds a law's draws (site -> (S, ...)), the reference
+scales the law is written around and the range it was fitted on. Everything
+that needs the law's loss at some mixtures and scales in every draw --
+prediction, the decision, the pre-posterior analysis, the checks, the
+benchmarks -- asks it, so that there is one rule for thinning draws, one for
+slicing them to targets, one compiled kernel per law, and one rule for the
+law's extrapolation bias and its random numbers.
+
+The bias: beyond the largest fitted model size and token count the law's log
+loss is off by ``delta_t = extrapolation_sd_t * far * z_t``, ``far`` the
+e-folds beyond the fitted range (:func:`efolds_beyond`) and ``z`` one standard
+normal per draw and target, shared by every mixture and scale in that draw.
+``z`` comes first from ``numpy.random.default_rng(seed)`` (:meth:`bias_normals`),
+so that every caller with the same seed sees the same bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .design import make_inputs
+from .laws.base import Inputs, Law, own_index
+from .model import LawKey, all_params, log_mean
+
+# Rows per compiled call: a request is cut into chunks of this many rows, and a
+# shorter request (or the last chunk) is padded to the next power of two, so a
+# law compiles for at most a dozen row counts whatever it is asked.
+CHUNK = 512
+
+
+def efolds_beyond(N, D, max_N: float, max_D: float) -> np.ndarray:
+    """Distance past the fitted range, in e-folds of model size plus e-folds of tokens."""
+    return np.maximum(0.0, np.log(np.asarray(N, float) / max_N)) + np.maximum(0.0, np.log(np.asarray(D, float) / max_D))
+
+
+def thin_index(S: int, max_draws: int | None) -> np.ndarray:
+    """Indices of at most ``max_draws`` of ``S`` draws, evenly spread: draw floor(i S / n) for i < n.
+
+    The one thinning rule: every S/n-th draw when n divides S (chains merged,
+    so each chain keeps its share), exactly n draws otherwise.
+    """
+    if max_draws is None or S <= max_draws:
+        return np.arange(S)
+    n = int(max_draws)
+    return (np.arange(n) * S) // n
+
+
+def law_log_means(law, p, h, N, D, N0, D0, own) -> jnp.ndarray:
+    """(S, M, T) log of the law's expected loss at rows (h (M, K), N (M,), D (M,)) in every draw of ``p``.
+
+    Traceable: the solvers of :mod:`bayesmix.decide` differentiate it inside
+    their own compiled code. ``law`` may be a :class:`~bayesmix.model.LawKey`.
+    """
+    law = law.law if isinstance(law, LawKey) else law
+    M = h.shape[0]
+    x = Inputs(h=h, mix=jnp.arange(M), N=N, D=D, N0=N0, D0=D0, own=own)
+    return jax.vmap(lambda q: log_mean(law, q, x))(p)
+
+
+@partial(jax.jit, static_argnames=("law",))
+def _kernel(law, p, h, mix, N, D, N0, D0, own, cell, cell_mix, cell_N):
+    x = make_inputs(h, mix, N, D, N0, D0, own)._replace(cell=cell, cell_mix=cell_mix, cell_N=cell_N)
+    return jax.vmap(lambda q: log_mean(law.law, q, x))(p)
+
+
+def _padded_length(n: int) -> int:
+    size = 1
+    while size < n:
+        size *= 2
+    return min(size, CHUNK)
+
+
+def _chunk_inputs(h: np.ndarray, N: np.ndarray, D: np.ndarray, size: int):
+    """A chunk of rows as the kernel takes it: distinct mixtures and (mixture, size) cells, padded to ``size``."""
+    n = h.shape[0]
+    pad = size - n
+    hh = np.concatenate([h, np.repeat(h[:1], pad, 0)])
+    NN = np.concatenate([N, np.repeat(N[:1], pad)])
+    DD = np.concatenate([D, np.repeat(D[:1], pad)])
+    # Checkpoints of one run share the mixture and the model size, so a law's
+    # term of (h, N) -- the capacity allocation -- is computed once per cell.
+    uniq, mix = np.unique(hh, axis=0, return_inverse=True)
+    mix = mix.reshape(-1)
+    pairs, cell = np.unique(np.column_stack([mix, NN]), axis=0, return_inverse=True)
+    h_pad = np.concatenate([uniq, np.repeat(uniq[:1], size - len(uniq), 0)])
+    cell_mix = np.concatenate([pairs[:, 0].astype(np.int64), np.zeros(size - len(pairs), np.int64)])
+    cell_N = np.concatenate([pairs[:, 1], np.repeat(pairs[:1, 1], size - len(pairs))])
+    return (jnp.asarray(h_pad), jnp.asarray(mix, dtype=jnp.int32), jnp.asarray(NN), jnp.asarray(DD),
+            jnp.asarray(cell.reshape(-1), dtype=jnp.int32), jnp.asarray(cell_mix, dtype=jnp.int32), jnp.asarray(cell_N))
+
+
+@dataclass(frozen=True, eq=False)
+class Posterior:
+    """A law's posterior draws, and the law evaluated over them.
+
+    Build one with :meth:`from_fit`. ``draws`` maps each site to an (S, ...)
+    array (chains merged); ``reach`` is the largest fitted model size and
+    token count; ``extrapolation_sd`` has one value per target.
+    """
+
+    law: Law
+    domains: tuple[str, ...]
+    targets: tuple[str, ...]
+    draws: Mapping[str, np.ndarray]
+    N0: float
+    D0: float
+    reach: tuple[float, float]
+    extrapolation_sd: np.ndarray
+
+    @classmethod
+    def from_fit(cls, fit, max_draws: int | None = None) -> "Posterior":
+        """The fit's draws with chains merged, thinned to at most ``max_draws`` (:func:`thin_index`)."""
+        T = len(fit.targets)
+        draws = {k: v.reshape((-1,) + v.shape[2:]) for k, v in fit.draws.items()}
+        post = cls(
+            law=fit.law, domains=tuple(fit.domains), targets=tuple(fit.targets), draws=draws, N0=float(fit.N0),
+            D0=float(fit.D0), reach=(float(fit.table.model_size.max()), float(fit.table.n_tokens.max())),
+            extrapolation_sd=np.broadcast_to(np.asarray(fit.extrapolation_sd, dtype=float), (T,)).copy(),
+        )
+        return post.thin(max_draws)
+
+    @classmethod
+    def point(cls, law: Law, domains, targets, params: Mapping[str, np.ndarray], N0: float, D0: float,
+              reach: tuple[float, float] = (np.inf, np.inf)) -> "Posterior":
+        """A single parameter set (a posterior mode, a simulation's truth) as a one-draw posterior."""
+        T = len(targets)
+        draws = {k: np.asarray(v, dtype=float)[None] for k, v in params.items()}
+        return cls(law, tuple(domains), tuple(targets), draws, float(N0), float(D0), reach, np.zeros(T))
+
+    # ------------------------------------------------------------ the draws
+    @property
+    def S(self) -> int:
+        """Number of draws."""
+        return int(next(iter(self.draws.values())).shape[0])
+
+    @property
+    def own(self) -> np.ndarray:
+        """(T,) index of each target's own domain, -1 if it has none."""
+        return np.asarray(own_index(self.domains, self.targets), dtype=np.int32)
+
+    def thin(self, max_draws: int | None) -> "Posterior":
+        """At most ``max_draws`` draws, evenly spread (:func:`thin_index`)."""
+        idx = thin_index(self.S, max_draws)
+        return self if len(idx) == self.S else self.take(idx)
+
+    def take(self, index) -> "Posterior":
+        """The draws at ``index`` (an index array or a slice)."""
+        return replace(self, draws={k: v[index] for k, v in self.draws.items()})
+
+    def select_targets(self, targets: Sequence[str]) -> "Posterior":
+        """The posterior of some targets only, sliced along every "target" and "foreign" axis.
+
+        The axes come from each parameter's declared dims, so no law is
+        special-cased. Only right for a law whose targets share no parameter:
+        a law whose mean couples targets gives other numbers after slicing
+        (callers compare with the full computation where that matters).
+        """
+        targets = tuple(targets)
+        used = np.array([self.targets.index(t) for t in targets], dtype=int)
+        foreign = [t for t in self.targets if t not in self.domains]
+        used_foreign = np.array([foreign.index(t) for t in targets if t in foreign], dtype=int)
+        spec = all_params(self.law, self.domains, self.targets)
+        out = {}
+        for name, v in self.draws.items():
+            for axis, d in enumerate(spec[name].dims if name in spec else ()):
+                if d == "target":
+                    v = np.take(v, used, axis=axis + 1)
+                elif d == "foreign":
+                    v = np.take(v, used_foreign, axis=axis + 1)
+            out[name] = v
+        return replace(self, targets=targets, draws=out, extrapolation_sd=self.extrapolation_sd[used])
+
+    def jax_draws(self) -> dict[str, jnp.ndarray]:
+        """The draws as jax arrays (for compiled code that takes them as an argument)."""
+        return {k: jnp.asarray(v) for k, v in self.draws.items()}
+
+    # ------------------------------------------------------------ the law
+    def log_means(self, h, N, D) -> np.ndarray:
+        """(S, n, T) log of the law's expected loss at rows (h (n, K), N, D) in every draw.
+
+        ``N`` and ``D`` are scalars or one per row. Rows go through one
+        compiled kernel per law in chunks of fixed, padded lengths.
+        """
+        h = np.atleast_2d(np.asarray(h, dtype=float))
+        n = h.shape[0]
+        N = np.broadcast_to(np.asarray(N, dtype=float), (n,))
+        D = np.broadcast_to(np.asarray(D, dtype=float), (n,))
+        if n == 0:
+            return np.zeros((self.S, 0, len(self.targets)))
+        p = self.jax_draws()
+        key = LawKey(self.law)
+        own = jnp.asarray(self.own)
+        out = []
+        for a in range(0, n, CHUNK):
+            b = min(a + CHUNK, n)
+            args = _chunk_inputs(h[a:b], N[a:b], D[a:b], _padded_length(b - a))
+            out.append(np.asarray(_kernel(key, p, *args[:4], self.N0, self.D0, own, *args[4:]))[:, : b - a])
+        return np.concatenate(out, axis=1)
+
+    def means(self, h, N, D) -> np.ndarray:
+        """(S, n, T) the law's expected loss (no bias, no noise) at rows (h, N, D) in every draw."""
+        return np.exp(self.log_means(h, N, D))
+
+    # ------------------------------------------------------------ beyond the fitted range
+    def far(self, N, D) -> np.ndarray:
+        """E-folds of (N, D) beyond the fitted model sizes plus beyond the fitted token counts."""
+        return efolds_beyond(N, D, self.reach[0], self.reach[1])
+
+    def bias_normals(self, seed: int) -> np.ndarray:
+        """(S, T) the standard normals z of the extrapolation bias: the first numbers of ``default_rng(seed)``."""
+        return np.random.default_rng(seed).standard_normal((self.S, len(self.targets)))
+
+    def log_bias(self, N, D, z: np.ndarray) -> np.ndarray:
+        """(S, n, T) the law's extrapolation bias on the log loss at rows (N, D), from normals ``z`` (S, T)."""
+        far = np.atleast_1d(self.far(N, D))
+        return self.extrapolation_sd[None, None, :] * far[None, :, None] * z[:, None, :]
+
+    def bias_factor(self, N: float, D: float, seed: int) -> np.ndarray:
+        """(S, T) exp(delta): the bias at one scale as a factor on each draw's loss."""
+        return np.exp(self.log_bias(N, D, self.bias_normals(seed))[:, 0, :])
+
+    # ------------------------------------------------------------ prediction
+    def predictive(self, h, N, D, seed: int = 0) -> dict[str, np.ndarray]:
+        """Draws of the loss at each row: ``{"mean": (S, n, T), "pred": (S, n, T)}``.
+
+        ``mean`` is the law with its extrapolation bias (what a very long run
+        would show); ``pred`` adds a new run's offset and checkpoint noise
+        (what one run would show). Random numbers, in this order from
+        ``default_rng(seed)``: the bias (S, T), the run offsets (S, n, T),
+        the checkpoint noise (S, n, T).
+        """
+        log_mu = self.log_means(h, N, D)
+        S, n, T = log_mu.shape
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((S, T))  # == bias_normals(seed)
+        delta = self.log_bias(np.broadcast_to(N, (n,)), np.broadcast_to(D, (n,)), z)
+        tau_run = self.draws.get("tau_run", np.zeros((S, T)))
+        run = tau_run[:, None, :] * rng.standard_normal((S, n, T))
+        noise = self.draws["sigma"][:, None, :] * rng.standard_normal((S, n, T))
+        return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
+
+
+def clear_kernels() -> None:
+    """Drop the compiled kernels of this module (see :func:`bayesmix.clear_caches`)."""
+    _kernel.clear_cache()
