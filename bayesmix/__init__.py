@@ -16,7 +16,7 @@ import jax as _jax
 # log-densities: float32 loses the line searches and the energy differences.
 _jax.config.update("jax_enable_x64", True)
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
 from .diagnostics import FitWarning  # noqa: E402

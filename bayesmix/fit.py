@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from .version import __version__
 from . import io as codec
 from .data import RunTable, RunTableError, read_runs
 from .design import observed_from_table, reference_scale

@@ -26,7 +26,7 @@ from bayesmix.plan.candidates import candidate_table, checkpoint_fractions, prop
 from bayesmix.plan.preposterior import DrawSet, Information, Reweighting, run_signal, weighted_variance
 from bayesmix.simulate import simulate_losses, sweep_design
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOM = ("a", "b", "c")
 TG = ("a", "b")
 # The simulated truth, in the law's published parameters (E, A_h, a, A, alpha, B, beta per target).

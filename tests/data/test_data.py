@@ -20,7 +20,7 @@ from bayesmix.data import (
     read_runs,
 )
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SLIMPAJAMA = DATA_DIR / "dmsl_llm_slimpajama.csv"
 SLIM_DOMAINS = ("arxiv", "book", "c4", "github", "commoncrawl", "stackexchange", "wikipedia")
 
