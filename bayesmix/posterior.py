@@ -19,7 +19,7 @@ so that every caller with the same seed sees the same bias.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cached_property, partial
 from typing import Mapping, Sequence
 
 import jax
@@ -179,7 +179,11 @@ class Posterior:
         return replace(self, targets=targets, draws=out, extrapolation_sd=self.extrapolation_sd[used])
 
     def jax_draws(self) -> dict[str, jnp.ndarray]:
-        """The draws as jax arrays (for compiled code that takes them as an argument)."""
+        """The draws as jax arrays (for compiled code that takes them as an argument); converted once."""
+        return self._jax_draws
+
+    @cached_property
+    def _jax_draws(self) -> dict[str, jnp.ndarray]:
         return {k: jnp.asarray(v) for k, v in self.draws.items()}
 
     # ------------------------------------------------------------ the law

@@ -1,7 +1,7 @@
 """Posterior predictive checks: do the fit's predictive intervals mean what they say?
 
 For every observed loss the fit gives a posterior predictive distribution
-(``Fit.predict_draws``: the law, a new run's offset and checkpoint noise, and
+(``Posterior.predictive``: the law, a new run's offset and checkpoint noise, and
 the extrapolation bias beyond the fitted range). From those draws we compute,
 per target: the coverage of the central 50/80/90/95% intervals, the PIT value
 of each observation (uniform if calibrated), the mean relative error of the

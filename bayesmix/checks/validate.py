@@ -270,7 +270,7 @@ def extrapolation_profile(fit, test: RunTable, grid: np.ndarray = SD_GRID, max_d
     """(K, T): per target, the joint log predictive density of the held-out runs at each extrapolation_sd in ``grid``.
 
     One bias per target is shared by every held-out row (as in
-    ``Fit.predict_draws``) and integrated out in closed form, together with
+    ``Posterior.predictive``) and integrated out in closed form, together with
     run offsets and noise; the draws of the fit carry the rest of the
     uncertainty (averaged per target, so each target's profile is its own
     marginal). Maximising over the grid is type-II maximum likelihood of the

@@ -199,6 +199,19 @@ class MixtureConstraints:
                 side = 1
         return _fix_sum(z, mu_hi, b, lo, hi)
 
+    def describe(self) -> str:
+        """The constraints in words, e.g. ``floors c4 0.1; caps github 0.3 (cap); within TV 0.1 of the baseline``."""
+        parts = []
+        floors = [f"{d} {x:.3g}" for d, x in zip(self.domains, self.lower) if x > 0]
+        caps = [f"{d} {x:.3g} ({src})" for d, x, src in zip(self.domains, self.upper, self.upper_source) if x < 1]
+        if floors:
+            parts.append("floors " + ", ".join(floors))
+        if caps:
+            parts.append("caps " + ", ".join(caps))
+        if self.max_tv is not None:
+            parts.append(f"within TV {self.max_tv:g} of the baseline")
+        return "; ".join(parts) if parts else "none"
+
     def table(self) -> pd.DataFrame:
         """Per domain: floor, cap and what sets the cap."""
         return pd.DataFrame({"domain": self.domains, "floor": self.lower, "cap": self.upper, "cap_from": self.upper_source})

@@ -1,4 +1,4 @@
-"""Figures of a :class:`bayesmix.recommend.Recommendation`.
+"""Figures of a :class:`bayesmix.decide.Recommendation`.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot), so
 they never touch a global backend: save them with ``fig.savefig`` (Agg) or

@@ -1,7 +1,7 @@
 """Recommend a training mixture under posterior uncertainty.
 
 The decision: choose the mixture h in the feasible set (floors, caps, token
-availability, closeness to a baseline; see :mod:`bayesmix.mixture_constraints`)
+availability, closeness to a baseline; see :mod:`bayesmix.decide.constraints`)
 that minimises a risk functional of the target loss L_s(h) over posterior
 draws s, at the target scale (N, D):
 
@@ -12,7 +12,7 @@ draws s, at the target scale (N, D):
 
 L_s(h) = sum_t w_t mu_st(h, N, D) exp(delta_st) is the law's expected loss in
 draw s (a single target, or a weighted sum of targets), times the law's
-extrapolation bias delta exactly as :meth:`bayesmix.Fit.predict_draws` draws it
+extrapolation bias delta exactly as :meth:`bayesmix.posterior.Posterior.predictive` draws it
 (same seed, same numbers). The bias is shared by every mixture within a draw:
 it reweights the draws but, since it is independent of the law's parameters,
 E[exp(delta)] factors out of the mean objective and the argmin of the mean
@@ -346,7 +346,7 @@ def recommend(
     seed : the extrapolation-bias draws (as in ``Fit.predict_draws``), random starts and the subsample.
 
     Returns a :class:`Recommendation`. Raises
-    :class:`~bayesmix.mixture_constraints.InfeasibleMixtureError` naming the
+    :class:`~bayesmix.decide.constraints.InfeasibleMixtureError` naming the
     constraint when no mixture meets them, ``ValueError`` for malformed input,
     and warns :class:`RecommendationWarning` when the optimiser's checks fail.
     """

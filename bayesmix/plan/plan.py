@@ -10,10 +10,11 @@ every posterior draw) is one of
 - ``"regret"``: L_s(h_rec) - min_h L_s(h): how much the current
   recommendation loses against the optimum, draw by draw.
 
-The recommendation h_rec minimises the posterior expected target loss
-(sum_s w_s L_s(h), over weighted draws; see
-:class:`bayesmix.preposterior.TargetLoss`), the same objective as
-:func:`bayesmix.recommend.recommend` with no constraints.
+The recommendation h_rec is the decision :func:`bayesmix.decide.recommend`
+makes (risk: the posterior mean), with the same solver and under the same
+:class:`~bayesmix.decide.MixtureConstraints` the user passes (floors, caps,
+token availability, a distance from a baseline), so the plan informs the
+decision that will be taken (:func:`bayesmix.plan.scorer.decision_problem`).
 
 A candidate's score is the expected reduction of Var(Q) after observing its
 result -- every checkpoint and target the run reports, with the noise the fit
@@ -35,7 +36,7 @@ its reduction to every candidate's (for ``"regret"`` it is left out: the
 bias scales both losses of the difference alike).
 
 Estimates come from the posterior draws without refitting
-(:mod:`bayesmix.preposterior`): linear-Gaussian for every candidate, and
+(:mod:`bayesmix.plan.preposterior`): linear-Gaussian for every candidate, and
 importance reweighting of the draws under simulated outcomes (with an
 effective-sample-size check) for the best ones, or for all with
 ``method="reweight"``. Batches are chosen greedily, each run conditioned on the
@@ -109,7 +110,8 @@ class NextRunPlan:
         lines = [
             f"Next run for N = {c['model_size']:.3g}, D = {c['tokens']:.3g} ({c['law']} law, {c['draws']} posterior draws)",
             f"Q = {c['quantity_words']} ({c['objective']}): mean {c['q_mean']:.4f}, sd {math.sqrt(max(c['q_var'], 0)):.2e}",
-            f"recommended mixture: " + ", ".join(f"{d}={w:.3f}" for d, w in zip(self.domains, c["recommended"])),
+            "recommended mixture: " + ", ".join(f"{d}={w:.3f}" for d, w in zip(self.domains, c["recommended"]))
+            + f" (posterior mean, as recommend; constraints: {c.get('constraints', 'none')})",
             f"expected regret of the recommendation: {c['expected_regret']:.2e}",
             f"a run reports {len(c['fractions'])} checkpoints (fractions of its final tokens: {', '.join(f'{x:.2g}' for x in c['fractions'])}) x {len(c['targets'])} targets",
             f"ranked by {'expected reduction of Var(Q)' if c['rank_by'] == 'variance' else 'expected regret reduction'} per unit cost ({c['method']} estimate)",
@@ -351,11 +353,11 @@ def next_run(
     fit : a :class:`bayesmix.Fit`.
     model_size, tokens : the target scale (N, D) of the big run.
     candidates : a candidate table (path or DataFrame; see
-        :func:`bayesmix.next_run_candidates.read_candidates`), or
+        :func:`bayesmix.plan.candidates.read_candidates`), or
     propose, sizes, tokens_list : propose about ``propose`` candidates at
         these model sizes and final token counts
-        (:func:`~bayesmix.next_run_candidates.propose_candidates`).
-    target, target_weights : the target loss, as in :func:`bayesmix.recommend.recommend`.
+        (:func:`~bayesmix.plan.candidates.propose_candidates`).
+    target, target_weights : the target loss, as in :func:`bayesmix.decide.recommend`.
     quantity : Q: ``"loss"`` (default), ``"optimal_loss"`` or ``"regret"``.
     rank_by : ``"variance"`` (expected reduction of Var(Q)) or ``"decision"``
         (expected reduction of the regret of the recommendation).
@@ -365,7 +367,7 @@ def next_run(
     budget_flops, batch : the plan: at most ``batch`` runs within the budget
         (in the cost column's units; FLOPs by default).
     checkpoints : checkpoints a run reports, evenly spaced; default: as the
-        fitted sweep's runs (:func:`~bayesmix.next_run_candidates.checkpoint_fractions`).
+        fitted sweep's runs (:func:`~bayesmix.plan.candidates.checkpoint_fractions`).
     max_draws, outcomes, check_top : posterior draws used, simulated outcomes
         per candidate for reweighting, candidates checked by reweighting.
     baseline, floors, caps, unique_tokens, max_epochs, max_tv : the mixture
@@ -424,7 +426,7 @@ def next_run(
         "quantity_words": QUANTITIES[quantity], "objective": scorer.objective, "q_mean": float(scorer.draws.mean(scorer.Q)),
         "q_var": scorer.q_var, "recommended": d.h_rec, "expected_regret": d.expected_regret, "draws": scorer.draws.S,
         "fractions": scorer.fractions, "targets": tuple(fit.targets), "rank_by": rank_by, "method": method,
-        "budget": budget_flops, "batch": batch, "outcomes": outcomes, "decision_set": len(d.H), "seed": seed,
+        "constraints": constraints.describe(), "budget": budget_flops, "batch": batch, "outcomes": outcomes, "decision_set": len(d.H), "seed": seed,
         "timing": dict(scorer.timing),
     }
     return NextRunPlan(table=table, batch=plan, context=context, domains=tuple(fit.domains), warnings=warns)

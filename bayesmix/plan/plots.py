@@ -1,4 +1,4 @@
-"""Figures for :class:`bayesmix.next_run.NextRunPlan` (matplotlib, Agg backend)."""
+"""Figures for :class:`bayesmix.plan.NextRunPlan` (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
