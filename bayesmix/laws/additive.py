@@ -40,6 +40,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..priors import Prior, log_normal_around
+from .components import size_term, token_term, size_exponent, token_exponent
 from .base import Inputs, Law, Param, safe_log
 from .registry import register
 
@@ -106,14 +107,12 @@ class Additive(Law):
         return {
             "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
                            "loss at the reference point (N0, D0, uniform mixture)"),
-            "A_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit (Hoffmann et al. 2022) gives A (N/N0)^-alpha / E = 0.26 at 0.5B parameters"),
-                           "model-size term at N0, as a multiple of F"),
-            "B_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit gives B (D/D0)^-beta / E = 0.31 at 20B tokens"),
-                           "token term at D0, as a multiple of F"),
+            "A_rel": size_term("F"),
+            "B_rel": token_term("F"),
             "S_rel": Param(("target",), log_normal_around(0.1, 3.0, "an e-fold more of every domain lowers a loss by a few % to a few tens of % (SlimPajama's own-weight slopes: 3-18%); wide"),
                            "mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, as a multiple of L_ref"),
-            "alpha": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"), "model-size exponent"),
-            "beta": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28"), "token exponent"),
+            "alpha": size_exponent(),
+            "beta": token_exponent(),
             "v": Param(("target", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
                        "each domain's share of the mixture term's sum at the uniform mixture"),
             "gamma": Param(("target",), log_normal_around(0.5, 2.0, "Shukor et al. report mixture exponents of order 0.1-1"),

@@ -59,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..priors import Prior, log_normal_around
+from .components import size_term, token_term, size_exponent, token_exponent, foreign_share
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
 from .registry import register
 
@@ -107,15 +108,13 @@ class BiMix(Law):
             "a": Param(("target",), log_normal_around(0.05, 3.0, "own-weight exponents of the whole loss: on SlimPajama log loss falls 0.02-0.09 per e-fold of own weight"), "own-weight exponent (BiMix's alpha_i)"),
             "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
                            "loss at the reference point (N0, D0, own weight 1/K)"),
-            "A_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit (Hoffmann et al. 2022) gives A (N/N0)^-alpha / E = 0.26 at 0.5B parameters"),
-                           "model-size term at N0, as a multiple of E"),
-            "alpha": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"), "model-size exponent"),
-            "B_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit gives B (D/D0)^-beta / E = 0.31 at 20B tokens"),
-                           "token term at D0, as a multiple of E"),
-            "beta": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28; BiMix's own fits are of the same order"), "token exponent (BiMix's beta_i)"),
+            "A_rel": size_term("E"),
+            "alpha": size_exponent(),
+            "B_rel": token_term("E"),
+            "beta": token_exponent("Chinchilla fits give beta around 0.28; BiMix's own fits are of the same order", "token exponent (BiMix's beta_i)"),
         }
         if any(t not in domains for t in targets):
-            spec["pi"] = Param(("foreign", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"), "weight of each domain in a foreign target's effective share")
+            spec["pi"] = foreign_share()
         return spec
 
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:

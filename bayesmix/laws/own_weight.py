@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..priors import Prior, log_normal_around
+from .components import size_term, token_term, size_exponent, token_exponent, foreign_share
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
 from .registry import register
 
@@ -82,15 +83,13 @@ class OwnWeight(Law):
                            "own-weight slope at h_i = 1/K, -dL/dlog h_i, as a multiple of L_ref"),
             "a": Param(("target",), log_normal_around(0.2, 3.0, "own-weight exponents on SlimPajama are about 0.05-0.5; wide, since a -> 0 is allowed"),
                        "own-weight exponent"),
-            "A_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit (Hoffmann et al. 2022) gives A (N/N0)^-alpha / E = 0.26 at 0.5B parameters"),
-                           "model-size term at N0, as a multiple of F"),
-            "alpha": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"), "model-size exponent"),
-            "B_rel": Param(("target",), log_normal_around(0.25, 3.0, "Chinchilla's fit gives B (D/D0)^-beta / E = 0.31 at 20B tokens"),
-                           "token term at D0, as a multiple of F"),
-            "beta": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28"), "token exponent"),
+            "A_rel": size_term("F"),
+            "alpha": size_exponent(),
+            "B_rel": token_term("F"),
+            "beta": token_exponent(),
         }
         if any(t not in domains for t in targets):
-            spec["pi"] = Param(("foreign", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"), "weight of each domain in a foreign target's effective share")
+            spec["pi"] = foreign_share()
         return spec
 
     def mean(self, p, x: Inputs) -> jnp.ndarray:

@@ -9,7 +9,7 @@ import pkgutil
 from .base import Law
 
 _LAWS: dict[str, type[Law]] = {}
-_NOT_LAWS = {"base", "registry", "capacity_solver"}
+_NOT_LAWS = {"base", "registry", "capacity_solver", "components"}
 
 
 def register(cls: type[Law]) -> type[Law]:
