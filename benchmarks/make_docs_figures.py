@@ -16,17 +16,18 @@ import sys
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import bayesmix
+from bayesmix.checks import check
+from bayesmix.example import example_table
+
 os.environ.setdefault("BAYESMIX_PROGRESS", "0")
 
-import bayesmix  # noqa: E402
-from bayesmix.checks import check  # noqa: E402
-from bayesmix.example import example_table  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(description="Regenerate docs/check-example.png from the simulated example (no options).").parse_args(argv)
+    description = "Regenerate docs/check-example.png from the simulated example (no options)."
+    argparse.ArgumentParser(description=description).parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", bayesmix.FitWarning)
         fit = bayesmix.fit(example_table(seed=0), "additive", chains=2, warmup=500, draws=500, seed=0, progress=False)

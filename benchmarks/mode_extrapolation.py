@@ -22,32 +22,37 @@ of the law's exponents and ratios. Reads ../shared/data/dmsl_llm_slimpajama.csv
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import bayesmix  # noqa: E402  (sets the XLA device count before jax starts)
-from bayesmix.data import read_runs  # noqa: E402
-from bayesmix.design import make_inputs, observed_from_table, reference_scale  # noqa: E402
-from bayesmix.fit import resolve_priors  # noqa: E402
-from bayesmix.inference import SamplerConfig, posterior_mode  # noqa: E402
-from bayesmix.laws import get_law  # noqa: E402
-from bayesmix.laws.base import own_index  # noqa: E402
-from bayesmix.model import log_mean, make_model  # noqa: E402
+from bayesmix import get_law  # (importing bayesmix sets the XLA device count before jax starts)
+from bayesmix.data import read_runs
+from bayesmix.posterior import Posterior
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dmsl_llm_slimpajama.csv"
 FIT_MAX_SIZE, TEST_SIZE, MIN_FRACTION = 1.3e9, 2.718e9, 0.35  # as benchmarks/scale_extrapolation.py
 
 
-def mode_errors(law_name: str, train, test, seed: int) -> tuple[pd.Series, dict[str, np.ndarray], float]:
-    """(MRE % per target at the test rows, the mode's parameters, seconds) for one law and start seed."""
-    law = get_law(law_name)
+def mode_fit(law, train, seed: int) -> tuple[Posterior, float]:
+    """The law's posterior mode on ``train`` (default priors, every target) as a one-draw Posterior, and seconds.
+
+    The one place in the benchmarks that uses bayesmix internals: the library
+    has no public function for a posterior-mode fit without sampling. These
+    are the steps :func:`bayesmix.fit` takes before NUTS (and
+    ``bayesmix.extrapolation`` takes to measure ``extrapolation_sd``):
+    reference scales, the model's data, the NumPyro model with the default
+    priors, and the mode search.
+    """
+    # ---- internal API (bayesmix.design, bayesmix.model, bayesmix.inference, bayesmix.fit.resolve_priors)
+    from bayesmix.design import observed_from_table, reference_scale
+    from bayesmix.fit import resolve_priors
+    from bayesmix.inference import SamplerConfig, posterior_mode
+    from bayesmix.model import make_model
+
     targets = train.targets
     N0, D0 = reference_scale(train.model_size), reference_scale(train.n_tokens)
     obs, _ = observed_from_table(train, targets, N0, D0, np.unique(train.model_size))
@@ -55,16 +60,20 @@ def mode_errors(law_name: str, train, test, seed: int) -> tuple[pd.Series, dict[
     t0 = time.perf_counter()
     p = posterior_mode(model, (obs,), SamplerConfig(seed=seed))
     seconds = time.perf_counter() - t0
-    h, mix = test.mixtures()
-    x = make_inputs(h, mix, test.model_size, test.n_tokens, N0, D0, own_index(train.domains, targets))
-    mu = np.exp(np.asarray(log_mean(law, p, x)))
-    y = test.frame[[f"{t}_loss" for t in targets]].to_numpy(float)
-    mre = pd.Series(np.nanmean(np.abs(mu - y) / y, axis=0) * 100, index=list(targets))
-    return mre, {k: np.asarray(v) for k, v in p.items()}, seconds
+    return Posterior.point(law, train.domains, targets, p, N0, D0), seconds
+
+
+def mode_errors(law_name: str, train, test, seed: int) -> tuple[pd.Series, dict[str, np.ndarray], float]:
+    """(MRE % per target at the test rows, the mode's parameters, seconds) for one law and start seed."""
+    mode, seconds = mode_fit(get_law(law_name), train, seed)
+    mu = mode.means(test.weights, test.model_size, test.n_tokens)[0]  # (n, T): the law at the mode, no bias
+    y = test.frame[[f"{t}_loss" for t in mode.targets]].to_numpy(float)
+    mre = pd.Series(np.nanmean(np.abs(mu - y) / y, axis=0) * 100, index=list(mode.targets))
+    return mre, {k: v[0] for k, v in mode.draws.items()}, seconds
 
 
 def loss_slopes(runs, min_fraction: float) -> pd.DataFrame:
-    """Per domain and model size: -d log L / d log D within runs (median) and -d log L / d log h_own across runs, and their ratio."""
+    """Per domain and model size: -d log L / d log D within runs (median), -d log L / d log h_own across runs, ratio."""
     rows = []
     for N in np.unique(runs.model_size):
         sub = runs.subset(np.isclose(runs.model_size, N)).drop_early_checkpoints(min_fraction)
@@ -87,10 +96,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--laws", default="capacity,bimix", help="comma-separated laws (default capacity,bimix)")
     ap.add_argument("--seeds", default="0", help="comma-separated start seeds of the mode search (default 0)")
-    ap.add_argument("--slopes", action="store_true", help="print the loss slopes in tokens and in own weight per domain and size, and exit")
+    ap.add_argument("--slopes", action="store_true",
+                    help="print the loss slopes in tokens and in own weight per domain and size, and exit")
     args = ap.parse_args(argv)
     if not DATA.exists():
-        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
+        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in "
+              "../shared/data).")
         return 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -99,7 +110,8 @@ def main(argv=None) -> int:
         sl = loss_slopes(runs.subset(runs.model_size < FIT_MAX_SIZE), MIN_FRACTION)
         print(f"-d log L / d log D within runs (median; checkpoints from {MIN_FRACTION:g} of each run) and "
               "-d log L / d log h_own across runs (last checkpoints):")
-        print(sl.pivot(index="domain", columns="model_size", values="token_over_weight").round(2).rename(columns=lambda n: f"{n:.3g}").to_string())
+        ratio = sl.pivot(index="domain", columns="model_size", values="token_over_weight")
+        print(ratio.round(2).rename(columns=lambda n: f"{n:.3g}").to_string())
         print("\nmean over sizes:")
         print(sl.groupby("domain")[["token_slope", "weight_slope", "token_over_weight"]].mean().round(4).to_string())
         return 0
@@ -109,7 +121,8 @@ def main(argv=None) -> int:
     for name in args.laws.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             mre, p, seconds = mode_errors(name, train, test, seed)
-            rows.append(mre.rename(f"{name} (seed {seed})").round(2).to_frame().T.assign(mean=round(float(mre.mean()), 2), mode_s=round(seconds)))
+            rows.append(mre.rename(f"{name} (seed {seed})").round(2).to_frame().T
+                        .assign(mean=round(float(mre.mean()), 2), mode_s=round(seconds)))
             shown = {k: np.round(v, 3).tolist() for k, v in p.items() if v.ndim <= 1 and k not in ("L_ref", "tau_run")}
             print(f"{name}, seed {seed}: mode in {seconds:.0f} s; {shown}", flush=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

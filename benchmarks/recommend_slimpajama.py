@@ -39,15 +39,14 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+import bayesmix
+from bayesmix.decide import recommend, resolve_target_weights
+from bayesmix.posterior import Posterior
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import bayesmix  # noqa: E402
-from bayesmix.recommend import recommend, resolve_target_weights  # noqa: E402
-
 DATA = REPO.parent / "shared" / "data" / "dmsl_llm_slimpajama.csv"
 RESULTS = REPO / "benchmarks" / "results" / "recommend_slimpajama"
 FIT_MAX = 1.235e9
@@ -57,7 +56,8 @@ FLOOR = 0.02
 
 def cached_fit(table, law: str, args) -> bayesmix.Fit:
     """Fit the law on the runs up to 1.235B, or load the cached fit made with the same settings."""
-    path = RESULTS / f"fit-{law}-c{args.chains}-w{args.warmup}-d{args.draws}-s{args.seed}-f{args.min_fraction:g}-ta{args.target_accept:g}.nc"
+    path = RESULTS / (f"fit-{law}-c{args.chains}-w{args.warmup}-d{args.draws}-s{args.seed}-f{args.min_fraction:g}"
+                      f"-ta{args.target_accept:g}.nc")
     if path.exists():
         try:
             fit = bayesmix.load(path)
@@ -65,12 +65,13 @@ def cached_fit(table, law: str, args) -> bayesmix.Fit:
             return fit
         except bayesmix.ModelFileError as e:  # e.g. the law's parameters changed since
             print(f"[{law}] cannot reuse the cached fit ({e}); refitting", flush=True)
-    print(f"[{law}] fitting {table.n_rows} rows up to {FIT_MAX:.4g} parameters ({args.chains} chains x {args.draws} draws) ...", flush=True)
+    print(f"[{law}] fitting {table.n_rows} rows up to {FIT_MAX:.4g} parameters ({args.chains} chains x {args.draws} "
+          "draws) ...", flush=True)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        fit = bayesmix.fit(table, law, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed, progress=False,
-                           min_fraction=args.min_fraction, target_accept=args.target_accept)
+        fit = bayesmix.fit(table, law, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                           progress=False, min_fraction=args.min_fraction, target_accept=args.target_accept)
     print(f"[{law}] fitted in {time.perf_counter() - t0:.0f} s; {fit.diagnostics}".splitlines()[0], flush=True)
     fit.save(path)
     return fit
@@ -94,7 +95,7 @@ def rank_trained(fit, obs: pd.DataFrame, w: np.ndarray, seed: int, interval: flo
     """Posterior ranking of the trained 2.718B mixtures beside the observed one."""
     h = obs[[f"weight_{d}" for d in fit.domains]].to_numpy()
     D = float(obs.n_tokens.max())
-    d = fit.predict_draws(h, TARGET_N, D, seed=seed)
+    d = Posterior.from_fit(fit).predictive(h, TARGET_N, D, seed=seed)  # the law's mean with its extrapolation bias
     L = d["mean"] @ w  # (S, M) expected loss of each mixture
     P = d["pred"] @ w  # one run's loss, with run offset and noise
     a = (1 - interval) / 2
@@ -137,15 +138,18 @@ def tv(a, b) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--laws", default="additive", help="comma-separated registered laws (default additive); 'all' for every one")
+    ap.add_argument("--laws", default="additive",
+                    help="comma-separated registered laws (default additive); 'all' for every one")
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--argmin-draws", type=int, default=200)
     ap.add_argument("--min-fraction", type=float, default=0.35,
-                    help="drop checkpoints before this share of their run's tokens (default 0.35, as benchmarks/scale_extrapolation.py)")
-    ap.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9, the library's)")
+                    help="drop checkpoints before this share of their run's tokens "
+                         "(default 0.35, as benchmarks/scale_extrapolation.py)")
+    ap.add_argument("--target-accept", type=float, default=0.9,
+                    help="NUTS target acceptance (default 0.9, the library's)")
     args = ap.parse_args(argv)
     if not DATA.exists():
         print(f"skipped: the real data {DATA} is absent (it lives beside the repository, in ../shared/data)")
@@ -184,8 +188,9 @@ def main(argv=None) -> int:
             first = rk.loc[rk.pred_mean.idxmin()]
             first_rows.append({
                 "law": law, "objective": name, "posterior_first": first.mixture, "p_best": first.p_best,
-                "observed_of_first": first.observed, "best_observed": rk.observed.min(), "worst_observed": rk.observed.max(),
-                "gap_to_best": first.observed - rk.observed.min(), "ranks_agree": bool((rk.pred_rank == rk.obs_rank).all()),
+                "observed_of_first": first.observed, "best_observed": rk.observed.min(),
+                "worst_observed": rk.observed.max(), "gap_to_best": first.observed - rk.observed.min(),
+                "ranks_agree": bool((rk.pred_rank == rk.obs_rank).all()),
                 "spearman": float(rk[["pred_mean", "observed"]].corr(method="spearman").iloc[0, 1]),
                 "observed_in_90%_run_interval": f"{int(rk.observed_in_run_interval.sum())}/4",
             })
@@ -196,28 +201,34 @@ def main(argv=None) -> int:
                     t0 = time.perf_counter()
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
-                        recs[label] = recommend(fit, N, D, target_weights=tw, baseline=fav, argmin_draws=args.argmin_draws, seed=args.seed, **cons)
+                        recs[label] = recommend(fit, N, D, target_weights=tw, baseline=fav,
+                                                argmin_draws=args.argmin_draws, seed=args.seed, **cons)
                     for c in caught:
                         print(f"[{law}, {name}, {cname}, {label}] warning: {c.message}")
-                    print(f"[{law}, {name}, {cname}] recommended for {label} in {time.perf_counter() - t0:.1f} s", flush=True)
+                    print(f"[{law}, {name}, {cname}] recommended for {label} in {time.perf_counter() - t0:.1f} s",
+                          flush=True)
                 rec = recs["2.718B"]
                 m = rec.metrics
                 # The extrapolation bias is shared by all mixtures within a draw: for the mean
                 # objective it only reweights draws, so switching it off should barely move the answer.
-                no_bias = recommend(dataclasses.replace(fit, extrapolation_sd=0.0), TARGET_N, scales["2.718B"][1], target_weights=tw,
-                                    baseline=fav, argmin_draws=args.argmin_draws, path_points=1, seed=args.seed, **cons)
-                rec.save(RESULTS / f"rec-{law}-{'mean7' if name.startswith('mean') else name}-{cname.replace(' ', '-')}")
+                no_bias = recommend(dataclasses.replace(fit, extrapolation_sd=0.0), TARGET_N, scales["2.718B"][1],
+                                    target_weights=tw, baseline=fav, argmin_draws=args.argmin_draws, path_points=1,
+                                    seed=args.seed, **cons)
+                short = "mean7" if name.startswith("mean") else name
+                rec.save(RESULTS / f"rec-{law}-{short}-{cname.replace(' ', '-')}")
                 q = rec.table
                 rec_rows.append({
                     "law": law, "objective": name, "constraints": cname,
                     "recommended [90% interval of the optimum]": ", ".join(
-                        f"{d}={x:.2f} [{lo:.2f}, {hi:.2f}]" for d, x, lo, hi in zip(domains, rec.weights, q.optimum_lower, q.optimum_upper)),
+                        f"{d}={x:.2f} [{lo:.2f}, {hi:.2f}]"
+                        for d, x, lo, hi in zip(domains, rec.weights, q.optimum_lower, q.optimum_upper)),
                     "expected_loss": m.expected_loss, "lower": m.lower, "upper": m.upper,
                     "p_beats_favourite": m.p_beats_baseline, "improvement": m.improvement,
                     "improvement_lower": m.improvement_lower, "improvement_upper": m.improvement_upper,
                     "expected_regret": m.expected_regret, "favourite_regret": m.baseline_expected_regret,
                     "projected_gradient": m.projected_gradient_norm, "starts_at_best": f"{m.starts_at_best}/{m.starts}",
-                    "local_optima": m.local_optima, "tv_without_bias": tv(rec.weights, no_bias.weights), "seconds": m.seconds,
+                    "local_optima": m.local_optima, "tv_without_bias": tv(rec.weights, no_bias.weights),
+                    "seconds": m.seconds,
                 })
                 for label, r in recs.items():
                     scale_rows.append({
@@ -232,13 +243,15 @@ def main(argv=None) -> int:
     first_df = pd.DataFrame(first_rows)
     recs_df = pd.DataFrame(rec_rows)
     scale_df = pd.DataFrame(scale_rows)
-    for frame, name in ((ranking, "ranking"), (first_df, "favourite"), (recs_df, "recommendation"), (scale_df, "scale")):
+    frames = ((ranking, "ranking"), (first_df, "favourite"), (recs_df, "recommendation"), (scale_df, "scale"))
+    for frame, name in frames:
         frame.to_csv(RESULTS / f"{name}.csv", index=False)
     print("\n## The 4 mixtures trained at 2.718B: predicted (fit up to 1.235B) against observed (final checkpoint)\n")
     print(markdown(ranking.drop(columns=["run_lower", "run_upper"])))
     print("\n## The posterior's favourite of the 4 against the best observed\n")
     print(markdown(first_df))
-    print(f"\n## Recommendation at 2.718B (baseline: the posterior's favourite of the 4; {args.argmin_draws} draws for the optimum's interval)\n")
+    print(f"\n## Recommendation at 2.718B (baseline: the posterior's favourite of the 4; {args.argmin_draws} draws for "
+          "the optimum's interval)\n")
     print(markdown(recs_df))
     print("\n## How the recommendation moves with the target scale\n")
     print(markdown(scale_df, 3))

@@ -55,18 +55,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import pandas as pd
+
+import bayesmix
+from bayesmix.decide import build_constraints, resolve_target_weights
+from bayesmix.plan import Scorer, greedy_batch, score_candidates
+from bayesmix.plan.candidates import candidate_table, checkpoint_fractions, training_flops
+from bayesmix.plan.preposterior import DrawSet
+from bayesmix.plan.scorer import DecisionProblem, decision_problem
+from bayesmix.posterior import Posterior
+
 os.environ.setdefault("BAYESMIX_PROGRESS", "0")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import bayesmix  # noqa: E402
-from bayesmix.next_run import Scorer, greedy_batch, score_candidates  # noqa: E402
-from bayesmix.next_run_candidates import candidate_table, checkpoint_fractions, training_flops  # noqa: E402
-from bayesmix.preposterior import DrawSet, TargetLoss, law_log_means  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dmsl_llm_slimpajama.csv"
 TEST_SIZE = 2.718e9
 
@@ -104,7 +106,8 @@ class Config:
 
 
 FULL = Config()
-QUICK = Config(targets=("c4",), pool_max_size=3.1e8, seeds=1, ratio=4.0, rounds=1, warmup=150, draws=150, max_draws=200, max_batch=32)
+QUICK = Config(targets=("c4",), pool_max_size=3.1e8, seeds=1, ratio=4.0, rounds=1, warmup=150, draws=150, max_draws=200,
+               max_batch=32)
 
 
 # ---------------------------------------------------------------- data
@@ -129,7 +132,8 @@ def load_runs(cfg: Config) -> Runs:
     in_pool = table.model_size <= cfg.pool_max_size
     f = table.frame[in_pool]
     pool = f.groupby("run", sort=True).agg(
-        **{c: (c, "first") for c in table.weight_columns}, model_size=("model_size", "first"), n_tokens=("n_tokens", "max")
+        **{c: (c, "first") for c in table.weight_columns}, model_size=("model_size", "first"),
+        n_tokens=("n_tokens", "max"),
     ).reset_index()
     pool["cost"] = training_flops(pool.model_size, pool.n_tokens)
     return Runs(table=table.subset(in_pool | (table.model_size == TEST_SIZE)), pool=pool, test=test)
@@ -142,28 +146,25 @@ def train_table(runs: Runs, chosen: list[str]):
 
 
 # ---------------------------------------------------------------- evaluation
-def _logmeanexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+def log_mean_exp(a: np.ndarray, axis: int = 0) -> np.ndarray:
     m = a.max(axis=axis, keepdims=True)
     return (m + np.log(np.exp(a - m).mean(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def lpd_per_cell(fit, draws: DrawSet, test, seed: int = 0) -> float:
+def lpd_per_cell(post: Posterior, test, seed: int = 0) -> float:
     """Log predictive density of the test runs' observations, per observed cell.
 
     Per run: log mean_s p(y_run | theta_s), with the run offset integrated out
     (compound symmetry, as in the likelihood) and the law's extrapolation
-    bias drawn as :meth:`bayesmix.Fit.predict_draws` draws it. Missing cells
-    are left out.
+    bias drawn as :meth:`bayesmix.posterior.Posterior.predictive` draws it
+    (same seed, same normals). Missing cells are left out.
     """
-    log_mu = law_log_means(fit, draws, test.weights, test.model_size, test.n_tokens)  # (S, n, T)
-    S, n, T = log_mu.shape
-    far = np.maximum(0.0, np.log(test.model_size / fit.table.model_size.max())) + np.maximum(0.0, np.log(test.n_tokens / fit.table.n_tokens.max()))
-    z = np.random.default_rng(seed).standard_normal((S, 1, T))
-    log_mu = log_mu + fit.extrapolation_sd * far[None, :, None] * z
+    log_mu = post.log_means(test.weights, test.model_size, test.n_tokens)  # (S, n, T)
+    log_mu = log_mu + post.log_bias(test.model_size, test.n_tokens, post.bias_normals(seed))
     y = np.log(test.losses)
     mask = np.isfinite(y)
-    sigma2 = draws.p["sigma"] ** 2
-    tau2 = draws.p["tau_run"] ** 2
+    sigma2 = post.draws["sigma"] ** 2
+    tau2 = post.draws["tau_run"] ** 2
     total = 0.0
     for run in np.unique(test.run):
         rows = test.run == run
@@ -174,8 +175,24 @@ def lpd_per_cell(fit, draws: DrawSet, test, seed: int = 0) -> float:
         quad = (s2 - tau2 / tot * s1**2) / sigma2
         logdet = (k - 1.0) * np.log(sigma2) + np.log(tot)
         ll = -0.5 * (quad + logdet + k * math.log(2 * math.pi))
-        total += float(_logmeanexp(np.where(k > 0, ll, 0.0).sum(1)))
+        total += float(log_mean_exp(np.where(k > 0, ll, 0.0).sum(1)))
     return total / int(mask.sum())
+
+
+def decision_at_test(fit, draws: DrawSet, tokens: float) -> DecisionProblem:
+    """The decision at 2.718B, made as the active strategy's scorer makes it (``decision_problem``).
+
+    The mixture minimising the posterior mean of the target loss (the mean of
+    the domain losses), without the extrapolation bias, under no constraint
+    but the simplex.
+    """
+    tw, _ = resolve_target_weights(fit.targets, fit.domains)
+    return decision_problem(fit, draws, tw, TEST_SIZE, tokens, build_constraints(fit.domains, tokens))
+
+
+def target_loss(problem: DecisionProblem, h: np.ndarray, tokens: float) -> np.ndarray:
+    """(S, M) target loss of every draw at mixtures h (M, K) at the test scale."""
+    return problem.decision.objective_draws(np.atleast_2d(h), TEST_SIZE, tokens)
 
 
 @dataclass
@@ -183,7 +200,7 @@ class Reference:
     """The full-pool fit: the errors to reach and the posterior regret is measured with."""
 
     fit: object
-    loss: TargetLoss
+    problem: DecisionProblem
     h_rec: np.ndarray
     value: float
     mre: float
@@ -192,30 +209,32 @@ class Reference:
 
 
 def evaluate(fit, runs: Runs, ref: Reference | None, cfg: Config, seed: int = 0) -> dict:
-    """MRE and LPD at 2.718B, and the regret of the recommended mixture (against the reference posterior and among the 4 observed mixtures)."""
-    from bayesmix.recommend import resolve_target_weights
+    """MRE and LPD at 2.718B, and the regret of the recommended mixture.
 
+    The regret is measured against the reference posterior and among the 4 observed mixtures.
+    """
     draws = DrawSet.from_fit(fit, cfg.max_draws)
     test = runs.test
     pred = fit.predict_table(test, seed=seed)
     ok = np.isfinite(pred.observed)
     rel = np.abs(pred["mean"][ok] - pred.observed[ok]) / pred.observed[ok]
     domains_only = pred.target[ok].isin(fit.domains)
-    tw, _ = resolve_target_weights(fit.targets, fit.domains)
     D_test = float(test.n_tokens.max())
-    loss = TargetLoss(fit, draws, tw, TEST_SIZE, D_test)
-    h_rec = loss.optimum(draws.weights)[0][0]
-    out = {"mre": float(rel.mean()), "mre_domains": float(rel[domains_only].mean()), "lpd": lpd_per_cell(fit, draws, test, seed), "h_rec": h_rec}
+    problem = decision_at_test(fit, draws, D_test)
+    tw = problem.decision.w
+    h_rec = problem.h_rec
+    out = {"mre": float(rel.mean()), "mre_domains": float(rel[domains_only].mean()),
+           "lpd": lpd_per_cell(draws.posterior, test, seed), "h_rec": h_rec}
     # among the 4 mixtures trained at 2.718B: the one the fit ranks first, observed
     final = test.frame[test.frame.n_tokens == test.frame.groupby("run").n_tokens.transform("max")]
     obs = final[[f"{t}_loss" for t in fit.targets]].to_numpy() @ tw
     h_test = final[test.weight_columns].to_numpy()
-    ranked = loss.at(h_test).mean(0)
+    ranked = target_loss(problem, h_test, D_test).mean(0)
     ok_obs = np.isfinite(obs)
     pick = int(np.argmin(np.where(ok_obs, ranked, np.inf)))
     out["regret_observed"] = float(obs[pick] - obs[ok_obs].min())
     if ref is not None:
-        out["regret_reference"] = float(ref.loss.at(h_rec).mean() - ref.value)
+        out["regret_reference"] = float(target_loss(ref.problem, h_rec, D_test).mean() - ref.value)
     out["diagnostics_ok"] = bool(fit.diagnostics.ok)
     return out
 
@@ -224,22 +243,21 @@ def do_fit(table, cfg: Config, seed: int):
     """One refit (FitWarnings recorded in the fit's diagnostics, not printed per fit)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayesmix.FitWarning)
-        return bayesmix.fit(table, cfg.law, chains=cfg.chains, warmup=cfg.warmup, draws=cfg.draws, seed=seed, progress=False,
-                            min_fraction=cfg.min_fraction)
+        return bayesmix.fit(table, cfg.law, chains=cfg.chains, warmup=cfg.warmup, draws=cfg.draws, seed=seed,
+                            progress=False, min_fraction=cfg.min_fraction)
 
 
 def reference(runs: Runs, cfg: Config) -> Reference:
     """Fit the whole pool: the error every strategy is trying to reach."""
-    from bayesmix.recommend import resolve_target_weights
-
     fit = do_fit(train_table(runs, list(runs.pool.run)), cfg, seed=0)
     draws = DrawSet.from_fit(fit, cfg.max_draws)
-    tw, _ = resolve_target_weights(fit.targets, fit.domains)
-    loss = TargetLoss(fit, draws, tw, TEST_SIZE, float(runs.test.n_tokens.max()))
-    h, v = loss.optimum(draws.weights)
+    D_test = float(runs.test.n_tokens.max())
+    problem = decision_at_test(fit, draws, D_test)
+    value = float(problem.weights @ problem.L_rec)  # the posterior mean target loss at the recommendation
     ev = evaluate(fit, runs, None, cfg)
-    ref = Reference(fit=fit, loss=loss, h_rec=h[0], value=float(v[0]), mre=ev["mre"], lpd=ev["lpd"], metrics=ev)
-    ref.metrics["regret_reference"] = float(loss.at(ref.h_rec).mean() - ref.value)
+    ref = Reference(fit=fit, problem=problem, h_rec=problem.h_rec, value=value, mre=ev["mre"], lpd=ev["lpd"],
+                    metrics=ev)
+    ref.metrics["regret_reference"] = float(target_loss(problem, ref.h_rec, D_test).mean() - ref.value)
     return ref
 
 
@@ -271,8 +289,9 @@ def choose(strategy: str, fit, runs: Runs, used: list[str], budget: float, cfg: 
         h = pool[[f"weight_{d}" for d in fit.domains]].to_numpy()
         cand = candidate_table(h, pool.model_size, pool.n_tokens, fit.domains, names=list(pool.run))
         # the pool runs report the checkpoints the real runs have: the sweep's pattern
-        scorer = Scorer(fit, cand, TEST_SIZE, float(runs.test.n_tokens.max()), fractions=checkpoint_fractions(runs.table),
-                        max_draws=cfg.max_draws, max_batch=cfg.max_batch, seed=int(rng.integers(1 << 31)))
+        scorer = Scorer(fit, cand, TEST_SIZE, float(runs.test.n_tokens.max()),
+                        fractions=checkpoint_fractions(runs.table), max_draws=cfg.max_draws, max_batch=cfg.max_batch,
+                        seed=int(rng.integers(1 << 31)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table, _ = score_candidates(scorer, check_top=0)
@@ -299,10 +318,12 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     runs = load_runs(cfg)
-    print(f"pool: {len(runs.pool)} runs up to {cfg.pool_max_size:.3g} parameters, {runs.pool.cost.sum():.3g} FLOPs in all; "
-          f"test: {len(np.unique(runs.test.run))} runs at {TEST_SIZE:.4g}; targets: {', '.join(runs.table.targets)}", flush=True)
+    print(f"pool: {len(runs.pool)} runs up to {cfg.pool_max_size:.3g} parameters, {runs.pool.cost.sum():.3g} FLOPs in "
+          f"all; test: {len(np.unique(runs.test.run))} runs at {TEST_SIZE:.4g}; targets: "
+          f"{', '.join(runs.table.targets)}", flush=True)
     ref = reference(runs, cfg)
-    print(f"full-pool fit: MRE {ref.mre:.4f}, LPD {ref.lpd:.3f} per cell ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"full-pool fit: MRE {ref.mre:.4f}, LPD {ref.lpd:.3f} per cell ({time.perf_counter() - t0:.0f} s)",
+          flush=True)
     seed_pool = runs.pool[runs.pool.model_size == cfg.seed_size]
     rows = []
     for seed in range(cfg.seeds):
@@ -316,8 +337,9 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
         for strategy in cfg.strategies:
             rng = np.random.default_rng([seed, len(strategy)])
             used, spent, fit = list(seed_runs), seed_cost, fit0
-            rows.append({"strategy": strategy, "seed": seed, "round": 0, "cum_flops": spent, "n_runs": len(used), "added": ",".join(used),
-                         "added_sizes": "", **{k: v for k, v in ev0.items() if k != "h_rec"}, "fit_seconds": fit_s, "choose_seconds": 0.0})
+            rows.append({"strategy": strategy, "seed": seed, "round": 0, "cum_flops": spent, "n_runs": len(used),
+                         "added": ",".join(used), "added_sizes": "", **{k: v for k, v in ev0.items() if k != "h_rec"},
+                         "fit_seconds": fit_s, "choose_seconds": 0.0})
             for k, B in enumerate(budgets(seed_cost, float(runs.pool.cost.sum()), cfg), 1):
                 t2 = time.perf_counter()
                 new = choose(strategy, fit, runs, used, B - spent, cfg, rng)
@@ -333,19 +355,23 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
                     fit = do_fit(train_table(runs, used), cfg, seed=seed)
                     ev = evaluate(fit, runs, ref, cfg, seed)
                 sizes = runs.pool.set_index("run").loc[new, "model_size"]
-                rows.append({"strategy": strategy, "seed": seed, "round": k, "cum_flops": spent, "n_runs": len(used), "added": ",".join(new),
-                             "added_sizes": ",".join(f"{s:.3g}" for s in sizes), **{a: b for a, b in ev.items() if a != "h_rec"},
+                rows.append({"strategy": strategy, "seed": seed, "round": k, "cum_flops": spent, "n_runs": len(used),
+                             "added": ",".join(new), "added_sizes": ",".join(f"{s:.3g}" for s in sizes),
+                             **{a: b for a, b in ev.items() if a != "h_rec"},
                              "fit_seconds": time.perf_counter() - t3, "choose_seconds": t_choose})
+                counts = pd.Series(sizes.to_numpy()).value_counts().sort_index()
                 print(f"seed {seed} {strategy:>8} round {k}: {spent:.3g} FLOPs, {len(used)} runs (+{len(new)}: "
-                      f"{', '.join(f'{int(c)} at {n:.3g}' for n, c in pd.Series(sizes.to_numpy()).value_counts().sort_index().items())}), MRE {ev['mre']:.4f}, LPD {ev['lpd']:.3f}, "
-                      f"regret {ev['regret_reference']:.2e} ({time.perf_counter() - t2:.0f} s)", flush=True)
+                      f"{', '.join(f'{int(c)} at {n:.3g}' for n, c in counts.items())}), MRE {ev['mre']:.4f}, "
+                      f"LPD {ev['lpd']:.3f}, regret {ev['regret_reference']:.2e} ({time.perf_counter() - t2:.0f} s)",
+                      flush=True)
                 pd.DataFrame(rows).to_csv(out / "curves.csv", index=False)
     curves = pd.DataFrame(rows)
     curves["mre_full"], curves["lpd_full"] = ref.mre, ref.lpd
     curves.to_csv(out / "curves.csv", index=False)
     summary = summarise(curves, ref, cfg)
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), "full_pool_flops": float(runs.pool.cost.sum()), "mre_full": ref.mre, "lpd_full": ref.lpd,
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), "full_pool_flops": float(runs.pool.cost.sum()),
+                                                 "mre_full": ref.mre, "lpd_full": ref.lpd,
                                                  "seconds": time.perf_counter() - t0}, indent=1))
     plot(curves, ref, float(runs.pool.cost.sum()), cfg).savefig(out / "curves.png", dpi=130, bbox_inches="tight")
     print_summary(summary, curves, ref, cfg, float(runs.pool.cost.sum()))
@@ -353,7 +379,9 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
 
 
 def reach(curves: pd.DataFrame, column: str, threshold: float, lower_is_better: bool = True) -> pd.DataFrame:
-    """Per strategy and seed: the compute from which ``column`` stays within ``threshold`` in every later round (inf if never).
+    """Per strategy and seed: the compute from which ``column`` stays within ``threshold`` in every later round.
+
+    inf if never.
 
     "Stays" rather than "first touches": a fit that lands near the target once
     by luck (e.g. a prior-driven extrapolation from one model size) and then
@@ -364,45 +392,56 @@ def reach(curves: pd.DataFrame, column: str, threshold: float, lower_is_better: 
         g = g.sort_values("cum_flops")
         ok = (g[column] <= threshold if lower_is_better else g[column] >= threshold).to_numpy()
         stays = np.flip(np.logical_and.accumulate(np.flip(ok)))  # ok here and in every later round
-        out.append({"strategy": s, "seed": seed, "flops": float(g.cum_flops.to_numpy()[stays][0]) if stays.any() else math.inf})
+        flops = float(g.cum_flops.to_numpy()[stays][0]) if stays.any() else math.inf
+        out.append({"strategy": s, "seed": seed, "flops": flops})
     return pd.DataFrame(out)
 
 
 def summarise(curves: pd.DataFrame, ref: Reference, cfg: Config) -> pd.DataFrame:
-    """Compute to reach the full-pool MRE (x (1 + tolerance)) and LPD (- tolerance x |LPD|), median over seeds, and the final errors."""
+    """Compute to reach the full-pool MRE (x (1 + tolerance)) and LPD (- tolerance x |LPD|), median over seeds.
+
+    And the final errors.
+    """
     m = reach(curves, "mre", ref.mre * (1 + cfg.tolerance))
-    l = reach(curves, "lpd", ref.lpd - cfg.tolerance * abs(ref.lpd), lower_is_better=False)
+    lp = reach(curves, "lpd", ref.lpd - cfg.tolerance * abs(ref.lpd), lower_is_better=False)
     r = {level: reach(curves, "regret_reference", level) for level in cfg.regret_levels}
     rows = []
     for s in cfg.strategies:
         c = curves[curves.strategy == s]
         last = c.sort_values("cum_flops").groupby("seed").tail(1)
         rows.append({
-            **{f"flops_to_regret_{level:g}_median": float(np.median(v[v.strategy == s].flops)) for level, v in r.items()},
-            **{f"flops_to_regret_{level:g}_each": ";".join(f"{x:.3g}" for x in v[v.strategy == s].flops) for level, v in r.items()},
+            **{f"flops_to_regret_{level:g}_median": float(np.median(v[v.strategy == s].flops))
+               for level, v in r.items()},
+            **{f"flops_to_regret_{level:g}_each": ";".join(f"{x:.3g}" for x in v[v.strategy == s].flops)
+               for level, v in r.items()},
             "strategy": s,
             "flops_to_full_mre_median": float(np.median(m[m.strategy == s].flops)),
             "flops_to_full_mre_each": ";".join(f"{x:.3g}" for x in m[m.strategy == s].flops),
             "seeds_reaching_full_mre": int(np.isfinite(m[m.strategy == s].flops).sum()),
-            "flops_to_full_lpd_median": float(np.median(l[l.strategy == s].flops)),
-            "final_mre_median": float(last.mre.median()), "final_regret_reference_median": float(last.regret_reference.median()),
+            "flops_to_full_lpd_median": float(np.median(lp[lp.strategy == s].flops)),
+            "final_mre_median": float(last.mre.median()),
+            "final_regret_reference_median": float(last.regret_reference.median()),
             "fits_with_warnings": int((~c.diagnostics_ok.astype(bool)).sum()), "fits": len(c),
         })
     return pd.DataFrame(rows)
 
 
 def print_summary(summary: pd.DataFrame, curves: pd.DataFrame, ref: Reference, cfg: Config, full_flops: float) -> None:
-    print(f"\nfull pool: {full_flops:.3g} FLOPs, MRE {ref.mre:.4f} (target {ref.mre * (1 + cfg.tolerance):.4f} = +{100 * cfg.tolerance:.0f}%), LPD {ref.lpd:.3f}")
+    print(f"\nfull pool: {full_flops:.3g} FLOPs, MRE {ref.mre:.4f} (target {ref.mre * (1 + cfg.tolerance):.4f} = "
+          f"+{100 * cfg.tolerance:.0f}%), LPD {ref.lpd:.3f}")
     print("compute to reach the full-pool MRE and stay there (median over seeds; inf = never within the rounds run):")
     for _, r in summary.iterrows():
         frac = r.flops_to_full_mre_median / full_flops
-        print(f"  {r.strategy:>15}: {r.flops_to_full_mre_median:.3g} FLOPs ({100 * frac:.1f}% of the pool) [per seed: {r.flops_to_full_mre_each}]; "
-              f"LPD: {r.flops_to_full_lpd_median:.3g}; final MRE {r.final_mre_median:.4f}, regret {r.final_regret_reference_median:.2e}; "
+        print(f"  {r.strategy:>15}: {r.flops_to_full_mre_median:.3g} FLOPs ({100 * frac:.1f}% of the pool) "
+              f"[per seed: {r.flops_to_full_mre_each}]; LPD: {r.flops_to_full_lpd_median:.3g}; "
+              f"final MRE {r.final_mre_median:.4f}, regret {r.final_regret_reference_median:.2e}; "
               f"fits with diagnostic warnings {r.fits_with_warnings}/{r.fits}")
     for level in cfg.regret_levels:
-        print(f"compute to bring the regret of the recommendation (against the full-pool posterior) below {level:g} nats and keep it there:")
+        print("compute to bring the regret of the recommendation (against the full-pool posterior) below "
+              f"{level:g} nats and keep it there:")
         for _, r in summary.iterrows():
-            print(f"  {r.strategy:>15}: {r[f'flops_to_regret_{level:g}_median']:.3g} FLOPs [per seed: {r[f'flops_to_regret_{level:g}_each']}]")
+            print(f"  {r.strategy:>15}: {r[f'flops_to_regret_{level:g}_median']:.3g} FLOPs "
+                  f"[per seed: {r[f'flops_to_regret_{level:g}_each']}]")
     s = summary.set_index("strategy")
     if {"active", "random"} <= set(s.index):
         goals = [("flops_to_full_mre_median", "the full-pool MRE"), ("flops_to_full_lpd_median", "the full-pool LPD")]
@@ -421,7 +460,8 @@ def plot(curves: pd.DataFrame, ref: Reference, full_flops: float, cfg: Config):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    panels = (("mre", "MRE of 2.718B predictions", ref.mre), ("lpd", "log predictive density per cell (2.718B)", ref.lpd),
+    panels = (("mre", "MRE of 2.718B predictions", ref.mre),
+              ("lpd", "log predictive density per cell (2.718B)", ref.lpd),
               ("regret_reference", "regret of the recommendation (full-pool posterior)", None))
     for ax, (col, title, line) in zip(axes, panels):
         for k, s in enumerate(cfg.strategies):
@@ -441,7 +481,8 @@ def plot(curves: pd.DataFrame, ref: Reference, full_flops: float, cfg: Config):
     axes[2].set_yscale("symlog", linthresh=1e-5)
     axes[2].set_ylim(bottom=0)  # a regret is never negative; symlog would otherwise mirror the axis
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"retrospective next-run benchmark ({cfg.law}, {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''})", fontsize=11)
+    fig.suptitle(f"retrospective next-run benchmark ({cfg.law}, {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''})",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -462,14 +503,17 @@ def resummarise(out: Path) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="the reduced form run in CI (1 target, pool up to 310M, 1 seed, 1 round)")
+    p.add_argument("--quick", action="store_true",
+                   help="the reduced form run in CI (1 target, pool up to 310M, 1 seed, 1 round)")
     p.add_argument("--seeds", type=int, help="number of seed sets")
     p.add_argument("--strategies", help="comma-separated: active, active-decision, random, cheapest")
     p.add_argument("--ratio", type=float, help="budget growth per round")
-    p.add_argument("--targets", help="comma-separated targets to fit, or 'all' (default: the 7 domain targets; --quick: c4)")
+    p.add_argument("--targets",
+                   help="comma-separated targets to fit, or 'all' (default: the 7 domain targets; --quick: c4)")
     p.add_argument("--draws", type=int, help="NUTS draws per chain (warm-up the same)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "retrospective"), help="output directory")
-    p.add_argument("--summarise", metavar="DIR", help="re-print the summary (and redraw the figure) of a finished run in DIR, without fitting")
+    p.add_argument("--summarise", metavar="DIR",
+                   help="re-print the summary (and redraw the figure) of a finished run in DIR, without fitting")
     args = p.parse_args(argv)
     if args.summarise:
         return resummarise(Path(args.summarise))

@@ -32,24 +32,20 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+import bayesmix  # (sets the XLA device count before jax starts)
+from bayesmix import available_laws, get_law
+from bayesmix.data import RunTable, RunTableError, read_runs
+from bayesmix.posterior import Posterior
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dmsl_llm_slimpajama.csv"
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import bayesmix  # noqa: E402  (sets the XLA device count before jax starts)
-from bayesmix.data import RunTable, RunTableError, read_runs  # noqa: E402
-from bayesmix.laws import available_laws, get_law  # noqa: E402
-from bayesmix.laws.base import dims_coords  # noqa: E402
-from bayesmix.model import all_params  # noqa: E402
-
 FIT_MAX_SIZE = 1.3e9  # fit on sizes up to 1.235B
 TEST_SIZE = 2.718e9
 MIX_SIZE, MIX_TOKENS = 1.22e8, 9.998e9
@@ -58,17 +54,22 @@ INTERVAL = 0.9
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--laws", default=None, help="comma-separated laws (default: every registered law)")
-    p.add_argument("--split", choices=("scale", "mixture", "both"), default="scale", help="which benchmark split (default: scale)")
+    p.add_argument("--split", choices=("scale", "mixture", "both"), default="scale",
+                   help="which benchmark split (default: scale)")
     p.add_argument("--targets", default=None, help="comma-separated targets (default: all 8)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance probability (default: each law's own, as bayesmix.fit)")
-    p.add_argument("--min-fraction", type=float, default=0.35, help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance probability (default: each law's own, as bayesmix.fit)")
+    p.add_argument("--min-fraction", type=float, default=0.35,
+                   help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets")
     p.add_argument("--out", default=None, help="write the per-target table to this CSV file")
     p.add_argument("--combine", nargs="+", default=None, metavar="CSV",
                    help="print the side-by-side table of earlier runs' --out files (no fitting)")
@@ -85,30 +86,36 @@ def late_mask(table: RunTable, min_fraction: float) -> np.ndarray:
 
 
 def per_target_sampler_stats(fit) -> pd.DataFrame:
-    """Max R-hat and min bulk/tail ESS over every scalar that belongs to each target."""
+    """Max R-hat and min bulk/tail ESS over every scalar that belongs to each target.
+
+    A scalar belongs to a target when its site has a "target" dimension, or a
+    "foreign" one (targets that are not training domains) and the target is
+    foreign; the dimensions are read from the fit's ArviZ posterior.
+    """
     from arviz_stats.base import array_stats
 
-    spec = all_params(fit.law, fit.domains, fit.targets)
-    labels = dims_coords(fit.domains, fit.targets)
+    posterior = fit.posterior["posterior"]
+    foreign = [t for t in fit.targets if t not in fit.domains]
     rows = []
     for t in fit.targets:
         cols = []
-        for name, draws in fit.draws.items():
-            dims = spec[name].dims
-            if "target" in dims:
-                idx, axis = list(fit.targets).index(t), dims.index("target")
-            elif "foreign" in dims and t in labels["foreign"]:
-                idx, axis = labels["foreign"].index(t), dims.index("foreign")
+        for name in fit.draws:
+            da = posterior[name]  # (chain, draw, ...)
+            if "target" in da.dims:
+                part = da.sel(target=t)
+            elif "foreign" in da.dims and t in foreign:
+                part = da.sel(foreign=t)
             else:
                 continue
-            part = np.take(draws, idx, axis=2 + axis)
+            part = np.asarray(part.transpose("chain", "draw", ...).values)
             cols.append(part.reshape(part.shape[:2] + (-1,)))
         x = np.concatenate(cols, axis=-1)
         x = x[..., np.ptp(x, axis=(0, 1)) > 0]  # parameters pinned by design (tau_run at one scale) have no R-hat
         rhat = np.atleast_1d(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="rank"))
         bulk = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="bulk"))
         tail = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="tail", prob=0.05))
-        rows.append({"target": t, "max_rhat": float(np.nanmax(rhat)), "min_ess_bulk": float(np.nanmin(bulk)), "min_ess_tail": float(np.nanmin(tail))})
+        rows.append({"target": t, "max_rhat": float(np.nanmax(rhat)), "min_ess_bulk": float(np.nanmin(bulk)),
+                     "min_ess_tail": float(np.nanmin(tail))})
     out = pd.DataFrame(rows).set_index("target")
     blocks = {b["block"]: b for b in fit.timing.get("blocks", []) if "block" in b}
     out["divergences"] = [blocks[t]["divergences"] if t in blocks else np.nan for t in out.index]
@@ -117,12 +124,17 @@ def per_target_sampler_stats(fit) -> pd.DataFrame:
 
 
 def score(fit, table: RunTable, seed: int) -> pd.DataFrame:
-    """Long table (row, target): observed, posterior mean, 90% predictive interval, log predictive density."""
+    """Long table (row, target): observed, posterior mean, 90% predictive interval, log predictive density.
+
+    The density is of the law's mean with its extrapolation bias
+    (:meth:`bayesmix.posterior.Posterior.predictive`, as ``predict_table``
+    draws it), plus one new checkpoint of a new run.
+    """
     pt = fit.predict_table(table, interval=INTERVAL, seed=seed)
-    d = fit.predict_draws(table.weights, table.model_size, table.n_tokens, seed=seed)
-    p = fit.flat_draws()
-    S = d["mean"].shape[0]
-    sd = np.sqrt(p["sigma"][:S] ** 2 + p["tau_run"][:S] ** 2)[:, None, :]  # (S, 1, T): one new checkpoint of a new run
+    post = Posterior.from_fit(fit)
+    d = post.predictive(table.weights, table.model_size, table.n_tokens, seed=seed)
+    S = post.S
+    sd = np.sqrt(post.draws["sigma"] ** 2 + post.draws["tau_run"] ** 2)[:, None, :]  # (S, 1, T)
     y = table.frame[[f"{t}_loss" for t in fit.targets]].to_numpy(dtype=float)
     logy = np.log(np.where(np.isfinite(y), y, 1.0))
     z = (logy[None] - np.log(d["mean"])) / sd
@@ -136,7 +148,8 @@ def score(fit, table: RunTable, seed: int) -> pd.DataFrame:
 
 def summarise(pt: pd.DataFrame, by: str | None) -> pd.DataFrame:
     g = pt.groupby(by) if by else pt.assign(_all="all").groupby("_all")
-    out = g.agg(points=("rel_err", "size"), mre_pct=("rel_err", "mean"), cover90_pct=("covered", "mean"), lpd=("lpd", "mean"))
+    out = g.agg(points=("rel_err", "size"), mre_pct=("rel_err", "mean"), cover90_pct=("covered", "mean"),
+                lpd=("lpd", "mean"))
     out["mre_pct"] *= 100
     out["cover90_pct"] *= 100
     return out
@@ -148,32 +161,38 @@ def run_fit(table, law, targets, args, min_fraction):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always", bayesmix.FitWarning)
         fit = bayesmix.fit(table, law, targets=targets, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                           seed=args.seed, target_accept=args.target_accept, progress=False, min_fraction=min_fraction)
+                           seed=args.seed, target_accept=args.target_accept, progress=False,
+                           min_fraction=min_fraction)
         caught = [str(x.message) for x in w if issubclass(x.category, bayesmix.FitWarning)]
     seconds = time.perf_counter() - t0
     return fit, seconds, caught
 
 
-def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt: pd.DataFrame, extra_groups: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt: pd.DataFrame,
+               extra_groups: dict[str, pd.Series] | None = None) -> pd.DataFrame:
     d = fit.diagnostics
-    print(f"\n[{split}] {law}: fit {seconds:.1f} s ({fit.config.chains} chains x {fit.config.warmup}+{fit.config.draws}, target_accept {fit.config.target_accept}), "
-          f"{d.divergences} divergences, max R-hat {d.max_rhat:.3f}, min ESS bulk {d.min_ess_bulk:.0f} / tail {d.min_ess_tail:.0f}, "
+    c = fit.config
+    print(f"\n[{split}] {law}: fit {seconds:.1f} s ({c.chains} chains x {c.warmup}+{c.draws}, "
+          f"target_accept {c.target_accept}), {d.divergences} divergences, max R-hat {d.max_rhat:.3f}, "
+          f"min ESS bulk {d.min_ess_bulk:.0f} / tail {d.min_ess_tail:.0f}, "
           f"{d.max_tree_depth_hits} draws at max tree depth")
     for msg in caught:
         print(f"  FitWarning: {msg.splitlines()[0][:300]}")
     stats = per_target_sampler_stats(fit)
     per_target = summarise(pt, "target").join(stats)
-    sd = pd.Series(np.broadcast_to(np.asarray(fit.extrapolation_sd, float), (len(fit.targets),)), index=list(fit.targets))
+    sd = pd.Series(Posterior.from_fit(fit).extrapolation_sd, index=list(fit.targets))
     per_target["extrap_sd"] = sd.reindex(per_target.index)
     overall = summarise(pt, None)
     groups = [overall.rename(index={"all": "all points"})]
     for name, mask in (extra_groups or {}).items():
         groups.append(summarise(pt[mask.to_numpy()], None).rename(index={"all": name}))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(per_target.round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3, "max_rhat": 3, "min_ess_bulk": 0, "min_ess_tail": 0, "steps_per_draw": 1, "extrap_sd": 4}).to_string())
+        print(per_target.round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3, "max_rhat": 3, "min_ess_bulk": 0,
+                                "min_ess_tail": 0, "steps_per_draw": 1, "extrap_sd": 4}).to_string())
         print(pd.concat(groups).round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3}).to_string())
     rows = per_target.reset_index()
-    rows = pd.concat([rows, pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"})], ignore_index=True)
+    groups_rows = pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"})
+    rows = pd.concat([rows, groups_rows], ignore_index=True)
     rows.insert(0, "law", law)
     rows.insert(0, "split", split)
     rows["fit_seconds"] = seconds
@@ -193,7 +212,8 @@ def scale_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
         fit, seconds, caught = run_fit(train, law, targets, args, args.min_fraction)
         pt = score(fit, test, args.seed)
         late = pd.Series(late_mask(test, args.min_fraction)[pt.row.to_numpy()], index=pt.index)
-        out.append(report_law("scale", law, fit, seconds, caught, pt, {f"late (>= {args.min_fraction:g} of run)": late}))
+        out.append(report_law("scale", law, fit, seconds, caught, pt,
+                              {f"late (>= {args.min_fraction:g} of run)": late}))
     return out
 
 
@@ -211,17 +231,19 @@ def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
             fit, seconds, caught = run_fit(train, law, targets, args, 0.0)
         except RunTableError as err:  # a law not identified at one scale says so instead of sampling a ridge
             print(f"\n[mixture] {law}: not fitted: {err}")
-            out.append(pd.DataFrame([{"split": "mixture", "law": law, "target": "all points", "note": f"not fitted: {err}"}]))
+            out.append(pd.DataFrame([{"split": "mixture", "law": law, "target": "all points",
+                                      "note": f"not fitted: {err}"}]))
             continue
         pt = score(fit, val, args.seed)
-        own = np.array([val.frame.loc[r, f"weight_{t}"] if f"weight_{t}" in val.frame else np.nan for r, t in zip(pt.row, pt.target)])
+        own = np.array([val.frame.loc[r, f"weight_{t}"] if f"weight_{t}" in val.frame else np.nan
+                        for r, t in zip(pt.row, pt.target)])
         pt = pt[own >= 0.1]
         out.append(report_law("mixture", law, fit, seconds, caught, pt))
     return out
 
 
 def side_by_side(result: pd.DataFrame) -> str:
-    """The laws side by side, per split: overall error, calibration, held-out lpd and diagnostics, then MRE per target.
+    """The laws side by side, per split: overall error, calibration, held-out lpd, diagnostics; MRE per target.
 
     Ends with the law the held-out log predictive density prefers (per point;
     the difference is a sum over correlated checkpoints, so read it as a
@@ -229,7 +251,8 @@ def side_by_side(result: pd.DataFrame) -> str:
     """
     out = []
     for split, r in result.groupby("split", sort=False):
-        notes = [f"{law}: {note}" for law, note in r.dropna(subset=["note"])[["law", "note"]].itertuples(index=False)] if "note" in r else []
+        notes = ([f"{law}: {note}" for law, note in r.dropna(subset=["note"])[["law", "note"]].itertuples(index=False)]
+                 if "note" in r else [])
         r = r[r.law.isin(r.dropna(subset=["mre_pct"]).law)] if "mre_pct" in r else r.iloc[:0]
         if r.empty:
             out += [f"\n## {split} split: no law fitted"] + notes
@@ -240,10 +263,12 @@ def side_by_side(result: pd.DataFrame) -> str:
             "fit_s": overall.fit_seconds, "divergences": overall.divergences_total,
             "max_rhat": overall.max_rhat_total, "min_ess": overall.min_ess_total,
         }).round({"mre_pct": 2, "cover90_pct": 1, "lpd_per_point": 3, "fit_s": 0, "max_rhat": 3, "min_ess": 0})
-        per_target = r[~r.target.isin(["all points"]) & ~r.target.str.startswith("late")].pivot(index="law", columns="target", values="mre_pct").round(2)
+        per_target = (r[~r.target.isin(["all points"]) & ~r.target.str.startswith("late")]
+                      .pivot(index="law", columns="target", values="mre_pct").round(2))
         best = table.lpd_per_point.idxmax()
         others = table.lpd_per_point.drop(best)
-        gap = f" (by {table.lpd_per_point[best] - others.max():.3f} nats per point over {others.idxmax()})" if len(others) else ""
+        gap = (f" (by {table.lpd_per_point[best] - others.max():.3f} nats per point over {others.idxmax()})"
+               if len(others) else "")
         out += [f"\n## {split} split: laws side by side", table.to_string(), "",
                 "MRE % of the posterior mean per target:", per_target.to_string(), "",
                 f"held-out log predictive density prefers {best}{gap}"] + notes
@@ -261,7 +286,8 @@ def main(argv=None) -> int:
         print(side_by_side(combined[combined._file == latest].drop(columns="_file")))
         return 0
     if not DATA.exists():
-        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data).")
+        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in "
+              "../shared/data).")
         return 0
     laws = args.laws.split(",") if args.laws else available_laws()
     for law in laws:
@@ -269,7 +295,8 @@ def main(argv=None) -> int:
     runs = read_runs(DATA, quiet=True)
     targets = tuple(args.targets.split(",")) if args.targets else None
     ta = args.target_accept or "each law's own"
-    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + {args.draws} draws; target_accept {ta}; seed {args.seed}")
+    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + "
+          f"{args.draws} draws; target_accept {ta}; seed {args.seed}")
     tables = []
     if args.split in ("scale", "both"):
         tables += scale_split(runs, laws, targets, args)

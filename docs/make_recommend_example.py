@@ -11,20 +11,19 @@ the optimal weight should contain it.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+from scipy.optimize import minimize
+
+import bayesmix
+from bayesmix.decide import recommend
+from bayesmix.example import DOMAINS, TARGET_SIZE, TARGET_TOKENS, example_table, true_loss
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
-
-import bayesmix  # noqa: E402
-from bayesmix.example import DOMAINS, TARGET_SIZE, TARGET_TOKENS, example_table, true_loss  # noqa: E402
-from bayesmix.recommend import recommend  # noqa: E402
-
 MODEL = REPO / "models" / "example-additive.nc"
 OUT = REPO / "docs" / "recommend-example.png"
 
@@ -36,12 +35,16 @@ def true_optimum() -> np.ndarray:
         h /= h.sum()
         return true_loss(h[None], TARGET_SIZE, TARGET_TOKENS).mean()
 
-    best = min((minimize(f, z0, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000}) for z0 in np.random.default_rng(0).normal(0, 1, (5, len(DOMAINS)))), key=lambda r: r.fun)
+    options = {"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000}
+    starts = np.random.default_rng(0).normal(0, 1, (5, len(DOMAINS)))
+    best = min((minimize(f, z0, method="Nelder-Mead", options=options) for z0 in starts), key=lambda r: r.fun)
     h = np.exp(best.x - best.x.max())
     return h / h.sum()
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    description = "Make docs/recommend-example.png from the simulated example (no options)."
+    argparse.ArgumentParser(description=description).parse_args(argv)
     if MODEL.exists():
         fit = bayesmix.load(MODEL)
     else:
