@@ -23,6 +23,7 @@ from .diagnostics import FitWarning  # noqa: E402
 from .fit import Fit, fit  # noqa: E402
 from .io import ModelFileError  # noqa: E402
 from .laws import available_laws, get_law  # noqa: E402
+from .mode import fit_mode  # noqa: E402
 from .decide import recommend  # noqa: E402
 from .plan import next_run  # noqa: E402
 from .priors import Prior  # noqa: E402
@@ -51,6 +52,6 @@ def clear_caches() -> None:
 
 __all__ = [
     "Fit", "FitWarning", "ModelFileError", "Prior", "RunTable", "RunTableError",
-    "available_laws", "clear_caches", "fit", "get_law", "load", "next_run", "read_mixtures", "read_regmix", "read_runs",
+    "available_laws", "clear_caches", "fit", "fit_mode", "get_law", "load", "next_run", "read_mixtures", "read_regmix", "read_runs",
     "recommend",
 ]

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 
 from .data import RunTable
-from .design import observed_from_table
-from .inference import SamplerConfig, posterior_mode
 from .laws.base import Law
-from .model import Observed, make_model
-from .posterior import Posterior, efolds_beyond
+from .mode import fit_mode
+from .model import Observed
+from .posterior import efolds_beyond
 from .priors import Prior
 
 log = logging.getLogger("bayesmix")
@@ -68,11 +67,9 @@ def learn_extrapolation_sd(
     largest = sizes[-1]
     train = table.subset(table.model_size < largest)
     held = table.subset(table.model_size == largest)
-    obs, _ = observed_from_table(train, targets, N0, D0, sizes[:-1], like=like)
-    model = make_model(law, table.domains, targets, priors)
-    p = posterior_mode(model, (obs,), SamplerConfig(seed=seed))
-
-    log_mu = Posterior.point(law, table.domains, targets, p, N0, D0).log_means(held.weights, held.model_size, held.n_tokens)[0]
+    mode = fit_mode(train, law, targets=targets, priors=priors, seed=seed, N0=N0, D0=D0, like=like)
+    p = {k: v[0] for k, v in mode.draws.items()}
+    log_mu = mode.log_means(held.weights, held.model_size, held.n_tokens)[0]
     y = held.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
     resid = pd.DataFrame(np.log(y) - log_mu, columns=list(targets))
     by_run = resid.groupby(held.run)

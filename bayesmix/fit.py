@@ -20,9 +20,9 @@ from .extrapolation import learn_extrapolation_sd
 from .inference import SamplerConfig, sample
 from .laws import Law, get_law
 from .laws.base import dims_coords
-from .model import all_params, make_model, param_shapes, unidentified_run_offsets
+from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
 from .posterior import Posterior
-from .priors import Prior, coerce_prior
+from .priors import Prior
 
 
 @dataclass
@@ -233,17 +233,6 @@ def prior_sd(priors: Mapping[str, Prior], shapes: Mapping[str, tuple[int, ...]],
         draws = priors[name].to_numpyro(shape).sample(key, (4000,))
         out[name] = np.asarray(draws).std(0)
     return out
-
-
-def resolve_priors(law: Law, domains, targets, overrides: Mapping[str, Any] | None) -> dict[str, Prior]:
-    """The law's default priors with the user's overrides applied (unknown names are an error)."""
-    spec = all_params(law, domains, targets)
-    priors = {name: p.prior for name, p in spec.items()}
-    for name, value in (overrides or {}).items():
-        if name not in priors:
-            raise ValueError(f"law {law.name!r} has no parameter {name!r}; its parameters: {', '.join(priors)}")
-        priors[name] = coerce_prior(value)
-    return priors
 
 
 def fit(

@@ -28,7 +28,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from .laws.base import Inputs, Law, Param, dims_sizes
-from .priors import Prior
+from .priors import Prior, coerce_prior
 
 NOISE_PARAMS: dict[str, Param] = {
     "sigma": Param(("target",), Prior("HalfNormal", {"scale": 0.05}, "checkpoint noise on log loss: well under 5%"), "checkpoint noise (log scale)"),
@@ -93,6 +93,17 @@ def all_params(law: Law, domains, targets) -> dict[str, Param]:
         raise ValueError(f"law {law.name!r} reuses reserved parameter names {sorted(clash)}")
     spec.update(NOISE_PARAMS)
     return spec
+
+
+def resolve_priors(law: Law, domains, targets, overrides: Mapping[str, Any] | None) -> dict[str, Prior]:
+    """The law's default priors with the user's overrides applied (unknown names are an error)."""
+    spec = all_params(law, domains, targets)
+    priors = {name: p.prior for name, p in spec.items()}
+    for name, value in (overrides or {}).items():
+        if name not in priors:
+            raise ValueError(f"law {law.name!r} has no parameter {name!r}; its parameters: {', '.join(priors)}")
+        priors[name] = coerce_prior(value)
+    return priors
 
 
 def param_shapes(spec: Mapping[str, Param], domains, targets) -> dict[str, tuple[int, ...]]:

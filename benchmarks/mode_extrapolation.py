@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesmix import get_law  # (importing bayesmix sets the XLA device count before jax starts)
+import bayesmix  # (importing bayesmix sets the XLA device count before jax starts)
+from bayesmix import get_law
 from bayesmix.data import read_runs
 from bayesmix.posterior import Posterior
 
@@ -38,29 +39,10 @@ FIT_MAX_SIZE, TEST_SIZE, MIN_FRACTION = 1.3e9, 2.718e9, 0.35  # as benchmarks/sc
 
 
 def mode_fit(law, train, seed: int) -> tuple[Posterior, float]:
-    """The law's posterior mode on ``train`` (default priors, every target) as a one-draw Posterior, and seconds.
-
-    The one place in the benchmarks that uses bayesmix internals: the library
-    has no public function for a posterior-mode fit without sampling. These
-    are the steps :func:`bayesmix.fit` takes before NUTS (and
-    ``bayesmix.extrapolation`` takes to measure ``extrapolation_sd``):
-    reference scales, the model's data, the NumPyro model with the default
-    priors, and the mode search.
-    """
-    # ---- internal API (bayesmix.design, bayesmix.model, bayesmix.inference, bayesmix.fit.resolve_priors)
-    from bayesmix.design import observed_from_table, reference_scale
-    from bayesmix.fit import resolve_priors
-    from bayesmix.inference import SamplerConfig, posterior_mode
-    from bayesmix.model import make_model
-
-    targets = train.targets
-    N0, D0 = reference_scale(train.model_size), reference_scale(train.n_tokens)
-    obs, _ = observed_from_table(train, targets, N0, D0, np.unique(train.model_size))
-    model = make_model(law, train.domains, targets, resolve_priors(law, train.domains, targets, None))
+    """The law's posterior mode on ``train`` (default priors, every target) as a one-draw Posterior, and seconds."""
     t0 = time.perf_counter()
-    p = posterior_mode(model, (obs,), SamplerConfig(seed=seed))
-    seconds = time.perf_counter() - t0
-    return Posterior.point(law, train.domains, targets, p, N0, D0), seconds
+    mode = bayesmix.fit_mode(train, law, seed=seed)
+    return mode, time.perf_counter() - t0
 
 
 def mode_errors(law_name: str, train, test, seed: int) -> tuple[pd.Series, dict[str, np.ndarray], float]:

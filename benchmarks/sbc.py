@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bayesmix import available_laws, get_law  # (importing bayesmix sets XLA flags before jax starts)
-from bayesmix.checks.sbc import default_design, sbc
+from bayesmix.checks import default_design, sbc
 
 os.environ.setdefault("BAYESMIX_PROGRESS", "0")
 

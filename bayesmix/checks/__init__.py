@@ -10,10 +10,10 @@
 from .compare import compare, loo_runs, verdict
 from .loglik import heldout_loglik, run_loglik
 from .ppc import CheckResult, check
-from .sbc import SBCResult, sbc
+from .sbc import SBCResult, default_design, sbc
 from .validate import ValidationResult, make_folds, validate
 
 __all__ = [
-    "CheckResult", "SBCResult", "ValidationResult", "check", "compare", "heldout_loglik", "loo_runs", "make_folds",
+    "CheckResult", "SBCResult", "ValidationResult", "check", "compare", "default_design", "heldout_loglik", "loo_runs", "make_folds",
     "run_loglik", "sbc", "validate", "verdict",
 ]
