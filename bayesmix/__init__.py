@@ -8,7 +8,9 @@ import os as _os
 # before jax creates its CPU backend -- i.e. before anything imports jax.
 if "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
     _n = max(4, _os.cpu_count() or 1)
-    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}").strip()
+    _os.environ["XLA_FLAGS"] = (
+        _os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}"
+    ).strip()
 
 import jax as _jax
 
@@ -16,17 +18,16 @@ import jax as _jax
 # log-densities: float32 loses the line searches and the energy differences.
 _jax.config.update("jax_enable_x64", True)
 
-from .version import __version__  # noqa: E402
-
 from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
+from .decide import recommend  # noqa: E402
 from .diagnostics import FitWarning  # noqa: E402
 from .fit import Fit, fit  # noqa: E402
 from .io import ModelFileError  # noqa: E402
 from .laws import available_laws, get_law  # noqa: E402
 from .mode import fit_mode  # noqa: E402
-from .decide import recommend  # noqa: E402
 from .plan import next_run  # noqa: E402
 from .priors import Prior  # noqa: E402
+from .version import __version__  # noqa: E402
 
 load = Fit.load
 
@@ -50,8 +51,24 @@ def clear_caches() -> None:
     _jax.clear_caches()
     gc.collect()
 
+
 __all__ = [
-    "Fit", "FitWarning", "ModelFileError", "Prior", "RunTable", "RunTableError",
-    "available_laws", "clear_caches", "fit", "fit_mode", "get_law", "load", "next_run", "read_mixtures", "read_regmix", "read_runs",
+    "__version__",
+    "Fit",
+    "FitWarning",
+    "ModelFileError",
+    "Prior",
+    "RunTable",
+    "RunTableError",
+    "available_laws",
+    "clear_caches",
+    "fit",
+    "fit_mode",
+    "get_law",
+    "load",
+    "next_run",
+    "read_mixtures",
+    "read_regmix",
+    "read_runs",
     "recommend",
 ]

@@ -34,8 +34,15 @@ def make_inputs(h, mix, N, D, N0: float, D0: float, own: Sequence[int]) -> Input
     )
 
 
-def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, sizes: np.ndarray, pad: bool = True,
-                        like: Observed | None = None) -> tuple[Observed, np.ndarray]:
+def observed_from_table(
+    table,
+    targets: Sequence[str],
+    N0: float,
+    D0: float,
+    sizes: np.ndarray,
+    pad: bool = True,
+    like: Observed | None = None,
+) -> tuple[Observed, np.ndarray]:
     """The model's data for a run table, padded to bucketed shapes.
 
     Returns the Observed pytree and the run label of every run slot (padding
@@ -63,8 +70,13 @@ def observed_from_table(table, targets: Sequence[str], N0: float, D0: float, siz
     h_pad = padded(h, M_pad)
     h_pad[M:] = h[0]  # padding mixtures must be valid mixtures
     x = make_inputs(
-        h_pad, padded(mix, n_pad), padded(table.model_size, n_pad, N0), padded(table.n_tokens, n_pad, D0),
-        N0, D0, own_index(table.domains, targets),
+        h_pad,
+        padded(mix, n_pad),
+        padded(table.model_size, n_pad, N0),
+        padded(table.n_tokens, n_pad, D0),
+        N0,
+        D0,
+        own_index(table.domains, targets),
     )
     # Distinct (mixture, model size) cells; padding rows point to cell 0.
     pairs, cell = np.unique(np.column_stack([mix, np.asarray(table.model_size, float)]), axis=0, return_inverse=True)

@@ -71,6 +71,7 @@ def scalar_names(name: str, shape: tuple[int, ...], coords: list[list[str]]) -> 
     """Readable labels ``E[c4]``, ``gamma[c4, book]`` for each element of a parameter block."""
     if not shape:
         return [name]
+
     def label(i: int, j: int) -> str:
         # a dimension without coordinate labels (e.g. a sampler-internal block) falls back to its index
         return coords[i][j] if i < len(coords) and j < len(coords[i]) else str(j)

@@ -39,8 +39,14 @@ def true_parameters() -> dict[str, np.ndarray]:
     K = T = len(DOMAINS)
     own = np.eye(K)
     p = from_paper_parameters(
-        E=np.array([1.9, 0.7, 2.1, 1.1]), A=np.full(T, 0.35), alpha=np.array([0.34, 0.30, 0.36, 0.32]),
-        B=np.full(T, 0.30), beta=np.array([0.28, 0.30, 0.26, 0.29]), w=0.08 + 0.6 * own, gamma=0.25 + 0.3 * own)
+        E=np.array([1.9, 0.7, 2.1, 1.1]),
+        A=np.full(T, 0.35),
+        alpha=np.array([0.34, 0.30, 0.36, 0.32]),
+        B=np.full(T, 0.30),
+        beta=np.array([0.28, 0.30, 0.26, 0.29]),
+        w=0.08 + 0.6 * own,
+        gamma=0.25 + 0.3 * own,
+    )
     return {**p, "sigma": np.full(T, 0.004), "tau_run": np.full(T, 0.003)}
 
 
@@ -64,9 +70,15 @@ def true_loss(h: np.ndarray, N: float, D: float) -> np.ndarray:
     from .laws.base import own_index
 
     table = example_table()
-    x = make_inputs(h, np.arange(len(h)), np.full(len(h), N), np.full(len(h), D),
-                    reference_scale(table.model_size.to_numpy()), reference_scale(table.n_tokens.to_numpy()),
-                    own_index(DOMAINS, DOMAINS))
+    x = make_inputs(
+        h,
+        np.arange(len(h)),
+        np.full(len(h), N),
+        np.full(len(h), D),
+        reference_scale(table.model_size.to_numpy()),
+        reference_scale(table.n_tokens.to_numpy()),
+        own_index(DOMAINS, DOMAINS),
+    )
     p = {k: v for k, v in true_parameters().items()}
     return np.asarray(get_law("additive").mean(p, x))
 
@@ -81,8 +93,15 @@ class ExampleResult:
     figures: list[Path]
 
 
-def run_example(out_dir: str | Path = "models", figure_dir: str | Path = "example", chains: int = 4,
-                warmup: int = 1000, draws: int = 1000, seed: int = 0, progress: bool | None = None) -> ExampleResult:
+def run_example(
+    out_dir: str | Path = "models",
+    figure_dir: str | Path = "example",
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> ExampleResult:
     """Simulate, fit, predict at 1.2B parameters / 24B tokens, compare with the truth, save model and figures."""
     runs = read_runs(example_table(seed))
     result = fit(runs, "additive", chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress)
@@ -112,14 +131,23 @@ def save_figures(result: Fit, pred: pd.DataFrame, folder: Path) -> list[Path]:
     for ax, t in zip(np.atleast_1d(axes), targets):
         sub = pred[pred.target == t]
         y = np.arange(len(sub))
-        ax.errorbar(sub["median"], y, xerr=[sub["median"] - sub["lower"], sub["upper"] - sub["median"]], fmt="o", color="C0", label="90% credible")
+        ax.errorbar(
+            sub["median"],
+            y,
+            xerr=[sub["median"] - sub["lower"], sub["upper"] - sub["median"]],
+            fmt="o",
+            color="C0",
+            label="90% credible",
+        )
         ax.hlines(y, sub.pred_lower, sub.pred_upper, color="C0", alpha=0.3, lw=6, label="90% predictive")
         ax.plot(sub.truth, y, "x", color="C3", ms=9, mew=2, label="simulated truth")
         ax.set_yticks(y, labels if t == targets[0] else [""] * len(y))
         ax.set_title(f"{t} loss")
         ax.set_xlabel("nats")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"Simulated example: predictions at {TARGET_SIZE:.2g} params / {TARGET_TOKENS:.2g} tokens (3.4x beyond the largest fitted size)")
+    fig.suptitle(
+        f"Simulated example: predictions at {TARGET_SIZE:.2g} params / {TARGET_TOKENS:.2g} tokens (3.4x beyond the largest fitted size)"
+    )
     fig.tight_layout()
     paths.append(folder / "example-predictions.png")
     fig.savefig(paths[-1], dpi=110)
@@ -129,7 +157,16 @@ def save_figures(result: Fit, pred: pd.DataFrame, folder: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for i, t in enumerate(targets):
         sub = table[table.target == t]
-        ax.errorbar(sub.observed, sub["median"], yerr=[sub["median"] - sub.pred_lower, sub.pred_upper - sub["median"]], fmt=".", ms=3, alpha=0.5, color=f"C{i}", label=t)
+        ax.errorbar(
+            sub.observed,
+            sub["median"],
+            yerr=[sub["median"] - sub.pred_lower, sub.pred_upper - sub["median"]],
+            fmt=".",
+            ms=3,
+            alpha=0.5,
+            color=f"C{i}",
+            label=t,
+        )
     lo, hi = table.observed.min(), table.observed.max()
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.set_xlabel("observed loss (simulated)")

@@ -62,8 +62,10 @@ def learn_extrapolation_sd(
     sizes = np.unique(table.model_size)
     T = len(targets)
     if len(sizes) < MIN_SIZES:
-        return np.full(T, DEFAULT), (f"extrapolation_sd: {DEFAULT:g} per e-fold (the default: {len(sizes)} model sizes "
-                                     f"leave none to hold out; {MIN_SIZES} are needed to measure it)")
+        return np.full(T, DEFAULT), (
+            f"extrapolation_sd: {DEFAULT:g} per e-fold (the default: {len(sizes)} model sizes "
+            f"leave none to hold out; {MIN_SIZES} are needed to measure it)"
+        )
     largest = sizes[-1]
     train = table.subset(table.model_size < largest)
     held = table.subset(table.model_size == largest)
@@ -74,13 +76,21 @@ def learn_extrapolation_sd(
     resid = pd.DataFrame(np.log(y) - log_mu, columns=list(targets))
     by_run = resid.groupby(held.run)
     run_mean, run_count = by_run.mean(), by_run.count()
-    far = pd.Series(efolds_beyond(held.model_size, held.n_tokens, train.model_size.max(), train.n_tokens.max())).groupby(held.run).mean()
+    far = (
+        pd.Series(efolds_beyond(held.model_size, held.n_tokens, train.model_size.max(), train.n_tokens.max()))
+        .groupby(held.run)
+        .mean()
+    )
 
     sigma2, tau2 = np.asarray(p["sigma"]) ** 2, np.asarray(p.get("tau_run", np.zeros(T))) ** 2
     excess = (run_mean**2).mean().to_numpy() - tau2 - (sigma2 / run_count.clip(lower=1)).mean().to_numpy()
     sd = np.sqrt(np.clip(excess, 0.0, None)) / max(float(far.mean()), 1e-3)
     sd = np.maximum(np.nan_to_num(sd, nan=DEFAULT), FLOOR)
-    note = (f"extrapolation_sd measured by fitting the mode without the largest size ({largest:.4g}, {held.n_runs} runs, "
-            f"{far.mean():.2f} e-folds out): " + ", ".join(f"{t} {s:.3g}" for t, s in zip(targets, sd)) + f" (floor {FLOOR:g})")
+    note = (
+        f"extrapolation_sd measured by fitting the mode without the largest size ({largest:.4g}, {held.n_runs} runs, "
+        f"{far.mean():.2f} e-folds out): "
+        + ", ".join(f"{t} {s:.3g}" for t, s in zip(targets, sd))
+        + f" (floor {FLOOR:g})"
+    )
     log.info(note)
     return sd, note

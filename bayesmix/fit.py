@@ -11,7 +11,6 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .version import __version__
 from . import io as codec
 from .data import RunTable, RunTableError, read_runs
 from .design import observed_from_table, reference_scale
@@ -23,6 +22,7 @@ from .laws.base import dims_coords
 from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
 from .posterior import Posterior
 from .priors import Prior
+from .version import __version__
 
 
 @dataclass
@@ -138,7 +138,9 @@ class Fit:
             raise ValueError(f"model size and tokens must be positive numbers; got {model_size}, {tokens}")
         h = np.atleast_2d(read_mixtures(mixtures, self.domains) if not isinstance(mixtures, np.ndarray) else mixtures)
         if h.shape[1] != len(self.domains):
-            raise RunTableError(f"mixtures have {h.shape[1]} weights; this model has {len(self.domains)} domains ({', '.join(self.domains)})")
+            raise RunTableError(
+                f"mixtures have {h.shape[1]} weights; this model has {len(self.domains)} domains ({', '.join(self.domains)})"
+            )
         d = self.predict_draws(h, model_size, tokens, seed=seed)
         names = list(self.targets)
         if target_weights is not None:
@@ -215,8 +217,13 @@ def _interval_columns(d: Mapping[str, np.ndarray], interval: float) -> dict[str,
     q = np.quantile(d["mean"], [a, 0.5, 1 - a], axis=0)
     qp = np.quantile(d["pred"], [a, 1 - a], axis=0)
     return {
-        "mean": d["mean"].mean(0).ravel(), "median": q[1].ravel(), "lower": q[0].ravel(), "upper": q[2].ravel(),
-        "pred_lower": qp[0].ravel(), "pred_upper": qp[1].ravel(), "interval": interval,
+        "mean": d["mean"].mean(0).ravel(),
+        "median": q[1].ravel(),
+        "lower": q[0].ravel(),
+        "upper": q[2].ravel(),
+        "pred_lower": qp[0].ravel(),
+        "pred_upper": qp[1].ravel(),
+        "interval": interval,
     }
 
 
@@ -225,7 +232,9 @@ def _sample_stats_for_arviz(extra: Mapping[str, np.ndarray]) -> dict[str, np.nda
     return {names.get(k, k): v for k, v in extra.items()}
 
 
-def prior_sd(priors: Mapping[str, Prior], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+def prior_sd(
+    priors: Mapping[str, Prior], shapes: Mapping[str, tuple[int, ...]], seed: int = 0
+) -> dict[str, np.ndarray]:
     """Prior standard deviation of every parameter element (by sampling; used to spot prior-dominated ones)."""
     key = jax.random.PRNGKey(seed)
     out = {}
@@ -273,12 +282,16 @@ def fit(
     targets = tuple(targets) if targets is not None else table.targets
     unknown = [t for t in targets if t not in table.targets]
     if unknown:
-        raise RunTableError(f"{table.source}: no target {', '.join(map(repr, unknown))}; targets are {', '.join(table.targets)}")
+        raise RunTableError(
+            f"{table.source}: no target {', '.join(map(repr, unknown))}; targets are {', '.join(table.targets)}"
+        )
     table.require_mixtures(law.min_mixtures, law.name)
     table.require_scales(law.min_scales, law.name, law.why_scales)
     prior_map = resolve_priors(law, table.domains, targets, priors)
     target_accept = law.target_accept if target_accept is None else target_accept
-    config = SamplerConfig(chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth)
+    config = SamplerConfig(
+        chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth
+    )
 
     sizes = np.unique(table.model_size)
     N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
@@ -292,8 +305,10 @@ def fit(
         # The likelihood left these offsets out (model.group_loglik): their
         # draws are the prior's, and sigma already carries the run-to-run noise.
         draws_ = dict(draws_, tau_run=np.where(lone, 0.0, draws_["tau_run"]))
-        notes.append(f"run offsets not identified for {', '.join(t for t, l in zip(targets, lone) if l)}: no run has two "
-                     "checkpoints of it, so tau_run is set to 0 and sigma carries all of the run-to-run noise")
+        notes.append(
+            f"run offsets not identified for {', '.join(t for t, l in zip(targets, lone) if l)}: no run has two "
+            "checkpoints of it, so tau_run is set to 0 and sigma carries all of the run-to-run noise"
+        )
     if extrapolation_sd is None:
         kappa, note = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
     else:
@@ -305,8 +320,19 @@ def fit(
     info["total_seconds"] = time.perf_counter() - t0
 
     result = Fit(
-        law=law, table=table, targets=targets, priors=prior_map, config=config, N0=N0, D0=D0, sizes=sizes,
-        draws=draws_, sample_stats=extra, diagnostics=None, timing=info, extrapolation_sd=kappa,  # type: ignore[arg-type]
+        law=law,
+        table=table,
+        targets=targets,
+        priors=prior_map,
+        config=config,
+        N0=N0,
+        D0=D0,
+        sizes=sizes,
+        draws=draws_,
+        sample_stats=extra,
+        diagnostics=None,
+        timing=info,
+        extrapolation_sd=kappa,  # type: ignore[arg-type]
     )
     shapes = param_shapes(all_params(law, table.domains, targets), table.domains, targets)
     result.diagnostics = diagnose(draws_, extra, result.coords(), max_tree_depth, prior_sd(prior_map, shapes, seed))

@@ -39,7 +39,6 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -55,6 +54,7 @@ from numpyro.infer.util import constrain_fn, potential_energy
 from .model import Block, Observed
 
 log = logging.getLogger("bayesmix")
+
 
 @dataclass(frozen=True)
 class SamplerConfig:
@@ -177,8 +177,15 @@ def _compiled(model: Callable, args: tuple, signature: Any) -> _Compiled:
         return jax.jvp(lambda q: jax.grad(potential)(q, a), (z,), (v,))[1]
 
     dim = int(flat.shape[0])
-    out = _Compiled(unravel, dim, starts, jax.jit(jax.value_and_grad(potential)), jax.jit(hvp),
-                    jax.jit(lambda z, a: jax.vmap(lambda v: hvp(z, v, a))(jnp.eye(dim))), jax.jit(constrain))
+    out = _Compiled(
+        unravel,
+        dim,
+        starts,
+        jax.jit(jax.value_and_grad(potential)),
+        jax.jit(hvp),
+        jax.jit(lambda z, a: jax.vmap(lambda v: hvp(z, v, a))(jnp.eye(dim))),
+        jax.jit(constrain),
+    )
     if signature is not None:
         _COMPILED[signature] = out
     return out
@@ -207,8 +214,9 @@ def find_mode(comp: _Compiled, args: tuple, starts: Sequence[np.ndarray]) -> tup
     best = None
     for z0 in starts:
         try:
-            res = scipy.optimize.minimize(fun, z0, jac=True, method="trust-krylov",
-                                          hessp=hessp, options={"maxiter": 1000})
+            res = scipy.optimize.minimize(
+                fun, z0, jac=True, method="trust-krylov", hessp=hessp, options={"maxiter": 1000}
+            )
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:  # a start with no finite energy
             log.debug("mode search from one start failed: %s", err)
             continue
@@ -241,9 +249,21 @@ def _inverse_pd(hess: np.ndarray, floor: float = 1.0 / MAX_LAPLACE_VARIANCE) -> 
 # --------------------------------------------------------------------------- #
 
 
-def _runner(model: Callable, unravel: Callable, dim: int, config: SamplerConfig, parallel: bool, signature: Any) -> Callable:
+def _runner(
+    model: Callable, unravel: Callable, dim: int, config: SamplerConfig, parallel: bool, signature: Any
+) -> Callable:
     """A compiled function (keys (C,), u0 (C, d), args, mode, chol) -> draws in whitened space and statistics."""
-    key = (signature, dim, config.warmup, config.draws, config.target_accept, config.max_tree_depth, config.dense_mass, config.chains, parallel)
+    key = (
+        signature,
+        dim,
+        config.warmup,
+        config.draws,
+        config.target_accept,
+        config.max_tree_depth,
+        config.dense_mass,
+        config.chains,
+        parallel,
+    )
     if signature is not None and key in _RUNNERS:
         return _RUNNERS[key]
 
@@ -255,16 +275,20 @@ def _runner(model: Callable, unravel: Callable, dim: int, config: SamplerConfig,
     def one_chain(rng, u0, args, mode, chol):
         margs = (args, mode, chol)
         state = init_kernel(
-            u0, config.warmup,
+            u0,
+            config.warmup,
             # Whitened coordinates: unit scales, and a unit step is the right
             # start. Only a diagonal mass matrix is adapted: a dense one
             # estimated from one warm-up window (25-100 draws in ~20
             # dimensions) was worse than the whitening it refined (measured:
             # 161 against 16 leapfrog steps per draw).
             inverse_mass_matrix=jnp.ones(dim),
-            dense_mass=False, target_accept_prob=config.target_accept,
-            max_tree_depth=config.max_tree_depth, find_heuristic_step_size=True,
-            model_args=margs, rng_key=rng,
+            dense_mass=False,
+            target_accept_prob=config.target_accept,
+            max_tree_depth=config.max_tree_depth,
+            find_heuristic_step_size=True,
+            model_args=margs,
+            rng_key=rng,
         )
 
         def warm(s, _):
@@ -311,16 +335,27 @@ def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel:
     C, S = z.shape[:2]
     sites = comp.constrain(jnp.asarray(z.reshape(C * S, -1)), block.args)
     draws = {k: np.asarray(v).reshape((C, S) + v.shape[1:]) for k, v in sites.items()}
-    extra = {"diverging": np.asarray(div), "num_steps": np.asarray(steps), "energy": np.asarray(en), "accept_prob": np.asarray(acc)}
+    extra = {
+        "diverging": np.asarray(div),
+        "num_steps": np.asarray(steps),
+        "energy": np.asarray(en),
+        "accept_prob": np.asarray(acc),
+    }
     info = {
-        "block": block.label, "dim": comp.dim, "mode_seconds": round(t_mode, 3), "nuts_seconds": round(t_nuts, 3),
+        "block": block.label,
+        "dim": comp.dim,
+        "mode_seconds": round(t_mode, 3),
+        "nuts_seconds": round(t_nuts, 3),
         "step_size": [round(float(s), 5) for s in np.asarray(step_size)],
-        "mean_steps": round(float(np.mean(steps)), 2), "divergences": int(np.sum(div)),
+        "mean_steps": round(float(np.mean(steps)), 2),
+        "divergences": int(np.sum(div)),
     }
     return draws, extra, info
 
 
-def sample(model: Callable, model_args: tuple, config: SamplerConfig, progress: bool | None = None, cache_key: Any = None) -> tuple[dict, dict, dict]:
+def sample(
+    model: Callable, model_args: tuple, config: SamplerConfig, progress: bool | None = None, cache_key: Any = None
+) -> tuple[dict, dict, dict]:
     """Run NUTS; return (draws by site with a leading chain axis, extra fields, timing info).
 
     Extra fields are per (chain, draw) over the whole model: ``diverging``
@@ -349,8 +384,15 @@ def sample(model: Callable, model_args: tuple, config: SamplerConfig, progress: 
         results.append(_sample_block(block, config, k, parallel))
         if verbose:
             b = results[-1][2]
-            log.warning("sampled %s (%d/%d): %.1f s, %.1f leapfrog steps per draw, %d divergences",
-                        b["block"], i + 1, len(blocks), b["mode_seconds"] + b["nuts_seconds"], b["mean_steps"], b["divergences"])
+            log.warning(
+                "sampled %s (%d/%d): %.1f s, %.1f leapfrog steps per draw, %d divergences",
+                b["block"],
+                i + 1,
+                len(blocks),
+                b["mode_seconds"] + b["nuts_seconds"],
+                b["mean_steps"],
+                b["divergences"],
+            )
 
     draws = _merge([r[0] for r in results], blocks)
     ex = [r[1] for r in results]
@@ -382,7 +424,9 @@ def posterior_mode(model: Callable, model_args: tuple, config: SamplerConfig) ->
     parts = []
     for block, key in zip(blocks, keys):
         comp = _compiled(block.model, block.args, block.signature)
-        starts = list(np.asarray(comp.starts(jax.random.split(key, 3)[0], max(1, config.laplace_starts)), dtype=np.float64))
+        starts = list(
+            np.asarray(comp.starts(jax.random.split(key, 3)[0], max(1, config.laplace_starts)), dtype=np.float64)
+        )
         mode, _, _ = find_mode(comp, block.args, starts)
         sites = comp.constrain(jnp.asarray(mode[None]), block.args)
         parts.append({k: np.asarray(v)[None] for k, v in sites.items()})  # (chain 1, draw 1, ...)

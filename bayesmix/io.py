@@ -117,8 +117,11 @@ def from_datatree(tree: xr.DataTree, path: str | os.PathLike = "model") -> dict[
         frame = tree["runs"].to_dataset().to_dataframe().reset_index(drop=True)
         frame["run"] = frame["run"].astype(str)
         table = RunTable(
-            frame=frame, domains=domains, targets=tuple(json.loads(a.get("table_targets", a["targets"]))),
-            source=a.get("source", str(path)), notes=tuple(json.loads(a.get("notes", "[]"))),
+            frame=frame,
+            domains=domains,
+            targets=tuple(json.loads(a.get("table_targets", a["targets"]))),
+            source=a.get("source", str(path)),
+            notes=tuple(json.loads(a.get("notes", "[]"))),
         )
         post = tree["posterior"].to_dataset()
         stats = tree["sample_stats"].to_dataset()
@@ -127,25 +130,37 @@ def from_datatree(tree: xr.DataTree, path: str | os.PathLike = "model") -> dict[
 
     saved_revision = int(a.get("law_revision", 1))
     if saved_revision != law.revision:
-        raise ModelFileError(f"{path}: saved with revision {saved_revision} of the {law.name!r} law's parameters; "
-                             f"this bayesmix has revision {law.revision}, which reads them differently; refit the model")
+        raise ModelFileError(
+            f"{path}: saved with revision {saved_revision} of the {law.name!r} law's parameters; "
+            f"this bayesmix has revision {law.revision}, which reads them differently; refit the model"
+        )
     expected = param_shapes(all_params(law, domains, targets), domains, targets)
     for name, shape in expected.items():
         if name not in post:
-            raise ModelFileError(f"{path}: law {law.name!r} now has a parameter {name!r} the file lacks; refit the model")
+            raise ModelFileError(
+                f"{path}: law {law.name!r} now has a parameter {name!r} the file lacks; refit the model"
+            )
         if tuple(post[name].shape[2:]) != shape:
-            raise ModelFileError(f"{path}: parameter {name!r} has shape {post[name].shape[2:]}, the law expects "
-                                 f"{shape}; refit the model")
+            raise ModelFileError(
+                f"{path}: parameter {name!r} has shape {post[name].shape[2:]}, the law expects {shape}; refit the model"
+            )
     draws = {name: np.asarray(post[name].values) for name in post.data_vars}
     names = {"n_steps": "num_steps", "acceptance_rate": "accept_prob"}
     extra = {names.get(k, k): np.asarray(v.values) for k, v in stats.data_vars.items()}
     return dict(
-        law=law, table=table, targets=targets, priors=priors,
+        law=law,
+        table=table,
+        targets=targets,
+        priors=priors,
         config=SamplerConfig(**json.loads(a["sampler"])),
-        N0=float(a["N0"]), D0=float(a["D0"]), sizes=np.array(json.loads(a["sizes"])),
-        draws=draws, sample_stats=extra,
+        N0=float(a["N0"]),
+        D0=float(a["D0"]),
+        sizes=np.array(json.loads(a["sizes"])),
+        draws=draws,
+        sample_stats=extra,
         diagnostics=Diagnostics.from_dict(json.loads(a["diagnostics"])),
-        timing=json.loads(a.get("timing", "{}")), version=a.get("bayesmix_version", "?"),
+        timing=json.loads(a.get("timing", "{}")),
+        version=a.get("bayesmix_version", "?"),
         extrapolation_sd=_extrapolation_sd(a.get("extrapolation_sd", "0.01")),
     )
 

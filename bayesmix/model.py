@@ -25,14 +25,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
-import numpyro.distributions as dist
 
 from .laws.base import Inputs, Law, Param, dims_sizes
 from .priors import Prior, coerce_prior
 
 NOISE_PARAMS: dict[str, Param] = {
-    "sigma": Param(("target",), Prior("HalfNormal", {"scale": 0.05}, "checkpoint noise on log loss: well under 5%"), "checkpoint noise (log scale)"),
-    "tau_run": Param(("target",), Prior("HalfNormal", {"scale": 0.02}, "run-to-run offsets of about 1% are typical"), "run offset scale (log scale)"),
+    "sigma": Param(
+        ("target",),
+        Prior("HalfNormal", {"scale": 0.05}, "checkpoint noise on log loss: well under 5%"),
+        "checkpoint noise (log scale)",
+    ),
+    "tau_run": Param(
+        ("target",),
+        Prior("HalfNormal", {"scale": 0.02}, "run-to-run offsets of about 1% are typical"),
+        "run offset scale (log scale)",
+    ),
 }
 
 
@@ -233,7 +240,12 @@ def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: 
                 place[name] = (dims.index("target"), i)
             else:
                 place[name] = (dims.index("foreign"), foreign.index(t))
-        signature = ("target", LawKey(law), domains, tuple(sorted((k, s, str(priors[k])) for k, s in sub_shapes.items())))
+        signature = (
+            "target",
+            LawKey(law),
+            domains,
+            tuple(sorted((k, s, str(priors[k])) for k, s in sub_shapes.items())),
+        )
         if signature not in _MODELS:
             _MODELS[signature] = make_model(law, domains, sub, priors)
         x = obs.x._replace(own=obs.x.own[i : i + 1])

@@ -93,8 +93,15 @@ def _chunk_inputs(h: np.ndarray, N: np.ndarray, D: np.ndarray, size: int):
     h_pad = np.concatenate([uniq, np.repeat(uniq[:1], size - len(uniq), 0)])
     cell_mix = np.concatenate([pairs[:, 0].astype(np.int64), np.zeros(size - len(pairs), np.int64)])
     cell_N = np.concatenate([pairs[:, 1], np.repeat(pairs[:1, 1], size - len(pairs))])
-    return (jnp.asarray(h_pad), jnp.asarray(mix, dtype=jnp.int32), jnp.asarray(NN), jnp.asarray(DD),
-            jnp.asarray(cell.reshape(-1), dtype=jnp.int32), jnp.asarray(cell_mix, dtype=jnp.int32), jnp.asarray(cell_N))
+    return (
+        jnp.asarray(h_pad),
+        jnp.asarray(mix, dtype=jnp.int32),
+        jnp.asarray(NN),
+        jnp.asarray(DD),
+        jnp.asarray(cell.reshape(-1), dtype=jnp.int32),
+        jnp.asarray(cell_mix, dtype=jnp.int32),
+        jnp.asarray(cell_N),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,15 +128,28 @@ class Posterior:
         T = len(fit.targets)
         draws = {k: v.reshape((-1,) + v.shape[2:]) for k, v in fit.draws.items()}
         post = cls(
-            law=fit.law, domains=tuple(fit.domains), targets=tuple(fit.targets), draws=draws, N0=float(fit.N0),
-            D0=float(fit.D0), reach=(float(fit.table.model_size.max()), float(fit.table.n_tokens.max())),
+            law=fit.law,
+            domains=tuple(fit.domains),
+            targets=tuple(fit.targets),
+            draws=draws,
+            N0=float(fit.N0),
+            D0=float(fit.D0),
+            reach=(float(fit.table.model_size.max()), float(fit.table.n_tokens.max())),
             extrapolation_sd=np.broadcast_to(np.asarray(fit.extrapolation_sd, dtype=float), (T,)).copy(),
         )
         return post.thin(max_draws)
 
     @classmethod
-    def point(cls, law: Law, domains, targets, params: Mapping[str, np.ndarray], N0: float, D0: float,
-              reach: tuple[float, float] = (np.inf, np.inf)) -> "Posterior":
+    def point(
+        cls,
+        law: Law,
+        domains,
+        targets,
+        params: Mapping[str, np.ndarray],
+        N0: float,
+        D0: float,
+        reach: tuple[float, float] = (np.inf, np.inf),
+    ) -> "Posterior":
         """A single parameter set (a posterior mode, a simulation's truth) as a one-draw posterior."""
         T = len(targets)
         draws = {k: np.asarray(v, dtype=float)[None] for k, v in params.items()}

@@ -52,9 +52,7 @@ class Prior:
 
     def __post_init__(self) -> None:
         if self.family not in _FAMILIES:
-            raise PriorError(
-                f"unknown prior family {self.family!r}; known: {', '.join(sorted(_FAMILIES))}"
-            )
+            raise PriorError(f"unknown prior family {self.family!r}; known: {', '.join(sorted(_FAMILIES))}")
         names = _FAMILIES[self.family][1]
         missing = [n for n in names if n not in self.params]
         extra = [n for n in self.params if n not in names]

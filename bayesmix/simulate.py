@@ -44,7 +44,14 @@ def sweep_design(
         for m, h in enumerate(mix):
             for c in range(1, checkpoints + 1):
                 D = tokens_per_param * N * c / checkpoints
-                rows.append({**{f"weight_{d}": w for d, w in zip(domains, h)}, "model_size": float(N), "n_tokens": float(D), "run": f"s{s}m{m}"})
+                rows.append(
+                    {
+                        **{f"weight_{d}": w for d, w in zip(domains, h)},
+                        "model_size": float(N),
+                        "n_tokens": float(D),
+                        "run": f"s{s}m{m}",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -62,11 +69,19 @@ def simulate_losses(
     ``params`` holds the law's parameters plus ``sigma`` and (optionally)
     ``tau_run``, with the shapes the law declares. Returns a new DataFrame.
     """
-    domains = [c[len("weight_"):] for c in design.columns if c.startswith("weight_")]
+    domains = [c[len("weight_") :] for c in design.columns if c.startswith("weight_")]
     N0 = N0 or reference_scale(design.model_size.to_numpy())
     D0 = D0 or reference_scale(design.n_tokens.to_numpy())
     h = design[[f"weight_{d}" for d in domains]].to_numpy()
-    x = make_inputs(h, np.arange(len(h)), design.model_size.to_numpy(), design.n_tokens.to_numpy(), N0, D0, own_index(domains, targets))
+    x = make_inputs(
+        h,
+        np.arange(len(h)),
+        design.model_size.to_numpy(),
+        design.n_tokens.to_numpy(),
+        N0,
+        D0,
+        own_index(domains, targets),
+    )
     mu = np.asarray(law.mean({k: np.asarray(v) for k, v in params.items()}, x))
     rng = np.random.default_rng(seed)
     runs, run_idx = np.unique(design.run.to_numpy(), return_inverse=True)
@@ -79,10 +94,14 @@ def simulate_losses(
     return out
 
 
-def draw_from_prior(law: Law, domains: Sequence[str], targets: Sequence[str], priors=None, seed: int = 0) -> dict[str, np.ndarray]:
+def draw_from_prior(
+    law: Law, domains: Sequence[str], targets: Sequence[str], priors=None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """One draw of every parameter (law and noise) from the priors."""
     spec = all_params(law, domains, targets)
     shapes = param_shapes(spec, domains, targets)
     priors = priors or {k: p.prior for k, p in spec.items()}
     keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
-    return {name: np.asarray(priors[name].to_numpyro(shape).sample(k)) for k, (name, shape) in zip(keys, shapes.items())}
+    return {
+        name: np.asarray(priors[name].to_numpyro(shape).sample(k)) for k, (name, shape) in zip(keys, shapes.items())
+    }

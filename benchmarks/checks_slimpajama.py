@@ -37,15 +37,20 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--draws", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-fraction", type=float, default=0.35,
-                   help="drop checkpoints before this share of their run's tokens, as "
-                        "benchmarks/scale_extrapolation.py does (default 0.35: earlier ones carry warm-up transients "
-                        "no law of (N, D) describes)")
+    p.add_argument(
+        "--min-fraction",
+        type=float,
+        default=0.35,
+        help="drop checkpoints before this share of their run's tokens, as "
+        "benchmarks/scale_extrapolation.py does (default 0.35: earlier ones carry warm-up transients "
+        "no law of (N, D) describes)",
+    )
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if not DATA.exists():
-        print(f"skipped: the real data are not available ({DATA} is absent; it lives beside the repo, in "
-              "../shared/data)")
+        print(
+            f"skipped: the real data are not available ({DATA} is absent; it lives beside the repo, in ../shared/data)"
+        )
         return 0
     import pandas as pd
 
@@ -56,13 +61,25 @@ def main(argv=None) -> int:
     fits, summaries = {}, []
     for law in [s.strip() for s in args.laws.split(",")]:
         t0 = time.perf_counter()
-        v = validate(runs, law, "largest-size", targets=targets, chains=args.chains, warmup=args.warmup,
-                     draws=args.draws, seed=args.seed, progress=False, min_fraction=args.min_fraction)
+        v = validate(
+            runs,
+            law,
+            "largest-size",
+            targets=targets,
+            chains=args.chains,
+            warmup=args.warmup,
+            draws=args.draws,
+            seed=args.seed,
+            progress=False,
+            min_fraction=args.min_fraction,
+        )
         f = v.fits[0]
         fits[law] = f
         f.save(out / f"slimpajama-le1.2B-{law}.nc")
-        print(f"\n== {law}: fold fit on {f.table.n_runs} runs up to 1.235B in "
-              f"{f.timing.get('total_seconds', 0):.0f} s; {str(f.diagnostics).splitlines()[0]}")
+        print(
+            f"\n== {law}: fold fit on {f.table.n_runs} runs up to 1.235B in "
+            f"{f.timing.get('total_seconds', 0):.0f} s; {str(f.diagnostics).splitlines()[0]}"
+        )
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             print("held out 2.718B:")
             print(v.folds.drop(columns=["description"]).round(4).to_string(index=False))
@@ -76,11 +93,19 @@ def main(argv=None) -> int:
             print(c.table.round(4).to_string())
             print("worst-fit runs:")
             print(c.worst.head(5).round(4).to_string(index=False))
-        row = {"law": law, "fit_seconds": f.timing.get("total_seconds"), "fit_ok": f.diagnostics.ok,
-               "heldout_mre": v.folds.mre[0], "heldout_cov90": v.folds.coverage_90[0], "heldout_lpd": v.folds.lpd[0],
-               "extrapolation_sd": v.sd_text(), "extrapolation_sd_fit": v.sd_text(v.default_sd),
-               "insample_cov90": c.table.loc["all", "coverage_90"],
-               "insample_mre": c.table.loc["all", "mre"], "seconds": time.perf_counter() - t0}
+        row = {
+            "law": law,
+            "fit_seconds": f.timing.get("total_seconds"),
+            "fit_ok": f.diagnostics.ok,
+            "heldout_mre": v.folds.mre[0],
+            "heldout_cov90": v.folds.coverage_90[0],
+            "heldout_lpd": v.folds.lpd[0],
+            "extrapolation_sd": v.sd_text(),
+            "extrapolation_sd_fit": v.sd_text(v.default_sd),
+            "insample_cov90": c.table.loc["all", "coverage_90"],
+            "insample_mre": c.table.loc["all", "mre"],
+            "seconds": time.perf_counter() - t0,
+        }
         summaries.append(row)
     if len(fits) >= 2:
         table = compare(fits)

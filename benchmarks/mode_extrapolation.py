@@ -78,20 +78,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--laws", default="capacity,bimix", help="comma-separated laws (default capacity,bimix)")
     ap.add_argument("--seeds", default="0", help="comma-separated start seeds of the mode search (default 0)")
-    ap.add_argument("--slopes", action="store_true",
-                    help="print the loss slopes in tokens and in own weight per domain and size, and exit")
+    ap.add_argument(
+        "--slopes",
+        action="store_true",
+        help="print the loss slopes in tokens and in own weight per domain and size, and exit",
+    )
     args = ap.parse_args(argv)
     if not DATA.exists():
-        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in "
-              "../shared/data).")
+        print(
+            f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data)."
+        )
         return 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runs = read_runs(DATA, quiet=True)
     if args.slopes:
         sl = loss_slopes(runs.subset(runs.model_size < FIT_MAX_SIZE), MIN_FRACTION)
-        print(f"-d log L / d log D within runs (median; checkpoints from {MIN_FRACTION:g} of each run) and "
-              "-d log L / d log h_own across runs (last checkpoints):")
+        print(
+            f"-d log L / d log D within runs (median; checkpoints from {MIN_FRACTION:g} of each run) and "
+            "-d log L / d log h_own across runs (last checkpoints):"
+        )
         ratio = sl.pivot(index="domain", columns="model_size", values="token_over_weight")
         print(ratio.round(2).rename(columns=lambda n: f"{n:.3g}").to_string())
         print("\nmean over sizes:")
@@ -103,8 +109,12 @@ def main(argv=None) -> int:
     for name in args.laws.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             mre, p, seconds = mode_errors(name, train, test, seed)
-            rows.append(mre.rename(f"{name} (seed {seed})").round(2).to_frame().T
-                        .assign(mean=round(float(mre.mean()), 2), mode_s=round(seconds)))
+            rows.append(
+                mre.rename(f"{name} (seed {seed})")
+                .round(2)
+                .to_frame()
+                .T.assign(mean=round(float(mre.mean()), 2), mode_s=round(seconds))
+            )
             shown = {k: np.round(v, 3).tolist() for k, v in p.items() if v.ndim <= 1 and k not in ("L_ref", "tau_run")}
             print(f"{name}, seed {seed}: mode in {seconds:.0f} s; {shown}", flush=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -106,8 +106,17 @@ class Config:
 
 
 FULL = Config()
-QUICK = Config(targets=("c4",), pool_max_size=3.1e8, seeds=1, ratio=4.0, rounds=1, warmup=150, draws=150, max_draws=200,
-               max_batch=32)
+QUICK = Config(
+    targets=("c4",),
+    pool_max_size=3.1e8,
+    seeds=1,
+    ratio=4.0,
+    rounds=1,
+    warmup=150,
+    draws=150,
+    max_draws=200,
+    max_batch=32,
+)
 
 
 # ---------------------------------------------------------------- data
@@ -131,10 +140,15 @@ def load_runs(cfg: Config) -> Runs:
     test = table.subset(table.model_size == TEST_SIZE).drop_early_checkpoints(cfg.min_fraction)
     in_pool = table.model_size <= cfg.pool_max_size
     f = table.frame[in_pool]
-    pool = f.groupby("run", sort=True).agg(
-        **{c: (c, "first") for c in table.weight_columns}, model_size=("model_size", "first"),
-        n_tokens=("n_tokens", "max"),
-    ).reset_index()
+    pool = (
+        f.groupby("run", sort=True)
+        .agg(
+            **{c: (c, "first") for c in table.weight_columns},
+            model_size=("model_size", "first"),
+            n_tokens=("n_tokens", "max"),
+        )
+        .reset_index()
+    )
     pool["cost"] = training_flops(pool.model_size, pool.n_tokens)
     return Runs(table=table.subset(in_pool | (table.model_size == TEST_SIZE)), pool=pool, test=test)
 
@@ -223,8 +237,12 @@ def evaluate(fit, runs: Runs, ref: Reference | None, cfg: Config, seed: int = 0)
     problem = decision_at_test(fit, draws, D_test)
     tw = problem.decision.w
     h_rec = problem.h_rec
-    out = {"mre": float(rel.mean()), "mre_domains": float(rel[domains_only].mean()),
-           "lpd": lpd_per_cell(draws.posterior, test, seed), "h_rec": h_rec}
+    out = {
+        "mre": float(rel.mean()),
+        "mre_domains": float(rel[domains_only].mean()),
+        "lpd": lpd_per_cell(draws.posterior, test, seed),
+        "h_rec": h_rec,
+    }
     # among the 4 mixtures trained at 2.718B: the one the fit ranks first, observed
     final = test.frame[test.frame.n_tokens == test.frame.groupby("run").n_tokens.transform("max")]
     obs = final[[f"{t}_loss" for t in fit.targets]].to_numpy() @ tw
@@ -243,8 +261,16 @@ def do_fit(table, cfg: Config, seed: int):
     """One refit (FitWarnings recorded in the fit's diagnostics, not printed per fit)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayesmix.FitWarning)
-        return bayesmix.fit(table, cfg.law, chains=cfg.chains, warmup=cfg.warmup, draws=cfg.draws, seed=seed,
-                            progress=False, min_fraction=cfg.min_fraction)
+        return bayesmix.fit(
+            table,
+            cfg.law,
+            chains=cfg.chains,
+            warmup=cfg.warmup,
+            draws=cfg.draws,
+            seed=seed,
+            progress=False,
+            min_fraction=cfg.min_fraction,
+        )
 
 
 def reference(runs: Runs, cfg: Config) -> Reference:
@@ -255,8 +281,9 @@ def reference(runs: Runs, cfg: Config) -> Reference:
     problem = decision_at_test(fit, draws, D_test)
     value = float(problem.weights @ problem.L_rec)  # the posterior mean target loss at the recommendation
     ev = evaluate(fit, runs, None, cfg)
-    ref = Reference(fit=fit, problem=problem, h_rec=problem.h_rec, value=value, mre=ev["mre"], lpd=ev["lpd"],
-                    metrics=ev)
+    ref = Reference(
+        fit=fit, problem=problem, h_rec=problem.h_rec, value=value, mre=ev["mre"], lpd=ev["lpd"], metrics=ev
+    )
     ref.metrics["regret_reference"] = float(target_loss(problem, ref.h_rec, D_test).mean() - ref.value)
     return ref
 
@@ -289,9 +316,16 @@ def choose(strategy: str, fit, runs: Runs, used: list[str], budget: float, cfg: 
         h = pool[[f"weight_{d}" for d in fit.domains]].to_numpy()
         cand = candidate_table(h, pool.model_size, pool.n_tokens, fit.domains, names=list(pool.run))
         # the pool runs report the checkpoints the real runs have: the sweep's pattern
-        scorer = Scorer(fit, cand, TEST_SIZE, float(runs.test.n_tokens.max()),
-                        fractions=checkpoint_fractions(runs.table), max_draws=cfg.max_draws, max_batch=cfg.max_batch,
-                        seed=int(rng.integers(1 << 31)))
+        scorer = Scorer(
+            fit,
+            cand,
+            TEST_SIZE,
+            float(runs.test.n_tokens.max()),
+            fractions=checkpoint_fractions(runs.table),
+            max_draws=cfg.max_draws,
+            max_batch=cfg.max_batch,
+            seed=int(rng.integers(1 << 31)),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table, _ = score_candidates(scorer, check_top=0)
@@ -318,12 +352,16 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     runs = load_runs(cfg)
-    print(f"pool: {len(runs.pool)} runs up to {cfg.pool_max_size:.3g} parameters, {runs.pool.cost.sum():.3g} FLOPs in "
-          f"all; test: {len(np.unique(runs.test.run))} runs at {TEST_SIZE:.4g}; targets: "
-          f"{', '.join(runs.table.targets)}", flush=True)
+    print(
+        f"pool: {len(runs.pool)} runs up to {cfg.pool_max_size:.3g} parameters, {runs.pool.cost.sum():.3g} FLOPs in "
+        f"all; test: {len(np.unique(runs.test.run))} runs at {TEST_SIZE:.4g}; targets: "
+        f"{', '.join(runs.table.targets)}",
+        flush=True,
+    )
     ref = reference(runs, cfg)
-    print(f"full-pool fit: MRE {ref.mre:.4f}, LPD {ref.lpd:.3f} per cell ({time.perf_counter() - t0:.0f} s)",
-          flush=True)
+    print(
+        f"full-pool fit: MRE {ref.mre:.4f}, LPD {ref.lpd:.3f} per cell ({time.perf_counter() - t0:.0f} s)", flush=True
+    )
     seed_pool = runs.pool[runs.pool.model_size == cfg.seed_size]
     rows = []
     for seed in range(cfg.seeds):
@@ -337,9 +375,20 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
         for strategy in cfg.strategies:
             rng = np.random.default_rng([seed, len(strategy)])
             used, spent, fit = list(seed_runs), seed_cost, fit0
-            rows.append({"strategy": strategy, "seed": seed, "round": 0, "cum_flops": spent, "n_runs": len(used),
-                         "added": ",".join(used), "added_sizes": "", **{k: v for k, v in ev0.items() if k != "h_rec"},
-                         "fit_seconds": fit_s, "choose_seconds": 0.0})
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "seed": seed,
+                    "round": 0,
+                    "cum_flops": spent,
+                    "n_runs": len(used),
+                    "added": ",".join(used),
+                    "added_sizes": "",
+                    **{k: v for k, v in ev0.items() if k != "h_rec"},
+                    "fit_seconds": fit_s,
+                    "choose_seconds": 0.0,
+                }
+            )
             for k, B in enumerate(budgets(seed_cost, float(runs.pool.cost.sum()), cfg), 1):
                 t2 = time.perf_counter()
                 new = choose(strategy, fit, runs, used, B - spent, cfg, rng)
@@ -355,24 +404,45 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
                     fit = do_fit(train_table(runs, used), cfg, seed=seed)
                     ev = evaluate(fit, runs, ref, cfg, seed)
                 sizes = runs.pool.set_index("run").loc[new, "model_size"]
-                rows.append({"strategy": strategy, "seed": seed, "round": k, "cum_flops": spent, "n_runs": len(used),
-                             "added": ",".join(new), "added_sizes": ",".join(f"{s:.3g}" for s in sizes),
-                             **{a: b for a, b in ev.items() if a != "h_rec"},
-                             "fit_seconds": time.perf_counter() - t3, "choose_seconds": t_choose})
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "seed": seed,
+                        "round": k,
+                        "cum_flops": spent,
+                        "n_runs": len(used),
+                        "added": ",".join(new),
+                        "added_sizes": ",".join(f"{s:.3g}" for s in sizes),
+                        **{a: b for a, b in ev.items() if a != "h_rec"},
+                        "fit_seconds": time.perf_counter() - t3,
+                        "choose_seconds": t_choose,
+                    }
+                )
                 counts = pd.Series(sizes.to_numpy()).value_counts().sort_index()
-                print(f"seed {seed} {strategy:>8} round {k}: {spent:.3g} FLOPs, {len(used)} runs (+{len(new)}: "
-                      f"{', '.join(f'{int(c)} at {n:.3g}' for n, c in counts.items())}), MRE {ev['mre']:.4f}, "
-                      f"LPD {ev['lpd']:.3f}, regret {ev['regret_reference']:.2e} ({time.perf_counter() - t2:.0f} s)",
-                      flush=True)
+                print(
+                    f"seed {seed} {strategy:>8} round {k}: {spent:.3g} FLOPs, {len(used)} runs (+{len(new)}: "
+                    f"{', '.join(f'{int(c)} at {n:.3g}' for n, c in counts.items())}), MRE {ev['mre']:.4f}, "
+                    f"LPD {ev['lpd']:.3f}, regret {ev['regret_reference']:.2e} ({time.perf_counter() - t2:.0f} s)",
+                    flush=True,
+                )
                 pd.DataFrame(rows).to_csv(out / "curves.csv", index=False)
     curves = pd.DataFrame(rows)
     curves["mre_full"], curves["lpd_full"] = ref.mre, ref.lpd
     curves.to_csv(out / "curves.csv", index=False)
     summary = summarise(curves, ref, cfg)
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), "full_pool_flops": float(runs.pool.cost.sum()),
-                                                 "mre_full": ref.mre, "lpd_full": ref.lpd,
-                                                 "seconds": time.perf_counter() - t0}, indent=1))
+    (out / "config.json").write_text(
+        json.dumps(
+            {
+                **asdict(cfg),
+                "full_pool_flops": float(runs.pool.cost.sum()),
+                "mre_full": ref.mre,
+                "lpd_full": ref.lpd,
+                "seconds": time.perf_counter() - t0,
+            },
+            indent=1,
+        )
+    )
     plot(curves, ref, float(runs.pool.cost.sum()), cfg).savefig(out / "curves.png", dpi=130, bbox_inches="tight")
     print_summary(summary, curves, ref, cfg, float(runs.pool.cost.sum()))
     return curves
@@ -409,39 +479,54 @@ def summarise(curves: pd.DataFrame, ref: Reference, cfg: Config) -> pd.DataFrame
     for s in cfg.strategies:
         c = curves[curves.strategy == s]
         last = c.sort_values("cum_flops").groupby("seed").tail(1)
-        rows.append({
-            **{f"flops_to_regret_{level:g}_median": float(np.median(v[v.strategy == s].flops))
-               for level, v in r.items()},
-            **{f"flops_to_regret_{level:g}_each": ";".join(f"{x:.3g}" for x in v[v.strategy == s].flops)
-               for level, v in r.items()},
-            "strategy": s,
-            "flops_to_full_mre_median": float(np.median(m[m.strategy == s].flops)),
-            "flops_to_full_mre_each": ";".join(f"{x:.3g}" for x in m[m.strategy == s].flops),
-            "seeds_reaching_full_mre": int(np.isfinite(m[m.strategy == s].flops).sum()),
-            "flops_to_full_lpd_median": float(np.median(lp[lp.strategy == s].flops)),
-            "final_mre_median": float(last.mre.median()),
-            "final_regret_reference_median": float(last.regret_reference.median()),
-            "fits_with_warnings": int((~c.diagnostics_ok.astype(bool)).sum()), "fits": len(c),
-        })
+        rows.append(
+            {
+                **{
+                    f"flops_to_regret_{level:g}_median": float(np.median(v[v.strategy == s].flops))
+                    for level, v in r.items()
+                },
+                **{
+                    f"flops_to_regret_{level:g}_each": ";".join(f"{x:.3g}" for x in v[v.strategy == s].flops)
+                    for level, v in r.items()
+                },
+                "strategy": s,
+                "flops_to_full_mre_median": float(np.median(m[m.strategy == s].flops)),
+                "flops_to_full_mre_each": ";".join(f"{x:.3g}" for x in m[m.strategy == s].flops),
+                "seeds_reaching_full_mre": int(np.isfinite(m[m.strategy == s].flops).sum()),
+                "flops_to_full_lpd_median": float(np.median(lp[lp.strategy == s].flops)),
+                "final_mre_median": float(last.mre.median()),
+                "final_regret_reference_median": float(last.regret_reference.median()),
+                "fits_with_warnings": int((~c.diagnostics_ok.astype(bool)).sum()),
+                "fits": len(c),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def print_summary(summary: pd.DataFrame, curves: pd.DataFrame, ref: Reference, cfg: Config, full_flops: float) -> None:
-    print(f"\nfull pool: {full_flops:.3g} FLOPs, MRE {ref.mre:.4f} (target {ref.mre * (1 + cfg.tolerance):.4f} = "
-          f"+{100 * cfg.tolerance:.0f}%), LPD {ref.lpd:.3f}")
+    print(
+        f"\nfull pool: {full_flops:.3g} FLOPs, MRE {ref.mre:.4f} (target {ref.mre * (1 + cfg.tolerance):.4f} = "
+        f"+{100 * cfg.tolerance:.0f}%), LPD {ref.lpd:.3f}"
+    )
     print("compute to reach the full-pool MRE and stay there (median over seeds; inf = never within the rounds run):")
     for _, r in summary.iterrows():
         frac = r.flops_to_full_mre_median / full_flops
-        print(f"  {r.strategy:>15}: {r.flops_to_full_mre_median:.3g} FLOPs ({100 * frac:.1f}% of the pool) "
-              f"[per seed: {r.flops_to_full_mre_each}]; LPD: {r.flops_to_full_lpd_median:.3g}; "
-              f"final MRE {r.final_mre_median:.4f}, regret {r.final_regret_reference_median:.2e}; "
-              f"fits with diagnostic warnings {r.fits_with_warnings}/{r.fits}")
+        print(
+            f"  {r.strategy:>15}: {r.flops_to_full_mre_median:.3g} FLOPs ({100 * frac:.1f}% of the pool) "
+            f"[per seed: {r.flops_to_full_mre_each}]; LPD: {r.flops_to_full_lpd_median:.3g}; "
+            f"final MRE {r.final_mre_median:.4f}, regret {r.final_regret_reference_median:.2e}; "
+            f"fits with diagnostic warnings {r.fits_with_warnings}/{r.fits}"
+        )
     for level in cfg.regret_levels:
-        print("compute to bring the regret of the recommendation (against the full-pool posterior) below "
-              f"{level:g} nats and keep it there:")
+        print(
+            "compute to bring the regret of the recommendation (against the full-pool posterior) below "
+            f"{level:g} nats and keep it there:"
+        )
         for _, r in summary.iterrows():
-            print(f"  {r.strategy:>15}: {r[f'flops_to_regret_{level:g}_median']:.3g} FLOPs "
-                  f"[per seed: {r[f'flops_to_regret_{level:g}_each']}]")
+            print(
+                f"  {r.strategy:>15}: {r[f'flops_to_regret_{level:g}_median']:.3g} FLOPs "
+                f"[per seed: {r[f'flops_to_regret_{level:g}_each']}]"
+            )
     s = summary.set_index("strategy")
     if {"active", "random"} <= set(s.index):
         goals = [("flops_to_full_mre_median", "the full-pool MRE"), ("flops_to_full_lpd_median", "the full-pool LPD")]
@@ -460,16 +545,25 @@ def plot(curves: pd.DataFrame, ref: Reference, full_flops: float, cfg: Config):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    panels = (("mre", "MRE of 2.718B predictions", ref.mre),
-              ("lpd", "log predictive density per cell (2.718B)", ref.lpd),
-              ("regret_reference", "regret of the recommendation (full-pool posterior)", None))
+    panels = (
+        ("mre", "MRE of 2.718B predictions", ref.mre),
+        ("lpd", "log predictive density per cell (2.718B)", ref.lpd),
+        ("regret_reference", "regret of the recommendation (full-pool posterior)", None),
+    )
     for ax, (col, title, line) in zip(axes, panels):
         for k, s in enumerate(cfg.strategies):
             c = curves[curves.strategy == s]
             for seed, g in c.groupby("seed"):
                 g = g.sort_values("cum_flops")
-                ax.plot(g.cum_flops, g[col], color=f"C{k}", alpha=0.35 if cfg.seeds > 1 else 1.0, marker="o", ms=3,
-                        label=s if seed == c.seed.min() else None)
+                ax.plot(
+                    g.cum_flops,
+                    g[col],
+                    color=f"C{k}",
+                    alpha=0.35 if cfg.seeds > 1 else 1.0,
+                    marker="o",
+                    ms=3,
+                    label=s if seed == c.seed.min() else None,
+                )
         if line is not None:
             ax.axhline(line, color="k", ls="--", lw=1, label="full pool")
         ax.axvline(full_flops, color="grey", ls=":", lw=1)
@@ -481,8 +575,9 @@ def plot(curves: pd.DataFrame, ref: Reference, full_flops: float, cfg: Config):
     axes[2].set_yscale("symlog", linthresh=1e-5)
     axes[2].set_ylim(bottom=0)  # a regret is never negative; symlog would otherwise mirror the axis
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"retrospective next-run benchmark ({cfg.law}, {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''})",
-                 fontsize=11)
+    fig.suptitle(
+        f"retrospective next-run benchmark ({cfg.law}, {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''})", fontsize=11
+    )
     fig.tight_layout()
     return fig
 
@@ -503,17 +598,22 @@ def resummarise(out: Path) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="the reduced form run in CI (1 target, pool up to 310M, 1 seed, 1 round)")
+    p.add_argument(
+        "--quick", action="store_true", help="the reduced form run in CI (1 target, pool up to 310M, 1 seed, 1 round)"
+    )
     p.add_argument("--seeds", type=int, help="number of seed sets")
     p.add_argument("--strategies", help="comma-separated: active, active-decision, random, cheapest")
     p.add_argument("--ratio", type=float, help="budget growth per round")
-    p.add_argument("--targets",
-                   help="comma-separated targets to fit, or 'all' (default: the 7 domain targets; --quick: c4)")
+    p.add_argument(
+        "--targets", help="comma-separated targets to fit, or 'all' (default: the 7 domain targets; --quick: c4)"
+    )
     p.add_argument("--draws", type=int, help="NUTS draws per chain (warm-up the same)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "retrospective"), help="output directory")
-    p.add_argument("--summarise", metavar="DIR",
-                   help="re-print the summary (and redraw the figure) of a finished run in DIR, without fitting")
+    p.add_argument(
+        "--summarise",
+        metavar="DIR",
+        help="re-print the summary (and redraw the figure) of a finished run in DIR, without fitting",
+    )
     args = p.parse_args(argv)
     if args.summarise:
         return resummarise(Path(args.summarise))

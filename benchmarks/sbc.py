@@ -34,8 +34,9 @@ OUT = Path(__file__).resolve().parent / "results" / "sbc"
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--laws", default=",".join(available_laws()),
-                   help="comma-separated laws (default: every registered law)")
+    p.add_argument(
+        "--laws", default=",".join(available_laws()), help="comma-separated laws (default: every registered law)"
+    )
     p.add_argument("--replications", type=int, default=100)
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--warmup", type=int, default=300)
@@ -55,18 +56,30 @@ def main(argv=None) -> int:
     for name in [s.strip() for s in args.laws.split(",") if s.strip()]:
         law = get_law(name)
         design, targets = default_design(law, args.seed)
-        print(f"\n== {name}: {args.replications} replications, {len(design)} rows ({design.run.nunique()} runs), "
-              f"target {', '.join(targets)}; {args.chains} chains x {args.draws} draws after {args.warmup} warm-up",
-              flush=True)
+        print(
+            f"\n== {name}: {args.replications} replications, {len(design)} rows ({design.run.nunique()} runs), "
+            f"target {', '.join(targets)}; {args.chains} chains x {args.draws} draws after {args.warmup} warm-up",
+            flush=True,
+        )
         t0 = time.perf_counter()
-        res = sbc(law, args.replications, chains=args.chains, warmup=args.warmup, draws=args.draws, batch=args.batch,
-                  seed=args.seed, progress=True)
+        res = sbc(
+            law,
+            args.replications,
+            chains=args.chains,
+            warmup=args.warmup,
+            draws=args.draws,
+            batch=args.batch,
+            seed=args.seed,
+            progress=True,
+        )
         u = res.uniformity()
         runs = res.runs
-        print(f"{time.perf_counter() - t0:.0f} s; replications with divergences: {(runs.divergences > 0).mean():.0%} "
-              f"(median {runs.divergences.median():.0f}); max R-hat median {runs.max_rhat.median():.3f}, "
-              f"above 1.05 in {(runs.max_rhat > 1.05).mean():.0%}; "
-              f"tree-depth hits in {(runs.tree_depth_hits > 0).mean():.0%}")
+        print(
+            f"{time.perf_counter() - t0:.0f} s; replications with divergences: {(runs.divergences > 0).mean():.0%} "
+            f"(median {runs.divergences.median():.0f}); max R-hat median {runs.max_rhat.median():.3f}, "
+            f"above 1.05 in {(runs.max_rhat > 1.05).mean():.0%}; "
+            f"tree-depth hits in {(runs.tree_depth_hits > 0).mean():.0%}"
+        )
         with pd.option_context("display.width", 160):
             print(u.round({"chi2": 1, "p_value": 4, "p_bonferroni": 4, "low": 3, "high": 3}).to_string(index=False))
         bad = u[(u.p_bonferroni < 0.01) | (u.low > 0.15) | (u.high > 0.15)]
@@ -74,8 +87,10 @@ def main(argv=None) -> int:
             failures.append(name)
             print(f"{name}: NOT calibrated for {', '.join(bad.parameter)}")
         else:
-            print(f"{name}: ranks consistent with uniform for all {len(u)} parameters "
-                  f"(min Bonferroni p {u.p_bonferroni.min():.3f})")
+            print(
+                f"{name}: ranks consistent with uniform for all {len(u)} parameters "
+                f"(min Bonferroni p {u.p_bonferroni.min():.3f})"
+            )
         fig = res.plot()
         fig.savefig(out / f"sbc-{name}.png", dpi=100)
         res.ranks.to_csv(out / f"sbc-{name}-ranks.csv", index=False)

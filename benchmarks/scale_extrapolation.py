@@ -54,25 +54,43 @@ INTERVAL = 0.9
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--laws", default=None, help="comma-separated laws (default: every registered law)")
-    p.add_argument("--split", choices=("scale", "mixture", "both"), default="scale",
-                   help="which benchmark split (default: scale)")
+    p.add_argument(
+        "--split", choices=("scale", "mixture", "both"), default="scale", help="which benchmark split (default: scale)"
+    )
     p.add_argument("--targets", default=None, help="comma-separated targets (default: all 8)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target-accept", type=float, default=None,
-                   help="NUTS target acceptance probability (default: each law's own, as bayesmix.fit)")
-    p.add_argument("--min-fraction", type=float, default=0.35,
-                   help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets")
+    p.add_argument(
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance probability (default: each law's own, as bayesmix.fit)",
+    )
+    p.add_argument(
+        "--min-fraction",
+        type=float,
+        default=0.35,
+        help="scale split: drop checkpoints before this share of their run's tokens (default 0.35)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets",
+    )
     p.add_argument("--out", default=None, help="write the per-target table to this CSV file")
-    p.add_argument("--combine", nargs="+", default=None, metavar="CSV",
-                   help="print the side-by-side table of earlier runs' --out files (no fitting)")
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="print the side-by-side table of earlier runs' --out files (no fitting)",
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.chains, a.warmup, a.draws = 2, 150, 150
@@ -114,8 +132,14 @@ def per_target_sampler_stats(fit) -> pd.DataFrame:
         rhat = np.atleast_1d(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="rank"))
         bulk = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="bulk"))
         tail = np.atleast_1d(array_stats.ess(x, chain_axis=0, draw_axis=1, method="tail", prob=0.05))
-        rows.append({"target": t, "max_rhat": float(np.nanmax(rhat)), "min_ess_bulk": float(np.nanmin(bulk)),
-                     "min_ess_tail": float(np.nanmin(tail))})
+        rows.append(
+            {
+                "target": t,
+                "max_rhat": float(np.nanmax(rhat)),
+                "min_ess_bulk": float(np.nanmin(bulk)),
+                "min_ess_tail": float(np.nanmin(tail)),
+            }
+        )
     out = pd.DataFrame(rows).set_index("target")
     blocks = {b["block"]: b for b in fit.timing.get("blocks", []) if "block" in b}
     out["divergences"] = [blocks[t]["divergences"] if t in blocks else np.nan for t in out.index]
@@ -148,8 +172,9 @@ def score(fit, table: RunTable, seed: int) -> pd.DataFrame:
 
 def summarise(pt: pd.DataFrame, by: str | None) -> pd.DataFrame:
     g = pt.groupby(by) if by else pt.assign(_all="all").groupby("_all")
-    out = g.agg(points=("rel_err", "size"), mre_pct=("rel_err", "mean"), cover90_pct=("covered", "mean"),
-                lpd=("lpd", "mean"))
+    out = g.agg(
+        points=("rel_err", "size"), mre_pct=("rel_err", "mean"), cover90_pct=("covered", "mean"), lpd=("lpd", "mean")
+    )
     out["mre_pct"] *= 100
     out["cover90_pct"] *= 100
     return out
@@ -160,22 +185,40 @@ def run_fit(table, law, targets, args, min_fraction):
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always", bayesmix.FitWarning)
-        fit = bayesmix.fit(table, law, targets=targets, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                           seed=args.seed, target_accept=args.target_accept, progress=False,
-                           min_fraction=min_fraction)
+        fit = bayesmix.fit(
+            table,
+            law,
+            targets=targets,
+            chains=args.chains,
+            warmup=args.warmup,
+            draws=args.draws,
+            seed=args.seed,
+            target_accept=args.target_accept,
+            progress=False,
+            min_fraction=min_fraction,
+        )
         caught = [str(x.message) for x in w if issubclass(x.category, bayesmix.FitWarning)]
     seconds = time.perf_counter() - t0
     return fit, seconds, caught
 
 
-def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt: pd.DataFrame,
-               extra_groups: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+def report_law(
+    split: str,
+    law: str,
+    fit,
+    seconds: float,
+    caught: list[str],
+    pt: pd.DataFrame,
+    extra_groups: dict[str, pd.Series] | None = None,
+) -> pd.DataFrame:
     d = fit.diagnostics
     c = fit.config
-    print(f"\n[{split}] {law}: fit {seconds:.1f} s ({c.chains} chains x {c.warmup}+{c.draws}, "
-          f"target_accept {c.target_accept}), {d.divergences} divergences, max R-hat {d.max_rhat:.3f}, "
-          f"min ESS bulk {d.min_ess_bulk:.0f} / tail {d.min_ess_tail:.0f}, "
-          f"{d.max_tree_depth_hits} draws at max tree depth")
+    print(
+        f"\n[{split}] {law}: fit {seconds:.1f} s ({c.chains} chains x {c.warmup}+{c.draws}, "
+        f"target_accept {c.target_accept}), {d.divergences} divergences, max R-hat {d.max_rhat:.3f}, "
+        f"min ESS bulk {d.min_ess_bulk:.0f} / tail {d.min_ess_tail:.0f}, "
+        f"{d.max_tree_depth_hits} draws at max tree depth"
+    )
     for msg in caught:
         print(f"  FitWarning: {msg.splitlines()[0][:300]}")
     stats = per_target_sampler_stats(fit)
@@ -187,8 +230,20 @@ def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt:
     for name, mask in (extra_groups or {}).items():
         groups.append(summarise(pt[mask.to_numpy()], None).rename(index={"all": name}))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(per_target.round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3, "max_rhat": 3, "min_ess_bulk": 0,
-                                "min_ess_tail": 0, "steps_per_draw": 1, "extrap_sd": 4}).to_string())
+        print(
+            per_target.round(
+                {
+                    "mre_pct": 2,
+                    "cover90_pct": 1,
+                    "lpd": 3,
+                    "max_rhat": 3,
+                    "min_ess_bulk": 0,
+                    "min_ess_tail": 0,
+                    "steps_per_draw": 1,
+                    "extrap_sd": 4,
+                }
+            ).to_string()
+        )
         print(pd.concat(groups).round({"mre_pct": 2, "cover90_pct": 1, "lpd": 3}).to_string())
     rows = per_target.reset_index()
     groups_rows = pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"})
@@ -205,15 +260,18 @@ def report_law(split: str, law: str, fit, seconds: float, caught: list[str], pt:
 def scale_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
     train = runs.subset(runs.model_size < FIT_MAX_SIZE)
     test = runs.subset(np.isclose(runs.model_size, TEST_SIZE))
-    print(f"scale split: fit on {train.n_rows} rows ({train.n_runs} runs up to 1.235B; checkpoints before "
-          f"{args.min_fraction:g} of each run's tokens are dropped), predict {test.n_rows} rows at 2.718B")
+    print(
+        f"scale split: fit on {train.n_rows} rows ({train.n_runs} runs up to 1.235B; checkpoints before "
+        f"{args.min_fraction:g} of each run's tokens are dropped), predict {test.n_rows} rows at 2.718B"
+    )
     out = []
     for law in laws:
         fit, seconds, caught = run_fit(train, law, targets, args, args.min_fraction)
         pt = score(fit, test, args.seed)
         late = pd.Series(late_mask(test, args.min_fraction)[pt.row.to_numpy()], index=pt.index)
-        out.append(report_law("scale", law, fit, seconds, caught, pt,
-                              {f"late (>= {args.min_fraction:g} of run)": late}))
+        out.append(
+            report_law("scale", law, fit, seconds, caught, pt, {f"late (>= {args.min_fraction:g} of run)": late})
+        )
     return out
 
 
@@ -223,20 +281,27 @@ def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
         raise SystemExit(f"mixture split expects 60 runs at 122M parameters and 9.998e9 tokens; found {one.n_rows}")
     order = np.random.default_rng(MIX_SEED).permutation(60)
     train, val = one.subset(order[:MIX_TRAIN]), one.subset(order[MIX_TRAIN:])
-    print(f"mixture split: {train.n_rows} runs train, {val.n_rows} validate (122M, 9.998e9 tokens); "
-          "error on entries with own-domain weight >= 0.1")
+    print(
+        f"mixture split: {train.n_rows} runs train, {val.n_rows} validate (122M, 9.998e9 tokens); "
+        "error on entries with own-domain weight >= 0.1"
+    )
     out = []
     for law in laws:
         try:
             fit, seconds, caught = run_fit(train, law, targets, args, 0.0)
         except RunTableError as err:  # a law not identified at one scale says so instead of sampling a ridge
             print(f"\n[mixture] {law}: not fitted: {err}")
-            out.append(pd.DataFrame([{"split": "mixture", "law": law, "target": "all points",
-                                      "note": f"not fitted: {err}"}]))
+            out.append(
+                pd.DataFrame([{"split": "mixture", "law": law, "target": "all points", "note": f"not fitted: {err}"}])
+            )
             continue
         pt = score(fit, val, args.seed)
-        own = np.array([val.frame.loc[r, f"weight_{t}"] if f"weight_{t}" in val.frame else np.nan
-                        for r, t in zip(pt.row, pt.target)])
+        own = np.array(
+            [
+                val.frame.loc[r, f"weight_{t}"] if f"weight_{t}" in val.frame else np.nan
+                for r, t in zip(pt.row, pt.target)
+            ]
+        )
         pt = pt[own >= 0.1]
         out.append(report_law("mixture", law, fit, seconds, caught, pt))
     return out
@@ -251,27 +316,48 @@ def side_by_side(result: pd.DataFrame) -> str:
     """
     out = []
     for split, r in result.groupby("split", sort=False):
-        notes = ([f"{law}: {note}" for law, note in r.dropna(subset=["note"])[["law", "note"]].itertuples(index=False)]
-                 if "note" in r else [])
+        notes = (
+            [f"{law}: {note}" for law, note in r.dropna(subset=["note"])[["law", "note"]].itertuples(index=False)]
+            if "note" in r
+            else []
+        )
         r = r[r.law.isin(r.dropna(subset=["mre_pct"]).law)] if "mre_pct" in r else r.iloc[:0]
         if r.empty:
             out += [f"\n## {split} split: no law fitted"] + notes
             continue
         overall = r[r.target == "all points"].set_index("law")
-        table = pd.DataFrame({
-            "mre_pct": overall.mre_pct, "cover90_pct": overall.cover90_pct, "lpd_per_point": overall.lpd,
-            "fit_s": overall.fit_seconds, "divergences": overall.divergences_total,
-            "max_rhat": overall.max_rhat_total, "min_ess": overall.min_ess_total,
-        }).round({"mre_pct": 2, "cover90_pct": 1, "lpd_per_point": 3, "fit_s": 0, "max_rhat": 3, "min_ess": 0})
-        per_target = (r[~r.target.isin(["all points"]) & ~r.target.str.startswith("late")]
-                      .pivot(index="law", columns="target", values="mre_pct").round(2))
+        table = pd.DataFrame(
+            {
+                "mre_pct": overall.mre_pct,
+                "cover90_pct": overall.cover90_pct,
+                "lpd_per_point": overall.lpd,
+                "fit_s": overall.fit_seconds,
+                "divergences": overall.divergences_total,
+                "max_rhat": overall.max_rhat_total,
+                "min_ess": overall.min_ess_total,
+            }
+        ).round({"mre_pct": 2, "cover90_pct": 1, "lpd_per_point": 3, "fit_s": 0, "max_rhat": 3, "min_ess": 0})
+        per_target = (
+            r[~r.target.isin(["all points"]) & ~r.target.str.startswith("late")]
+            .pivot(index="law", columns="target", values="mre_pct")
+            .round(2)
+        )
         best = table.lpd_per_point.idxmax()
         others = table.lpd_per_point.drop(best)
-        gap = (f" (by {table.lpd_per_point[best] - others.max():.3f} nats per point over {others.idxmax()})"
-               if len(others) else "")
-        out += [f"\n## {split} split: laws side by side", table.to_string(), "",
-                "MRE % of the posterior mean per target:", per_target.to_string(), "",
-                f"held-out log predictive density prefers {best}{gap}"] + notes
+        gap = (
+            f" (by {table.lpd_per_point[best] - others.max():.3f} nats per point over {others.idxmax()})"
+            if len(others)
+            else ""
+        )
+        out += [
+            f"\n## {split} split: laws side by side",
+            table.to_string(),
+            "",
+            "MRE % of the posterior mean per target:",
+            per_target.to_string(),
+            "",
+            f"held-out log predictive density prefers {best}{gap}",
+        ] + notes
     return "\n".join(out)
 
 
@@ -286,8 +372,9 @@ def main(argv=None) -> int:
         print(side_by_side(combined[combined._file == latest].drop(columns="_file")))
         return 0
     if not DATA.exists():
-        print(f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in "
-              "../shared/data).")
+        print(
+            f"SKIPPED: the real data are not available: {DATA} is absent (it lives beside the repo, in ../shared/data)."
+        )
         return 0
     laws = args.laws.split(",") if args.laws else available_laws()
     for law in laws:
@@ -295,8 +382,10 @@ def main(argv=None) -> int:
     runs = read_runs(DATA, quiet=True)
     targets = tuple(args.targets.split(",")) if args.targets else None
     ta = args.target_accept or "each law's own"
-    print(f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + "
-          f"{args.draws} draws; target_accept {ta}; seed {args.seed}")
+    print(
+        f"bayesmix {bayesmix.__version__}; laws {', '.join(laws)}; {args.chains} chains x {args.warmup} warm-up + "
+        f"{args.draws} draws; target_accept {ta}; seed {args.seed}"
+    )
     tables = []
     if args.split in ("scale", "both"):
         tables += scale_split(runs, laws, targets, args)

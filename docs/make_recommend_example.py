@@ -30,6 +30,7 @@ OUT = REPO / "docs" / "recommend-example.png"
 
 def true_optimum() -> np.ndarray:
     """argmin of the true mean loss over the domains at the target scale (softmax + Nelder-Mead, then polished)."""
+
     def f(z):
         h = np.exp(z - z.max())
         h /= h.sum()

@@ -36,14 +36,27 @@ def additive_truth(targets=DOMAINS, sigma: float = 0.01, tau: float = 0.002) -> 
     K, T = len(DOMAINS), len(targets)
     rng = np.random.default_rng(7)
     p = from_paper_parameters(
-        E=np.linspace(1.6, 2.2, T), A=np.full(T, 0.4), alpha=np.full(T, 0.32), B=np.full(T, 0.3), beta=np.full(T, 0.28),
-        w=rng.uniform(0.2, 0.8, (T, K)), gamma=rng.uniform(0.3, 0.9, (T, K)),
+        E=np.linspace(1.6, 2.2, T),
+        A=np.full(T, 0.4),
+        alpha=np.full(T, 0.32),
+        B=np.full(T, 0.3),
+        beta=np.full(T, 0.28),
+        w=rng.uniform(0.2, 0.8, (T, K)),
+        gamma=rng.uniform(0.3, 0.9, (T, K)),
     )
     return {**p, "sigma": np.full(T, sigma), "tau_run": np.full(T, tau)}
 
 
-def simulated_frame(truth=None, targets=DOMAINS, mixtures: int = 8, checkpoints: int = 5, sizes=SIZES, seed: int = 0,
-                    law: str = "additive", like=None) -> pd.DataFrame:
+def simulated_frame(
+    truth=None,
+    targets=DOMAINS,
+    mixtures: int = 8,
+    checkpoints: int = 5,
+    sizes=SIZES,
+    seed: int = 0,
+    law: str = "additive",
+    like=None,
+) -> pd.DataFrame:
     """A small sweep simulated from a law with known parameters.
 
     ``like``: a Fit whose reference scales (N0, D0) the law is written around;
@@ -55,8 +68,17 @@ def simulated_frame(truth=None, targets=DOMAINS, mixtures: int = 8, checkpoints:
     return simulate_losses(get_law(law), design, targets, truth, seed=seed + 1, **scales)
 
 
-def point_fit(frame: pd.DataFrame, truth: dict, law: str = "additive", targets=DOMAINS, draws: int = 1000,
-              chains: int = 2, scale: dict | None = None, jitter: float = 0.0, seed: int = 0) -> Fit:
+def point_fit(
+    frame: pd.DataFrame,
+    truth: dict,
+    law: str = "additive",
+    targets=DOMAINS,
+    draws: int = 1000,
+    chains: int = 2,
+    scale: dict | None = None,
+    jitter: float = 0.0,
+    seed: int = 0,
+) -> Fit:
     """A Fit whose every draw is ``truth`` (entries of ``scale`` multiply a parameter, to misspecify it).
 
     ``jitter`` > 0 multiplies each draw of every non-simplex parameter by
@@ -71,10 +93,19 @@ def point_fit(frame: pd.DataFrame, truth: dict, law: str = "additive", targets=D
     for k, v in drawn.items():
         if jitter and spec[k].prior.family != "Dirichlet":
             drawn[k] = v * np.exp(jitter * rng.standard_normal(v.shape))
-    diag = Diagnostics(divergences=0, draws=chains * draws, max_tree_depth_hits=0, max_rhat=1.0, min_ess_bulk=1e4, min_ess_tail=1e4)
+    diag = Diagnostics(
+        divergences=0, draws=chains * draws, max_tree_depth_hits=0, max_rhat=1.0, min_ess_bulk=1e4, min_ess_tail=1e4
+    )
     return Fit(
-        law=lw, table=table, targets=tuple(targets), priors={k: p.prior for k, p in spec.items()},
-        config=SamplerConfig(chains=chains, draws=draws, warmup=0), N0=reference_scale(table.model_size),
-        D0=reference_scale(table.n_tokens), sizes=np.unique(table.model_size), draws=drawn,
-        sample_stats={"diverging": np.zeros((chains, draws), bool)}, diagnostics=diag,
+        law=lw,
+        table=table,
+        targets=tuple(targets),
+        priors={k: p.prior for k, p in spec.items()},
+        config=SamplerConfig(chains=chains, draws=draws, warmup=0),
+        N0=reference_scale(table.model_size),
+        D0=reference_scale(table.n_tokens),
+        sizes=np.unique(table.model_size),
+        draws=drawn,
+        sample_stats={"diverging": np.zeros((chains, draws), bool)},
+        diagnostics=diag,
     )

@@ -30,10 +30,10 @@ from numpyro.infer.util import initialize_model
 
 import bayesmix
 from bayesmix.design import make_inputs, observed_from_table, reference_scale
+from bayesmix.fit import resolve_priors
 from bayesmix.laws import Law, get_law
 from bayesmix.laws.base import own_index
 from bayesmix.model import make_model
-from bayesmix.fit import resolve_priors
 from bayesmix.simulate import simulate_losses, sweep_design
 
 DOMAINS = ("web", "code", "math")
@@ -43,7 +43,15 @@ NOISE = {"sigma": 0.004, "tau_run": 0.003}
 
 def design(mixtures: int = 8, checkpoints: int = 4, seed: int = 0, concentration: float = 1.0) -> pd.DataFrame:
     """A small sweep design over DOMAINS and SIZES (mixtures shared across sizes)."""
-    return sweep_design(DOMAINS, SIZES, mixtures_per_size=mixtures, checkpoints=checkpoints, tokens_per_param=20, seed=seed, concentration=concentration)
+    return sweep_design(
+        DOMAINS,
+        SIZES,
+        mixtures_per_size=mixtures,
+        checkpoints=checkpoints,
+        tokens_per_param=20,
+        seed=seed,
+        concentration=concentration,
+    )
 
 
 def zero_weight_design(seed: int = 0) -> pd.DataFrame:
@@ -72,28 +80,49 @@ def zero_weight_design(seed: int = 0) -> pd.DataFrame:
     return out
 
 
-def simulate(law_name: str, truth: Mapping[str, np.ndarray], frame: pd.DataFrame, targets: Sequence[str], seed: int = 1) -> pd.DataFrame:
+def simulate(
+    law_name: str, truth: Mapping[str, np.ndarray], frame: pd.DataFrame, targets: Sequence[str], seed: int = 1
+) -> pd.DataFrame:
     """Losses drawn from the law at ``truth`` plus the shared observation noise."""
-    params = {**{k: np.asarray(v, float) for k, v in truth.items()}, **{k: np.full(len(targets), v) for k, v in NOISE.items()}}
+    params = {
+        **{k: np.asarray(v, float) for k, v in truth.items()},
+        **{k: np.full(len(targets), v) for k, v in NOISE.items()},
+    }
     return simulate_losses(get_law(law_name), frame, targets, params, seed=seed)
 
 
-def true_mean(law_name: str, truth: Mapping[str, np.ndarray], frame: pd.DataFrame, targets: Sequence[str]) -> np.ndarray:
+def true_mean(
+    law_name: str, truth: Mapping[str, np.ndarray], frame: pd.DataFrame, targets: Sequence[str]
+) -> np.ndarray:
     """(n, T) the noise-free law at every row of ``frame`` (reference scales as the fit computes them)."""
     h = frame[[f"weight_{d}" for d in DOMAINS]].to_numpy()
     N0, D0 = reference_scale(frame.model_size.to_numpy()), reference_scale(frame.n_tokens.to_numpy())
-    x = make_inputs(h, np.arange(len(h)), frame.model_size.to_numpy(), frame.n_tokens.to_numpy(), N0, D0, own_index(DOMAINS, targets))
+    x = make_inputs(
+        h,
+        np.arange(len(h)),
+        frame.model_size.to_numpy(),
+        frame.n_tokens.to_numpy(),
+        N0,
+        D0,
+        own_index(DOMAINS, targets),
+    )
     return np.asarray(get_law(law_name).mean({k: jnp.asarray(v, dtype=jnp.float64) for k, v in truth.items()}, x))
 
 
-def fit_quietly(frame: pd.DataFrame, law_name: str, targets: Sequence[str], seed: int = 0, warmup: int = 300, draws: int = 300) -> bayesmix.Fit:
+def fit_quietly(
+    frame: pd.DataFrame, law_name: str, targets: Sequence[str], seed: int = 0, warmup: int = 300, draws: int = 300
+) -> bayesmix.Fit:
     """NUTS fit with 2 chains; FitWarnings are recorded on the fit (diagnostics), not raised."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayesmix.FitWarning)
-        return bayesmix.fit(frame, law_name, targets=list(targets), chains=2, warmup=warmup, draws=draws, seed=seed, progress=False)
+        return bayesmix.fit(
+            frame, law_name, targets=list(targets), chains=2, warmup=warmup, draws=draws, seed=seed, progress=False
+        )
 
 
-def fit_simulated(law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], sim_seed: int = 1, draws: int = 300) -> tuple[bayesmix.Fit, pd.DataFrame]:
+def fit_simulated(
+    law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], sim_seed: int = 1, draws: int = 300
+) -> tuple[bayesmix.Fit, pd.DataFrame]:
     """The recovery sweep (10 mixtures x 4 checkpoints, noise seed ``sim_seed``) simulated from ``truth``, and its NUTS fit.
 
     Returns (fit, frame); fails if more than 1% of the draws diverged (a recovery
@@ -105,7 +134,9 @@ def fit_simulated(law_name: str, truth: Mapping[str, np.ndarray], targets: Seque
     return fit, frame
 
 
-def coverage_report(draws: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], level: float = 0.95, wide: float = 0.999) -> pd.DataFrame:
+def coverage_report(
+    draws: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], level: float = 0.95, wide: float = 0.999
+) -> pd.DataFrame:
     """One row per scalar: truth, posterior median, the ``level`` interval, and whether it (and the ``wide`` one) holds the truth."""
     a, b = (1 - level) / 2, (1 - wide) / 2
     rows = []
@@ -114,7 +145,17 @@ def coverage_report(draws: Mapping[str, np.ndarray], truth: Mapping[str, np.ndar
         value = np.asarray(value, float)
         lo_w, lo, med, hi, hi_w = np.quantile(d, [b, a, 0.5, 1 - a, 1 - b], axis=0)
         for idx in np.ndindex(*value.shape):
-            rows.append({"param": f"{name}{list(idx)}", "truth": value[idx], "median": med[idx], "lower": lo[idx], "upper": hi[idx], "lower_wide": lo_w[idx], "upper_wide": hi_w[idx]})
+            rows.append(
+                {
+                    "param": f"{name}{list(idx)}",
+                    "truth": value[idx],
+                    "median": med[idx],
+                    "lower": lo[idx],
+                    "upper": hi[idx],
+                    "lower_wide": lo_w[idx],
+                    "upper_wide": hi_w[idx],
+                }
+            )
     out = pd.DataFrame(rows)
     out["covered"] = (out.truth >= out.lower) & (out.truth <= out.upper)
     out["covered_wide"] = (out.truth >= out.lower_wide) & (out.truth <= out.upper_wide)
@@ -125,7 +166,9 @@ def coverage_report(draws: Mapping[str, np.ndarray], truth: Mapping[str, np.ndar
 def assert_recovered(report: pd.DataFrame, key_tolerance: Mapping[str, float], min_coverage: float = 0.85) -> None:
     """Apply the module's recovery rule (1) and (2) to a coverage report."""
     share = report.covered.mean()
-    assert share >= min_coverage, f"truth inside the 95% interval for only {share:.0%} of scalars:\n{report[~report.covered].to_string()}"
+    assert share >= min_coverage, (
+        f"truth inside the 95% interval for only {share:.0%} of scalars:\n{report[~report.covered].to_string()}"
+    )
     far = report[~report.covered_wide]
     assert far.empty, f"truth outside even the 99.9% interval:\n{far.to_string()}"
     for name, tol in key_tolerance.items():
@@ -144,13 +187,17 @@ def assert_mean_reproduced(fit: bayesmix.Fit, frame: pd.DataFrame, expected: np.
     assert err.max() < tol, f"posterior median of the mean off the true loss by up to {err.max():.2%}"
 
 
-def log_density_and_grad(law_name: str, frame: pd.DataFrame, targets: Sequence[str], seed: int = 0) -> tuple[float, np.ndarray]:
+def log_density_and_grad(
+    law_name: str, frame: pd.DataFrame, targets: Sequence[str], seed: int = 0
+) -> tuple[float, np.ndarray]:
     """Potential energy (minus log density) and its gradient at the prior median, unconstrained space."""
     table = bayesmix.read_runs(frame)
     law = get_law(law_name)
     priors = resolve_priors(law, table.domains, targets, None)
     sizes = np.unique(table.model_size)
-    obs, _ = observed_from_table(table, targets, reference_scale(table.model_size), reference_scale(table.n_tokens), sizes)
+    obs, _ = observed_from_table(
+        table, targets, reference_scale(table.model_size), reference_scale(table.n_tokens), sizes
+    )
     model = make_model(law, table.domains, targets, priors)
     info = initialize_model(jax.random.PRNGKey(seed), model, model_args=(obs,), init_strategy=init_to_median())
     value, grad = jax.value_and_grad(info.potential_fn)(info.param_info.z)
@@ -164,7 +211,16 @@ def assert_finite_draws(fit: bayesmix.Fit) -> None:
         assert np.all(np.isfinite(d)), f"non-finite draws of {name}"
 
 
-def mean_at(law: Law, p: Mapping[str, np.ndarray], h: np.ndarray, N: np.ndarray, D: np.ndarray, targets: Sequence[str], N0: float = 1e8, D0: float = 2e9) -> np.ndarray:
+def mean_at(
+    law: Law,
+    p: Mapping[str, np.ndarray],
+    h: np.ndarray,
+    N: np.ndarray,
+    D: np.ndarray,
+    targets: Sequence[str],
+    N0: float = 1e8,
+    D0: float = 2e9,
+) -> np.ndarray:
     """(n, T) a law's mean at rows given as plain arrays (one mixture per row)."""
     x = make_inputs(h, np.arange(len(h)), N, D, N0, D0, own_index(DOMAINS, targets))
     return np.asarray(law.mean({k: jnp.asarray(v, dtype=jnp.float64) for k, v in p.items()}, x))
@@ -178,7 +234,9 @@ def prior_draws(law_name: str, targets: Sequence[str], n: int, seed: int = 0) ->
     return [draw_from_prior(law, DOMAINS, targets, seed=seed + i) for i in range(n)]
 
 
-def check_mean_shape_and_positivity(law_name: str, targets: Sequence[str], zero_weights: bool = True, draws: int = 20) -> None:
+def check_mean_shape_and_positivity(
+    law_name: str, targets: Sequence[str], zero_weights: bool = True, draws: int = 20
+) -> None:
     """The mean has shape (n, T), is finite and positive for prior draws, rows with zero weights included."""
     law = get_law(law_name)
     rng = np.random.default_rng(0)
@@ -191,7 +249,9 @@ def check_mean_shape_and_positivity(law_name: str, targets: Sequence[str], zero_
     for p in prior_draws(law_name, targets, draws):
         mu = mean_at(law, p, h, N, D, targets)
         assert mu.shape == (n, len(targets))
-        assert np.all(np.isfinite(mu)) and np.all(mu > 0), f"{law_name}: non-finite or non-positive mean for a prior draw"
+        assert np.all(np.isfinite(mu)) and np.all(mu > 0), (
+            f"{law_name}: non-finite or non-positive mean for a prior draw"
+        )
 
 
 Check = Callable[..., None]
@@ -205,7 +265,9 @@ def assert_zero_weight_density_finite(law_name: str, truth: Mapping[str, np.ndar
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
-def assert_zero_weight_fit_finite(law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], mixtures: np.ndarray) -> None:
+def assert_zero_weight_fit_finite(
+    law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], mixtures: np.ndarray
+) -> None:
     """A short NUTS fit of a zero-weight table gives finite draws and finite predictions at ``mixtures`` (zero weights included)."""
     frame = simulate(law_name, truth, zero_weight_design(), targets)
     fit = fit_quietly(frame, law_name, targets, warmup=150, draws=100)

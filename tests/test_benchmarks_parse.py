@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted(p for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+BENCHMARKS = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py") if not p.name.startswith("_")
+)
 
 
 def test_there_are_benchmarks():

@@ -20,10 +20,28 @@ def model_path(small_fit, tmp_path_factory):
 
 def test_predict_writes_the_stable_schema(model_path, tmp_path):
     mixes = tmp_path / "mixes.csv"
-    pd.DataFrame({"web": [0.25, 0.7], "code": [0.25, 0.1], "books": [0.25, 0.1], "math": [0.25, 0.1]}).to_csv(mixes, index=False)
+    pd.DataFrame({"web": [0.25, 0.7], "code": [0.25, 0.1], "books": [0.25, 0.1], "math": [0.25, 0.1]}).to_csv(
+        mixes, index=False
+    )
     out = tmp_path / "pred.csv"
-    rc = main(["predict", str(model_path), "--mixtures", str(mixes), "--model-size", "2.7e9", "--tokens", "1e11",
-               "--interval", "0.8", "--target-weights", "web=0.5,code=0.5", "--out", str(out)])
+    rc = main(
+        [
+            "predict",
+            str(model_path),
+            "--mixtures",
+            str(mixes),
+            "--model-size",
+            "2.7e9",
+            "--tokens",
+            "1e11",
+            "--interval",
+            "0.8",
+            "--target-weights",
+            "web=0.5,code=0.5",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     pred = pd.read_csv(out)
     assert list(pred.columns[: len(SCHEMA)]) == SCHEMA
@@ -37,7 +55,9 @@ def test_predict_writes_the_stable_schema(model_path, tmp_path):
     assert (pred.pred_upper - pred.pred_lower).mean() >= 0.97 * (pred.upper - pred.lower).mean()
     for m in (0, 1):
         sub = pred[pred.mixture == m].set_index("target")
-        assert sub.loc["weighted", "mean"] == pytest.approx(0.5 * sub.loc["web", "mean"] + 0.5 * sub.loc["code", "mean"], rel=1e-6)
+        assert sub.loc["weighted", "mean"] == pytest.approx(
+            0.5 * sub.loc["web", "mean"] + 0.5 * sub.loc["code", "mean"], rel=1e-6
+        )
 
 
 def test_predict_unknown_domain_is_one_clear_line(model_path, tmp_path, capsys):
@@ -64,8 +84,28 @@ def test_fit_verb_saves_a_model_and_rejects_bad_tables(example_frame, tmp_path, 
     runs = tmp_path / "runs.csv"
     example_frame.to_csv(runs, index=False)
     out = tmp_path / "m.nc"
-    rc = main(["fit", str(runs), "--law", "own_weight", "--chains", "1", "--warmup", "30", "--draws", "30",
-               "--prior", "alpha=LogNormal(-1.2, 0.3)", "--min-fraction", "0.5", "--extrapolation-sd", "0.02", "--out", str(out)])
+    rc = main(
+        [
+            "fit",
+            str(runs),
+            "--law",
+            "own_weight",
+            "--chains",
+            "1",
+            "--warmup",
+            "30",
+            "--draws",
+            "30",
+            "--prior",
+            "alpha=LogNormal(-1.2, 0.3)",
+            "--min-fraction",
+            "0.5",
+            "--extrapolation-sd",
+            "0.02",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0 and out.exists()
     import bayesmix
 

@@ -21,19 +21,21 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bayesmix.cli import main
-from bayesmix.data import RunTableError, read_runs
-
-from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
+from bayesmix.data import read_runs
 
 # Bounded for CI: 60 examples per test (about 20 s for check, 2 s for validate/fit on 2 cores), and a
 # per-example deadline far above the slowest case seen (~0.6 s, when a new table shape compiles) that
 # still turns a hang into a failure instead of a stuck job.
-FUZZ = settings(max_examples=60, deadline=timedelta(seconds=20),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60,
+    deadline=timedelta(seconds=20),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 TRUTH = additive_truth(sigma=0.01, tau=0.002)
 BASE = simulated_frame(TRUTH, mixtures=4, checkpoints=3)  # 36 valid rows, 3 sizes
 JUNK = [np.nan, np.inf, -np.inf, 0.0, -1.0, 1e300, 1e-300, 5e-324, "abc", "", "nan", "1e999", "٣", "3,5", True, None]
@@ -78,7 +80,11 @@ def damaged_tables(draw) -> tuple[str, object]:
             df = pd.concat([df, df[[col]]], axis=1)  # duplicated column name
         elif op == "rename":
             new = draw(st.sampled_from(NAMES))
-            df = df.rename(columns={col: col.replace(col.split("_")[-1] if col.startswith("weight_") else col.split("_")[0], new, 1)})
+            df = df.rename(
+                columns={
+                    col: col.replace(col.split("_")[-1] if col.startswith("weight_") else col.split("_")[0], new, 1)
+                }
+            )
         elif op == "zero_weights":
             for c in [c for c in df.columns if str(c).startswith("weight_")]:
                 df[c] = 0.0
@@ -128,7 +134,9 @@ def _assert_one_clear_line(err: str, path: Path) -> None:
 @given(damaged_tables())
 def test_check_against_damaged_runs(model, tmp_path, table):
     path = _write(tmp_path, *table)
-    rc, err = _run(["check", str(model), "--runs", str(path), "--out", str(tmp_path / "r"), "--no-figures", "--max-draws", "50"])
+    rc, err = _run(
+        ["check", str(model), "--runs", str(path), "--out", str(tmp_path / "r"), "--no-figures", "--max-draws", "50"]
+    )
     event(f"check: exit {rc}")
     if rc == 2:
         _assert_one_clear_line(err, path)
@@ -146,8 +154,10 @@ def test_check_against_damaged_runs(model, tmp_path, table):
 def test_validate_and_fit_reject_damaged_runs_before_sampling(tmp_path, table, holdout):
     path = _write(tmp_path, *table)
     with mock.patch("bayesmix.fit.sample", _refuse):
-        for argv in (["validate", str(path), "--holdout", holdout, "--draws", "20", "--warmup", "20", "--chains", "1"],
-                     ["fit", str(path), "--out", str(tmp_path / "m.nc"), "--draws", "20", "--warmup", "20", "--chains", "1"]):
+        for argv in (
+            ["validate", str(path), "--holdout", holdout, "--draws", "20", "--warmup", "20", "--chains", "1"],
+            ["fit", str(path), "--out", str(tmp_path / "m.nc"), "--draws", "20", "--warmup", "20", "--chains", "1"],
+        ):
             rc, err = _run(argv)
             event(f"{argv[0]}: {rc}")
             if rc == 2:

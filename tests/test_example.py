@@ -10,8 +10,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_example_runs_end_to_end(tmp_path, capsys):
-    rc = main(["example", "--chains", "2", "--warmup", "150", "--draws", "100", "--out", str(tmp_path / "models"),
-               "--figures", str(tmp_path / "fig")])
+    rc = main(
+        [
+            "example",
+            "--chains",
+            "2",
+            "--warmup",
+            "150",
+            "--draws",
+            "100",
+            "--out",
+            str(tmp_path / "models"),
+            "--figures",
+            str(tmp_path / "fig"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "SIMULATED" in out

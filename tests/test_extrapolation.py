@@ -10,7 +10,6 @@ checks that predictions widen with it beyond the fitted range and not inside.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from bayesmix import extrapolation
 from bayesmix.data import read_runs
@@ -32,9 +31,21 @@ def sweep(bias: float, sizes=SIZES, seed: int = 0):
     d = d[d.groupby("run").n_tokens.transform(lambda s: s / s.max()) >= 0.4].reset_index(drop=True)
     own = np.eye(3)
     truth = additive_law.from_paper_parameters(
-        E=np.array([1.9, 0.8, 1.2]), A=np.full(3, 0.35), alpha=np.array([0.34, 0.30, 0.36]), B=np.full(3, 0.30),
-        beta=np.array([0.28, 0.30, 0.26]), w=0.08 + 0.6 * own, gamma=np.full((3, 3), 0.4) + 0.15 * own)
-    frame = simulate_losses(get_law("additive"), d, DOMAINS, {**truth, "sigma": np.full(3, 0.004), "tau_run": np.full(3, 0.003)}, seed=seed + 1)
+        E=np.array([1.9, 0.8, 1.2]),
+        A=np.full(3, 0.35),
+        alpha=np.array([0.34, 0.30, 0.36]),
+        B=np.full(3, 0.30),
+        beta=np.array([0.28, 0.30, 0.26]),
+        w=0.08 + 0.6 * own,
+        gamma=np.full((3, 3), 0.4) + 0.15 * own,
+    )
+    frame = simulate_losses(
+        get_law("additive"),
+        d,
+        DOMAINS,
+        {**truth, "sigma": np.full(3, 0.004), "tau_run": np.full(3, 0.003)},
+        seed=seed + 1,
+    )
     largest = frame.model_size == max(sizes)
     for t in TARGETS:
         frame.loc[largest, f"{t}_loss"] *= np.exp(bias)
@@ -44,7 +55,9 @@ def sweep(bias: float, sizes=SIZES, seed: int = 0):
 def measure(table):
     law = get_law("additive")
     priors = resolve_priors(law, table.domains, TARGETS, None)
-    return learn_extrapolation_sd(table, law, TARGETS, priors, reference_scale(table.model_size), reference_scale(table.n_tokens))
+    return learn_extrapolation_sd(
+        table, law, TARGETS, priors, reference_scale(table.model_size), reference_scale(table.n_tokens)
+    )
 
 
 def held_out_efolds(table) -> float:

@@ -9,8 +9,17 @@ from bayesmix.laws import get_law
 def test_target_accept_defaults_to_the_laws(example_frame, monkeypatch):
     monkeypatch.setattr(type(get_law("own_weight")), "target_accept", 0.97)
     target = [c for c in example_frame.columns if c.endswith("_loss")][0][: -len("_loss")]
-    fit = bayesmix.fit(example_frame, "own_weight", targets=[target], chains=1, warmup=30, draws=20, seed=0,
-                       progress=False, extrapolation_sd=0.01)
+    fit = bayesmix.fit(
+        example_frame,
+        "own_weight",
+        targets=[target],
+        chains=1,
+        warmup=30,
+        draws=20,
+        seed=0,
+        progress=False,
+        extrapolation_sd=0.01,
+    )
     assert fit.config.target_accept == 0.97
 
 

@@ -113,8 +113,14 @@ def test_decide_and_plan_import_the_posterior_never_the_reverse():
         users = [m for m in g if _within(m, pkg) and "bayesmix.posterior" in g[m]]
         assert users, f"{pkg} should evaluate the law through bayesmix.posterior"
     up = {"bayesmix.decide", "bayesmix.plan", "bayesmix.checks", "bayesmix.commands", "bayesmix.cli", "bayesmix.fit"}
-    below = [m for m in g if m == "bayesmix.posterior" or _within(m, "bayesmix.data") or _within(m, "bayesmix.laws")
-             or m in ("bayesmix.model", "bayesmix.design", "bayesmix.inference", "bayesmix.priors")]
+    below = [
+        m
+        for m in g
+        if m == "bayesmix.posterior"
+        or _within(m, "bayesmix.data")
+        or _within(m, "bayesmix.laws")
+        or m in ("bayesmix.model", "bayesmix.design", "bayesmix.inference", "bayesmix.priors")
+    ]
     bad = [(m, d) for m in below for d in g[m] if any(_within(d, u) for u in up)]
     assert not bad, f"imports against the flow: {bad}"
     # plan builds on decide; decide never on plan

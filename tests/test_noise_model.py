@@ -14,11 +14,11 @@ from __future__ import annotations
 import warnings
 
 import jax.numpy as jnp
+import law_checks as lc
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-import law_checks as lc
 import bayesmix
 from bayesmix.data import read_runs
 from bayesmix.design import observed_from_table, reference_scale

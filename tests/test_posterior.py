@@ -23,9 +23,18 @@ def fit():
 
 def _direct(fit, p, h, N, D):
     """The law's log mean for each draw and row, written out without the kernel (an independent path)."""
-    x = Inputs(h=h, mix=np.arange(len(h)), N=np.asarray(N, float), D=np.asarray(D, float), N0=fit.N0, D0=fit.D0,
-               own=np.array([list(fit.domains).index(t) for t in fit.targets]))
-    return np.stack([np.log(np.asarray(fit.law.mean({k: v[s] for k, v in p.items()}, x))) for s in range(len(p["sigma"]))])
+    x = Inputs(
+        h=h,
+        mix=np.arange(len(h)),
+        N=np.asarray(N, float),
+        D=np.asarray(D, float),
+        N0=fit.N0,
+        D0=fit.D0,
+        own=np.array([list(fit.domains).index(t) for t in fit.targets]),
+    )
+    return np.stack(
+        [np.log(np.asarray(fit.law.mean({k: v[s] for k, v in p.items()}, x))) for s in range(len(p["sigma"]))]
+    )
 
 
 def test_thinning_is_one_even_rule():
@@ -95,5 +104,7 @@ def test_point_posterior_is_one_draw(fit):
     p = {k: v[0, 0] for k, v in fit.draws.items()}
     one = Posterior.point(fit.law, fit.domains, fit.targets, p, fit.N0, fit.D0)
     h = np.full((3, 4), 0.25)
-    np.testing.assert_allclose(one.log_means(h, 1e9, 2e10)[0], Posterior.from_fit(fit).take([0]).log_means(h, 1e9, 2e10)[0])
+    np.testing.assert_allclose(
+        one.log_means(h, 1e9, 2e10)[0], Posterior.from_fit(fit).take([0]).log_means(h, 1e9, 2e10)[0]
+    )
     assert jax.numpy.isfinite(one.log_means(h, 1e9, 2e10)).all()

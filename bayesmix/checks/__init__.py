@@ -14,6 +14,17 @@ from .sbc import SBCResult, default_design, sbc
 from .validate import ValidationResult, make_folds, validate
 
 __all__ = [
-    "CheckResult", "SBCResult", "ValidationResult", "check", "compare", "default_design", "heldout_loglik", "loo_runs", "make_folds",
-    "run_loglik", "sbc", "validate", "verdict",
+    "CheckResult",
+    "SBCResult",
+    "ValidationResult",
+    "check",
+    "compare",
+    "default_design",
+    "heldout_loglik",
+    "loo_runs",
+    "make_folds",
+    "run_loglik",
+    "sbc",
+    "validate",
+    "verdict",
 ]

@@ -82,7 +82,9 @@ def loo_runs(
         try:
             res = azs.loo(dt, pointwise=True, var_name="run")
         except ValueError as e:  # e.g. every draw identical: PSIS has no tail to fit
-            raise ValueError(f"PSIS-LOO failed for the {fit.law.name} fit ({e}); are its posterior draws degenerate?") from None
+            raise ValueError(
+                f"PSIS-LOO failed for the {fit.law.name} fit ({e}); are its posterior draws degenerate?"
+            ) from None
     elpd_i = np.asarray(res.elpd_i).ravel().astype(float)
     k = np.asarray(res.pareto_k).ravel().astype(float)
     method = np.array(["psis"] * R, dtype=object)
@@ -101,8 +103,13 @@ def loo_runs(
     pointwise = pd.DataFrame({"run": runs, "elpd": elpd_i, "pareto_k": k, "method": method, "lppd": lppd})
     elpd = float(elpd_i.sum())
     return RunLoo(
-        pointwise=pointwise, elpd=elpd, se=float(np.sqrt(R * np.var(elpd_i))), p_loo=float(lppd.sum() - elpd),
-        high_k=high, refitted=refitted, elpd_data=res,
+        pointwise=pointwise,
+        elpd=elpd,
+        se=float(np.sqrt(R * np.var(elpd_i))),
+        p_loo=float(lppd.sum() - elpd),
+        high_k=high,
+        refitted=refitted,
+        elpd_data=res,
     )
 
 
@@ -119,10 +126,20 @@ def exact_run_elpd(fit, run: str, draws: int | None = None, progress: bool | Non
     c = fit.config
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        refit = fit_law(fit.table.subset(keep), fit.law, targets=fit.targets, priors=fit.priors, chains=c.chains,
-                        warmup=c.warmup, draws=draws or c.draws, seed=c.seed + 1, target_accept=c.target_accept,
-                        max_tree_depth=c.max_tree_depth, progress=progress,
-                        extrapolation_sd=0.0)  # scored without the bias term: skip fit()'s measurement of it
+        refit = fit_law(
+            fit.table.subset(keep),
+            fit.law,
+            targets=fit.targets,
+            priors=fit.priors,
+            chains=c.chains,
+            warmup=c.warmup,
+            draws=draws or c.draws,
+            seed=c.seed + 1,
+            target_accept=c.target_accept,
+            max_tree_depth=c.max_tree_depth,
+            progress=progress,
+            extrapolation_sd=0.0,
+        )  # scored without the bias term: skip fit()'s measurement of it
     if not refit.diagnostics.ok:
         log.warning("refit without run %s: %s", run, refit.diagnostics.problems[0])
     ll, _ = heldout_loglik(refit, fit.table.subset(~keep), extrapolation_sd=0.0)
@@ -136,20 +153,30 @@ def same_data(fits: Mapping[str, object]) -> None:
     for name in names[1:]:
         f = fits[name]
         if tuple(f.domains) != tuple(ref.domains):
-            raise ValueError(f"{name} and {ref_name} were fit on different domains ({', '.join(f.domains)} vs {', '.join(ref.domains)}); compare fits of the same run table")
+            raise ValueError(
+                f"{name} and {ref_name} were fit on different domains ({', '.join(f.domains)} vs {', '.join(ref.domains)}); compare fits of the same run table"
+            )
         if tuple(f.targets) != tuple(ref.targets):
-            raise ValueError(f"{name} and {ref_name} score different targets ({', '.join(f.targets)} vs {', '.join(ref.targets)}); refit with the same --targets")
+            raise ValueError(
+                f"{name} and {ref_name} score different targets ({', '.join(f.targets)} vs {', '.join(ref.targets)}); refit with the same --targets"
+            )
         a, b = f.table, ref.table
         if a.n_rows != b.n_rows or a.n_runs != b.n_runs:
-            raise ValueError(f"{name} and {ref_name} were fit on different data ({a.n_rows} rows / {a.n_runs} runs vs {b.n_rows} / {b.n_runs}); compare fits of the same run table")
+            raise ValueError(
+                f"{name} and {ref_name} were fit on different data ({a.n_rows} rows / {a.n_runs} runs vs {b.n_rows} / {b.n_runs}); compare fits of the same run table"
+            )
         cols = a.weight_columns + ["model_size", "n_tokens"] + [f"{t}_loss" for t in ref.targets]
         for c in cols:
             x, y = a.frame[c].to_numpy(float), b.frame[c].to_numpy(float)
             if not np.allclose(x, y, rtol=1e-12, atol=0, equal_nan=True):
                 row = int(np.flatnonzero(~np.isclose(x, y, rtol=1e-12, atol=0, equal_nan=True))[0])
-                raise ValueError(f"{name} and {ref_name} were fit on different data: column {c} differs first at row {row + 1} ({x[row]:g} vs {y[row]:g})")
+                raise ValueError(
+                    f"{name} and {ref_name} were fit on different data: column {c} differs first at row {row + 1} ({x[row]:g} vs {y[row]:g})"
+                )
         if not np.array_equal(a.run, b.run):
-            raise ValueError(f"{name} and {ref_name} group rows into runs differently; compare fits of the same run table")
+            raise ValueError(
+                f"{name} and {ref_name} group rows into runs differently; compare fits of the same run table"
+            )
 
 
 def compare(
@@ -183,18 +210,31 @@ def compare(
     if len(fits) < 2:
         raise ValueError("compare needs at least two fits")
     same_data(fits)
-    loos = {name: loo_runs(f, refit=refit, max_refits=max_refits, k_threshold=k_threshold, refit_draws=refit_draws,
-                           progress=progress) for name, f in fits.items()}
+    loos = {
+        name: loo_runs(
+            f, refit=refit, max_refits=max_refits, k_threshold=k_threshold, refit_draws=refit_draws, progress=progress
+        )
+        for name, f in fits.items()
+    }
     best = max(loos, key=lambda n: loos[n].elpd)
     rows = []
     for name, lo in loos.items():
         diff_i = loos[best].pointwise.elpd.to_numpy() - lo.pointwise.elpd.to_numpy()
         n = len(diff_i)
-        rows.append({
-            "name": name, "law": fits[name].law.name, "elpd_loo": lo.elpd, "se": lo.se, "p_loo": lo.p_loo,
-            "elpd_diff": float(diff_i.sum()), "diff_se": float(np.sqrt(n * np.var(diff_i))), "runs": n,
-            "high_k": len(lo.high_k), "refits": len(lo.refitted),
-        })
+        rows.append(
+            {
+                "name": name,
+                "law": fits[name].law.name,
+                "elpd_loo": lo.elpd,
+                "se": lo.se,
+                "p_loo": lo.p_loo,
+                "elpd_diff": float(diff_i.sum()),
+                "diff_se": float(np.sqrt(n * np.var(diff_i))),
+                "runs": n,
+                "high_k": len(lo.high_k),
+                "refits": len(lo.refitted),
+            }
+        )
     table = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False).set_index("name")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     if holdout:
@@ -202,8 +242,18 @@ def compare(
 
         for name, f in fits.items():
             c = f.config
-            v = validate(f.table, f.law, holdout, targets=f.targets, priors=f.priors, chains=c.chains, warmup=c.warmup,
-                         draws=c.draws, seed=c.seed, progress=progress)
+            v = validate(
+                f.table,
+                f.law,
+                holdout,
+                targets=f.targets,
+                priors=f.priors,
+                chains=c.chains,
+                warmup=c.warmup,
+                draws=c.draws,
+                seed=c.seed,
+                progress=progress,
+            )
             table.loc[name, "holdout_lpd"] = v.folds.lpd.sum()
             table.loc[name, "holdout_mre"] = v.folds.mre.mean()
             table.loc[name, "holdout_coverage_90"] = v.folds.coverage_90.mean()
@@ -221,16 +271,22 @@ def verdict(table: pd.DataFrame) -> str:
     z = d / se if se > 0 else np.inf
     unit = f"{d:.1f} ± {se:.1f} nats of leave-one-run-out log predictive density"
     if d < SMALL_DIFF:
-        text = (f"{first} and {second} predict held-out runs about equally well ({unit}; differences under "
-                f"{SMALL_DIFF:.0f} nats are small): the data do not prefer either; choose by other grounds "
-                "(fewer parameters, held-out scale error).")
+        text = (
+            f"{first} and {second} predict held-out runs about equally well ({unit}; differences under "
+            f"{SMALL_DIFF:.0f} nats are small): the data do not prefer either; choose by other grounds "
+            "(fewer parameters, held-out scale error)."
+        )
     elif z < 2:
-        text = (f"{first} scores better than {second} by {unit}, but that is under 2 standard errors: "
-                "a weak preference, not a clear one.")
+        text = (
+            f"{first} scores better than {second} by {unit}, but that is under 2 standard errors: "
+            "a weak preference, not a clear one."
+        )
     else:
         text = f"{first} is clearly preferred over {second}: {unit}, {z:.1f} standard errors."
     unreliable = int(table.high_k.sum())
     if unreliable:
-        text += (f" Caution: {unreliable} run(s) have Pareto k > {K_THRESHOLD} (PSIS unreliable for them); "
-                 "rerun with exact refits (--refit) before trusting a close call.")
+        text += (
+            f" Caution: {unreliable} run(s) have Pareto k > {K_THRESHOLD} (PSIS unreliable for them); "
+            "rerun with exact refits (--refit) before trusting a close call."
+        )
     return text

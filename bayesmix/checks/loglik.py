@@ -80,7 +80,10 @@ def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None)
     fn = _CACHE.get(key)
     if fn is None:
         fn = _CACHE[key] = jax.jit(jax.vmap(lambda r, s, t, o: group_loglik(r, o, s, t), in_axes=(0, 0, 0, None)))
-    out = [np.asarray(fn(resid, sigma, tau, obs))[:n] for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)]
+    out = [
+        np.asarray(fn(resid, sigma, tau, obs))[:n]
+        for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)
+    ]
     return np.concatenate(out, 0), np.asarray(runs)
 
 
@@ -123,7 +126,9 @@ def heldout_loglik(
     else:
         sd = np.asarray(fit.extrapolation_sd if extrapolation_sd is None else extrapolation_sd, dtype=float)
         if sd.ndim > 1 or sd.size not in (1, T):
-            raise ValueError(f"heldout_loglik: extrapolation_sd must be a number or one per target ({T}); got shape {sd.shape}")
+            raise ValueError(
+                f"heldout_loglik: extrapolation_sd must be a number or one per target ({T}); got shape {sd.shape}"
+            )
         sds = np.broadcast_to(sd.reshape(-1), (T,))[None, :]  # (1, T)
     if not np.all(np.isfinite(sds) & (sds >= 0)):
         raise ValueError("heldout_loglik: extrapolation_sd values must be non-negative numbers")
@@ -142,8 +147,10 @@ def heldout_loglik(
         fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None), out_axes=1))
     sds_j = jnp.asarray(np.ascontiguousarray(sds))
     group_j = jnp.asarray(group)
-    out = [np.asarray(fn(resid, sigma, tau, obs, far, group_j, sds_j))[:, :n]
-           for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)]
+    out = [
+        np.asarray(fn(resid, sigma, tau, obs, far, group_j, sds_j))[:, :n]
+        for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)
+    ]
     labels = np.array(["all"]) if shared else np.asarray(runs)
     ll = np.concatenate(out, 1)
     return (ll if grid is not None else ll[0]), labels

@@ -64,9 +64,13 @@ def residuals_figure(points: pd.DataFrame, domains, title: str = "") -> "object"
     (the black line is the binned mean); calibrated residuals scatter in +-2.
     """
     targets = list(dict.fromkeys(points.target))
-    xs = [("model_size", "log10 model size", True), ("tokens", "log10 tokens", True)] + [(f"weight_{d}", f"weight {d}", False) for d in domains]
+    xs = [("model_size", "log10 model size", True), ("tokens", "log10 tokens", True)] + [
+        (f"weight_{d}", f"weight {d}", False) for d in domains
+    ]
     plt = _plt()
-    fig, axes = plt.subplots(len(targets), len(xs), figsize=(1.9 * len(xs) + 0.6, 1.6 * len(targets) + 0.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        len(targets), len(xs), figsize=(1.9 * len(xs) + 0.6, 1.6 * len(targets) + 0.6), squeeze=False, sharey=True
+    )
     for i, t in enumerate(targets):
         g = points[points.target == t]
         for j, (col, label, logx) in enumerate(xs):
@@ -105,7 +109,12 @@ def pit_figure(tree) -> "object":
 
     _plt()
     n = len(tree["observed_data"].data_vars)
-    pc = azp.plot_ppc_pit(tree, backend="matplotlib", col_wrap=min(4, n), figure_kwargs={"figsize": (3.4 * min(4, n), 2.6 * -(-n // 4) + 0.5)})
+    pc = azp.plot_ppc_pit(
+        tree,
+        backend="matplotlib",
+        col_wrap=min(4, n),
+        figure_kwargs={"figsize": (3.4 * min(4, n), 2.6 * -(-n // 4) + 0.5)},
+    )
     fig = pc.viz["figure"].item()
     fig.suptitle("PIT of observed losses under the posterior predictive (inside the band = calibrated)", fontsize=10)
     fig.tight_layout()
@@ -132,8 +141,16 @@ def folds_figure(points: pd.DataFrame, title: str = "") -> "object":
         g = points[points.fold == f]
         for i, t in enumerate(dict.fromkeys(g.target)):
             s = g[g.target == t]
-            ax.errorbar(s.observed, s["median"], yerr=[s["median"] - s.lower, s.upper - s["median"]], fmt=".", ms=3,
-                        alpha=0.6, color=f"C{i % 10}", label=t)
+            ax.errorbar(
+                s.observed,
+                s["median"],
+                yerr=[s["median"] - s.lower, s.upper - s["median"]],
+                fmt=".",
+                ms=3,
+                alpha=0.6,
+                color=f"C{i % 10}",
+                label=t,
+            )
         lo, hi = g.observed.min(), g.observed.max()
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         inside = ((g.observed >= g.lower) & (g.observed <= g.upper)).mean()

@@ -38,8 +38,14 @@ def pit(draws: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return (np.sum(draws < observed, axis=0) + 0.5 * np.sum(draws == observed, axis=0)) / draws.shape[0]
 
 
-def predictive_points(fit, table: RunTable | None = None, levels=LEVELS, seed: int = 0,
-                      max_draws: int | None = 2000, draws: dict | None = None) -> pd.DataFrame:
+def predictive_points(
+    fit,
+    table: RunTable | None = None,
+    levels=LEVELS,
+    seed: int = 0,
+    max_draws: int | None = 2000,
+    draws: dict | None = None,
+) -> pd.DataFrame:
     """One row per observed (row, target) with the fit's posterior predictive beside the observation.
 
     Columns: ``row``, ``run``, ``model_size``, ``tokens``, ``target``,
@@ -52,7 +58,11 @@ def predictive_points(fit, table: RunTable | None = None, levels=LEVELS, seed: i
     the mixture weights ``weight_<domain>``. Masked cells are left out.
     """
     table = fit.table if table is None else table
-    d = draws if draws is not None else fit.predict_draws(table.weights, table.model_size, table.n_tokens, seed=seed, max_draws=max_draws)
+    d = (
+        draws
+        if draws is not None
+        else fit.predict_draws(table.weights, table.model_size, table.n_tokens, seed=seed, max_draws=max_draws)
+    )
     pred, mean = d["pred"], d["mean"]  # (S, n, T)
     obs = table.frame[[f"{t}_loss" for t in fit.targets]].to_numpy(dtype=float)  # (n, T)
     n, T = obs.shape
@@ -121,18 +131,33 @@ def worst_runs(points: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     interval), ``worst_target`` (target with the largest mean |z|).
     """
     if points.empty:
-        return pd.DataFrame(columns=["run", "model_size", "cells", "rms_z", "max_abs_z", "mean_rel_error", "outside_90", "worst_target"])
-    g = points.assign(z2=points.z**2, az=points.z.abs(), out=(points.observed < points.lower) | (points.observed > points.upper))
+        return pd.DataFrame(
+            columns=["run", "model_size", "cells", "rms_z", "max_abs_z", "mean_rel_error", "outside_90", "worst_target"]
+        )
+    g = points.assign(
+        z2=points.z**2, az=points.z.abs(), out=(points.observed < points.lower) | (points.observed > points.upper)
+    )
     by = g.groupby("run", sort=False)
-    worst_t = g.groupby(["run", "target"], sort=False).az.mean().reset_index().sort_values("az").groupby("run").tail(1).set_index("run").target
-    out = pd.DataFrame({
-        "model_size": by.model_size.first(),
-        "cells": by.size(),
-        "rms_z": np.sqrt(by.z2.mean()),
-        "max_abs_z": by.az.max(),
-        "mean_rel_error": by.rel_error.mean(),
-        "outside_90": by.out.mean(),
-    })
+    worst_t = (
+        g.groupby(["run", "target"], sort=False)
+        .az.mean()
+        .reset_index()
+        .sort_values("az")
+        .groupby("run")
+        .tail(1)
+        .set_index("run")
+        .target
+    )
+    out = pd.DataFrame(
+        {
+            "model_size": by.model_size.first(),
+            "cells": by.size(),
+            "rms_z": np.sqrt(by.z2.mean()),
+            "max_abs_z": by.az.max(),
+            "mean_rel_error": by.rel_error.mean(),
+            "outside_90": by.out.mean(),
+        }
+    )
     out["worst_target"] = worst_t.reindex(out.index)
     return out.sort_values("rms_z", ascending=False).head(n).reset_index()
 
@@ -162,8 +187,11 @@ class CheckResult:
         for name, fig in self.figures.items():
             paths.append(folder / f"{name}.png")
             fig.savefig(paths[-1], dpi=110)
-        for name, frame, index in (("check-summary", self.table, True), ("check-worst-runs", self.worst, False),
-                                   ("check-points", self.points, False)):
+        for name, frame, index in (
+            ("check-summary", self.table, True),
+            ("check-worst-runs", self.worst, False),
+            ("check-points", self.points, False),
+        ):
             paths.append(folder / f"{name}.csv")
             frame.to_csv(paths[-1], index=index)
         return paths
@@ -186,8 +214,16 @@ def predictive_tree(fit, table: RunTable, draws: dict):
     return azb.from_dict({"posterior_predictive": pp, "observed_data": od}, dims=dims)
 
 
-def check(fit, table: RunTable | None = None, *, levels=LEVELS, seed: int = 0, max_draws: int | None = 2000,
-          worst: int = 10, figures: bool = True) -> CheckResult:
+def check(
+    fit,
+    table: RunTable | None = None,
+    *,
+    levels=LEVELS,
+    seed: int = 0,
+    max_draws: int | None = 2000,
+    worst: int = 10,
+    figures: bool = True,
+) -> CheckResult:
     """Posterior predictive check of ``fit`` on its own runs (or on ``table``, e.g. held-out runs).
 
     Returns a :class:`CheckResult` whose ``table`` has, per target and overall,
@@ -203,7 +239,9 @@ def check(fit, table: RunTable | None = None, *, levels=LEVELS, seed: int = 0, m
         if f"{t}_loss" not in table.frame.columns:
             raise ValueError(f"{table.source}: no column {t}_loss; the fit scores targets {', '.join(fit.targets)}")
     if tuple(table.domains) != tuple(fit.domains):
-        raise ValueError(f"{table.source}: domains {', '.join(table.domains)} differ from the fit's ({', '.join(fit.domains)})")
+        raise ValueError(
+            f"{table.source}: domains {', '.join(table.domains)} differ from the fit's ({', '.join(fit.domains)})"
+        )
     draws = fit.predict_draws(table.weights, table.model_size, table.n_tokens, seed=seed, max_draws=max_draws)
     points = predictive_points(fit, table, levels, draws=draws)
     result = CheckResult(table=summarise(points, levels), points=points, worst=worst_runs(points, worst))

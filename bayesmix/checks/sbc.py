@@ -73,8 +73,17 @@ class SBCResult:
             r = self.ranks.loc[self.ranks.parameter == name, "rank"].to_numpy()
             stat, df, p = rank_chi2(r, self.n_draws, bins)
             u = (r + 0.5) / (self.n_draws + 1)
-            rows.append({"parameter": name, "replications": len(r), "chi2": stat, "df": df, "p_value": p,
-                         "low": float(np.mean(u < 0.05)), "high": float(np.mean(u > 0.95))})
+            rows.append(
+                {
+                    "parameter": name,
+                    "replications": len(r),
+                    "chi2": stat,
+                    "df": df,
+                    "p_value": p,
+                    "low": float(np.mean(u < 0.05)),
+                    "high": float(np.mean(u > 0.95)),
+                }
+            )
         out = pd.DataFrame(rows)
         out["p_bonferroni"] = np.minimum(1.0, out.p_value * len(out))
         return out
@@ -84,8 +93,12 @@ class SBCResult:
         from .plots import rank_histograms
 
         n_rep = self.ranks.replication.nunique()
-        return rank_histograms(self.ranks, self.n_draws, bins,
-                               f"SBC rank histograms: {self.law} law, {n_rep} replications (grey: 99% band if uniform)")
+        return rank_histograms(
+            self.ranks,
+            self.n_draws,
+            bins,
+            f"SBC rank histograms: {self.law} law, {n_rep} replications (grey: 99% band if uniform)",
+        )
 
 
 def _bin(ranks: np.ndarray, n_draws: int, bins: int) -> np.ndarray:
@@ -125,7 +138,10 @@ def prior_draws(law: Law, domains, targets, n: int, seed: int) -> dict[str, np.n
     spec = all_params(law, domains, targets)
     shapes = param_shapes(spec, domains, targets)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
-    return {name: np.asarray(spec[name].prior.to_numpyro(shape).sample(k, (n,))) for k, (name, shape) in zip(keys, shapes.items())}
+    return {
+        name: np.asarray(spec[name].prior.to_numpyro(shape).sample(k, (n,)))
+        for k, (name, shape) in zip(keys, shapes.items())
+    }
 
 
 def _inverse_pd(hess: jnp.ndarray, floor: float = 1e-8) -> jnp.ndarray:
@@ -175,8 +191,18 @@ class _Engine:
     replaced by a vmappable one.
     """
 
-    def __init__(self, law: Law, table, targets, chains: int, warmup: int, draws: int,
-                 target_accept: float, max_tree_depth: int, newton_iters: int = 40):
+    def __init__(
+        self,
+        law: Law,
+        table,
+        targets,
+        chains: int,
+        warmup: int,
+        draws: int,
+        target_accept: float,
+        max_tree_depth: int,
+        newton_iters: int = 40,
+    ):
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
 
@@ -188,14 +214,21 @@ class _Engine:
         self.obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size))
         self.N0, self.D0 = N0, D0
         model = make_model(law, table.domains, targets, priors)
-        info = initialize_model(jax.random.PRNGKey(0), model, model_args=(self.obs,), dynamic_args=True,
-                                init_strategy=init_to_median())
+        info = initialize_model(
+            jax.random.PRNGKey(0), model, model_args=(self.obs,), dynamic_args=True, init_strategy=init_to_median()
+        )
         pot_gen = info.potential_fn
         z0, unravel = ravel_pytree(info.param_info.z)
         dim = int(z0.shape[0])
         self.sites = list(param_shapes(all_params(law, table.domains, targets), table.domains, targets))
-        config = SamplerConfig(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept,
-                               max_tree_depth=max_tree_depth, dense_mass=True)
+        config = SamplerConfig(
+            chains=chains,
+            warmup=warmup,
+            draws=draws,
+            target_accept=target_accept,
+            max_tree_depth=max_tree_depth,
+            dense_mass=True,
+        )
         run = _runner(model, unravel, dim, config, False, None)  # jit(vmap over chains) of the package's NUTS
         obs0 = self.obs
 
@@ -262,7 +295,7 @@ def sbc(
     if design is None:
         design, default_targets = default_design(law, seed)
         targets = targets or default_targets
-    domains = tuple(c[len("weight_"):] for c in design.columns if c.startswith("weight_"))
+    domains = tuple(c[len("weight_") :] for c in design.columns if c.startswith("weight_"))
     targets = tuple(targets or domains)
     if chains * draws < n_ranks:
         raise ValueError(f"{chains} chains x {draws} draws give fewer than n_ranks={n_ranks} draws to rank among")
@@ -275,12 +308,21 @@ def sbc(
             for t in targets:
                 frame[f"{t}_loss"] *= math.exp(perturb)
         frames.append(frame)
-    key = (law.name, targets, chains, warmup, draws, target_accept, max_tree_depth,
-           pd.util.hash_pandas_object(design, index=False).sum())
+    key = (
+        law.name,
+        targets,
+        chains,
+        warmup,
+        draws,
+        target_accept,
+        max_tree_depth,
+        pd.util.hash_pandas_object(design, index=False).sum(),
+    )
     engine = _ENGINES.get(key)
     if engine is None:  # the compile is most of the cost: reuse it for every call on the same design
-        engine = _ENGINES[key] = _Engine(law, read_runs(frames[0], quiet=True), targets, chains, warmup, draws,
-                                         target_accept, max_tree_depth)
+        engine = _ENGINES[key] = _Engine(
+            law, read_runs(frames[0], quiet=True), targets, chains, warmup, draws, target_accept, max_tree_depth
+        )
     ys = np.stack([engine.y_of(f) for f in frames])
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), replications)
 
@@ -302,19 +344,43 @@ def sbc(
                 flat = x.reshape(chains * draws, -1)[take]
                 true = np.ravel(truth[name][r])
                 ranks = (flat < true[None]).sum(0)
-                rank_rows += [{"replication": int(r), "parameter": lab, "rank": int(k), "truth": float(t)}
-                              for lab, k, t in zip(labels, ranks, true)]
+                rank_rows += [
+                    {"replication": int(r), "parameter": lab, "rank": int(k), "truth": float(t)}
+                    for lab, k, t in zip(labels, ranks, true)
+                ]
                 rhats.append(_max_rhat(x.reshape(chains, draws, -1)))
-            run_rows.append({"replication": int(r), "divergences": int(div[b].sum()), "max_rhat": float(np.max(rhats)),
-                             "tree_depth_hits": int((steps[b] >= 2**max_tree_depth - 1).sum())})
+            run_rows.append(
+                {
+                    "replication": int(r),
+                    "divergences": int(div[b].sum()),
+                    "max_rhat": float(np.max(rhats)),
+                    "tree_depth_hits": int((steps[b] >= 2**max_tree_depth - 1).sum()),
+                }
+            )
         if progress:
-            print(f"  {law.name}: {min(start + batch, replications)}/{replications} replications, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"  {law.name}: {min(start + batch, replications)}/{replications} replications, "
+                f"{time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     return SBCResult(
-        law=law.name, ranks=pd.DataFrame(rank_rows), runs=pd.DataFrame(run_rows), n_draws=n_ranks,
+        law=law.name,
+        ranks=pd.DataFrame(rank_rows),
+        runs=pd.DataFrame(run_rows),
+        n_draws=n_ranks,
         seconds=time.perf_counter() - t0,
-        settings={"replications": replications, "chains": chains, "warmup": warmup, "draws": draws, "n_ranks": n_ranks,
-                  "targets": list(targets), "domains": list(domains), "rows": len(design), "seed": seed, "perturb": perturb},
+        settings={
+            "replications": replications,
+            "chains": chains,
+            "warmup": warmup,
+            "draws": draws,
+            "n_ranks": n_ranks,
+            "targets": list(targets),
+            "domains": list(domains),
+            "rows": len(design),
+            "seed": seed,
+            "perturb": perturb,
+        },
     )
 
 

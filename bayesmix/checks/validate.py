@@ -63,7 +63,9 @@ def _match_size(table: RunTable, text: str) -> float:
     sizes = np.unique(table.model_size)
     i = int(np.argmin(np.abs(np.log(sizes / v)))) if v > 0 else 0
     if not (v > 0 and abs(sizes[i] / v - 1) < 0.02):
-        raise ValueError(f"no model size near {text} in {table.source}; sizes are {', '.join(f'{s:.4g}' for s in sizes)}")
+        raise ValueError(
+            f"no model size near {text} in {table.source}; sizes are {', '.join(f'{s:.4g}' for s in sizes)}"
+        )
     return float(sizes[i])
 
 
@@ -88,18 +90,28 @@ def make_folds(table: RunTable, holdout: str, seed: int = 0) -> list[Fold]:
     def size_fold(s: float) -> Fold:
         train, test = N < s, N == s
         if not train.any():
-            raise ValueError(f"--holdout: no size below {s:.4g} to fit on (sizes: {', '.join(f'{x:.4g}' for x in sizes)})")
+            raise ValueError(
+                f"--holdout: no size below {s:.4g} to fit on (sizes: {', '.join(f'{x:.4g}' for x in sizes)})"
+            )
         below = sizes[sizes < s]
-        return Fold(f"size {_sizes_label(s)}", train, test,
-                    f"fit on sizes {', '.join(_sizes_label(x) for x in below)}; predict {_sizes_label(s)}")
+        return Fold(
+            f"size {_sizes_label(s)}",
+            train,
+            test,
+            f"fit on sizes {', '.join(_sizes_label(x) for x in below)}; predict {_sizes_label(s)}",
+        )
 
     if spec == "largest-size":
         if len(sizes) < 2:
-            raise ValueError(f"--holdout largest-size needs at least two model sizes; {table.source} has one ({sizes[0]:.4g})")
+            raise ValueError(
+                f"--holdout largest-size needs at least two model sizes; {table.source} has one ({sizes[0]:.4g})"
+            )
         folds.append(size_fold(sizes[-1]))
     elif spec in ("sizes", "next-size"):
         if len(sizes) < 3:
-            raise ValueError(f"--holdout sizes needs at least three model sizes (two to fit, one to predict); {table.source} has {len(sizes)}")
+            raise ValueError(
+                f"--holdout sizes needs at least three model sizes (two to fit, one to predict); {table.source} has {len(sizes)}"
+            )
         folds = [size_fold(s) for s in sizes[2:]]
     elif spec.startswith("size:"):
         folds.append(size_fold(_match_size(table, spec[5:])))
@@ -110,21 +122,34 @@ def make_folds(table: RunTable, holdout: str, seed: int = 0) -> list[Fold]:
             raise ValueError(f"--holdout tokens:<n_tokens> takes a number such as 5e9; got {spec[7:]!r}") from None
         train, test = D <= v, D > v
         if not train.any() or not test.any():
-            raise ValueError(f"--holdout tokens:{v:g} leaves nothing to {'fit' if not train.any() else 'predict'}; "
-                             f"n_tokens span {D.min():.4g} to {D.max():.4g}")
-        folds.append(Fold(f"tokens > {v:.3g}", train, test, f"fit on checkpoints with n_tokens <= {v:.3g}; predict later ones"))
+            raise ValueError(
+                f"--holdout tokens:{v:g} leaves nothing to {'fit' if not train.any() else 'predict'}; "
+                f"n_tokens span {D.min():.4g} to {D.max():.4g}"
+            )
+        folds.append(
+            Fold(f"tokens > {v:.3g}", train, test, f"fit on checkpoints with n_tokens <= {v:.3g}; predict later ones")
+        )
     elif spec.startswith("mixtures:"):
         m = re.fullmatch(r"mixtures:(\d+)", spec)
         mixes, index = table.mixtures()
         if not m or not 2 <= int(m.group(1)) <= len(mixes):
-            raise ValueError(f"--holdout mixtures:<k> takes a number of folds from 2 to the {len(mixes)} distinct mixtures; got {spec!r}")
+            raise ValueError(
+                f"--holdout mixtures:<k> takes a number of folds from 2 to the {len(mixes)} distinct mixtures; got {spec!r}"
+            )
         k = int(m.group(1))
         order = np.random.default_rng(seed).permutation(len(mixes))
         fold_of = np.empty(len(mixes), dtype=int)
         fold_of[order] = np.arange(len(mixes)) % k
         for f in range(k):
             test = fold_of[index] == f
-            folds.append(Fold(f"mixtures {f + 1}/{k}", ~test, test, f"hold out {int((fold_of == f).sum())} of {len(mixes)} mixtures at every size"))
+            folds.append(
+                Fold(
+                    f"mixtures {f + 1}/{k}",
+                    ~test,
+                    test,
+                    f"hold out {int((fold_of == f).sum())} of {len(mixes)} mixtures at every size",
+                )
+            )
     else:
         raise ValueError(f"unknown --holdout {holdout!r}; use one of: {HOLDOUTS}")
     return folds
@@ -221,11 +246,29 @@ def validate(
     for i, fold in enumerate(folds, 1):
         t0 = time.perf_counter()
         train, test = table.subset(fold.train), table.subset(fold.test)
-        log.info("fold %d/%d (%s): %s; %d training runs, %d held out", i, len(folds), fold.name, fold.description, train.n_runs, test.n_runs)
+        log.info(
+            "fold %d/%d (%s): %s; %d training runs, %d held out",
+            i,
+            len(folds),
+            fold.name,
+            fold.description,
+            train.n_runs,
+            test.n_runs,
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FitWarning)
-            f = fit_law(train, law, targets=targets, priors=priors, chains=chains, warmup=warmup, draws=draws,
-                        seed=seed + i, progress=progress, extrapolation_sd=extrapolation_sd)
+            f = fit_law(
+                train,
+                law,
+                targets=targets,
+                priors=priors,
+                chains=chains,
+                warmup=warmup,
+                draws=draws,
+                seed=seed + i,
+                progress=progress,
+                extrapolation_sd=extrapolation_sd,
+            )
         for w in caught:  # keep them visible, but say which fold they belong to
             if issubclass(w.category, FitWarning):
                 log.warning("fold %s: %s", fold.name, w.message)
@@ -235,11 +278,24 @@ def validate(
         summary = by_target.loc["all"]
         ll, _ = heldout_loglik(f, test, max_draws=max_draws)
         lpd_runs = log_mean_exp(ll.sum(-1), 0)
-        row = {"fold": fold.name, "description": fold.description, "train_runs": train.n_runs, "test_runs": test.n_runs,
-               "cells": int(summary.cells), "mre": summary.mre, "bias": summary.bias}
+        row = {
+            "fold": fold.name,
+            "description": fold.description,
+            "train_runs": train.n_runs,
+            "test_runs": test.n_runs,
+            "cells": int(summary.cells),
+            "mre": summary.mre,
+            "bias": summary.bias,
+        }
         row.update({c: summary[c] for c in summary.index if c.startswith("coverage_")})
-        row.update({"lpd": float(lpd_runs.sum()), "lpd_per_run": float(lpd_runs.mean()), "fit_ok": f.diagnostics.ok,
-                    "seconds": time.perf_counter() - t0})
+        row.update(
+            {
+                "lpd": float(lpd_runs.sum()),
+                "lpd_per_run": float(lpd_runs.mean()),
+                "fit_ok": f.diagnostics.ok,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         fold_rows.append(row)
         far = far_beyond(f, test)
         point_frames.append(points.assign(fold=fold.name, far=far[points.row.to_numpy()]))
@@ -250,19 +306,35 @@ def validate(
             sd_fit = np.broadcast_to(np.asarray(f.extrapolation_sd, dtype=float), (len(f.targets),))
             sd_hat = SD_GRID[np.argmax(prof, axis=0)]  # (T,)
             at_fit = log_mean_exp(heldout_loglik(f, test, shared=True, max_draws=max_draws)[0][:, 0, :], 0)  # (T,)
-            at_hat = summarise(predictive_points(_with_sd(f, sd_hat), test, levels, seed=seed, max_draws=max_draws), levels)
+            at_hat = summarise(
+                predictive_points(_with_sd(f, sd_hat), test, levels, seed=seed, max_draws=max_draws), levels
+            )
             for j, t in enumerate(f.targets):
-                extra_rows.append({"fold": fold.name, "target": t, "sd_hat": float(sd_hat[j]), "sd_fit": float(sd_fit[j]),
-                                   "max_efolds": float(far.max()),
-                                   "lpd_joint_at_fit": float(at_fit[j]), "lpd_joint_at_hat": float(prof[:, j].max()),
-                                   "coverage_90_at_fit": _cell(by_target, t, "coverage_90"),
-                                   "coverage_90_at_hat": _cell(at_hat, t, "coverage_90")})
+                extra_rows.append(
+                    {
+                        "fold": fold.name,
+                        "target": t,
+                        "sd_hat": float(sd_hat[j]),
+                        "sd_fit": float(sd_fit[j]),
+                        "max_efolds": float(far.max()),
+                        "lpd_joint_at_fit": float(at_fit[j]),
+                        "lpd_joint_at_hat": float(prof[:, j].max()),
+                        "coverage_90_at_fit": _cell(by_target, t, "coverage_90"),
+                        "coverage_90_at_hat": _cell(at_hat, t, "coverage_90"),
+                    }
+                )
     sd = np.maximum(estimate_extrapolation_sd(profiles), FLOOR) if profiles else None
     last = fits[-1]
     return ValidationResult(
-        law=last.law.name, holdout=holdout, targets=tuple(last.targets), folds=pd.DataFrame(fold_rows),
-        points=pd.concat(point_frames, ignore_index=True), extrapolation=pd.DataFrame(extra_rows), extrapolation_sd=sd,
-        default_sd=np.broadcast_to(np.asarray(last.extrapolation_sd, dtype=float), (len(last.targets),)).copy(), fits=fits,
+        law=last.law.name,
+        holdout=holdout,
+        targets=tuple(last.targets),
+        folds=pd.DataFrame(fold_rows),
+        points=pd.concat(point_frames, ignore_index=True),
+        extrapolation=pd.DataFrame(extra_rows),
+        extrapolation_sd=sd,
+        default_sd=np.broadcast_to(np.asarray(last.extrapolation_sd, dtype=float), (len(last.targets),)).copy(),
+        fits=fits,
     )
 
 
@@ -276,11 +348,15 @@ def extrapolation_profile(fit, test: RunTable, grid: np.ndarray = SD_GRID, max_d
     marginal). Maximising over the grid is type-II maximum likelihood of the
     bias scale on held-out data.
     """
-    ll, _ = heldout_loglik(fit, test, grid=np.asarray(grid, dtype=float), shared=True, max_draws=max_draws)  # (K, S, 1, T)
+    ll, _ = heldout_loglik(
+        fit, test, grid=np.asarray(grid, dtype=float), shared=True, max_draws=max_draws
+    )  # (K, S, 1, T)
     return log_mean_exp(ll[:, :, 0, :], 1)
 
 
-def estimate_extrapolation_sd(profiles: Sequence[np.ndarray], grid: np.ndarray = SD_GRID, pooled: bool = False) -> np.ndarray | float:
+def estimate_extrapolation_sd(
+    profiles: Sequence[np.ndarray], grid: np.ndarray = SD_GRID, pooled: bool = False
+) -> np.ndarray | float:
     """The grid value maximising the summed profiles of independent folds (see :func:`extrapolation_profile`).
 
     Per target (an array of T values) by default; ``pooled=True`` gives one

@@ -12,7 +12,12 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
     p.add_argument("--draws", type=int, default=1000, help="draws per chain after warm-up (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same inputs and seed, same draws (default 0)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars (default: on, off under CI)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars (default: on, off under CI)",
+    )
 
 
 def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None:
@@ -22,7 +27,10 @@ def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None
     p.add_argument("--tokens", type=positive_float, required=True, help="training tokens D of the big run, e.g. 1.5e11")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--target", help=target_help)
-    which.add_argument("--target-weights", help="the target loss as a weighted sum of targets, e.g. arxiv=1,book=1,c4=2 (default: the mean of the domain targets)")
+    which.add_argument(
+        "--target-weights",
+        help="the target loss as a weighted sum of targets, e.g. arxiv=1,book=1,c4=2 (default: the mean of the domain targets)",
+    )
 
 
 def add_constraint_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,19 +39,33 @@ def add_constraint_arguments(p: argparse.ArgumentParser) -> None:
     ``recommend`` and ``next-run`` take the same flags, so that a plan is
     scored for the decision that ``recommend`` makes.
     """
-    p.add_argument("--baseline", help="mixture to compare with: one weight per domain in order (0.1,0.2,...) or domain=weight")
+    p.add_argument(
+        "--baseline", help="mixture to compare with: one weight per domain in order (0.1,0.2,...) or domain=weight"
+    )
     p.add_argument("--floor", help="smallest weight: one number for every domain, or domain=value,... (default 0)")
     p.add_argument("--cap", help="largest weight: one number for every domain, or domain=value,... (default 1)")
-    p.add_argument("--unique-tokens", help="unique tokens available per domain, e.g. arxiv=3e10,book=2.6e10 (others unlimited)")
-    p.add_argument("--max-epochs", type=positive_float, default=4.0,
-                   help="times a domain's unique tokens may be repeated (default 4)")
+    p.add_argument(
+        "--unique-tokens", help="unique tokens available per domain, e.g. arxiv=3e10,book=2.6e10 (others unlimited)"
+    )
+    p.add_argument(
+        "--max-epochs",
+        type=positive_float,
+        default=4.0,
+        help="times a domain's unique tokens may be repeated (default 4)",
+    )
     p.add_argument("--max-tv", type=float, help="largest total-variation distance from the baseline, e.g. 0.1")
 
 
 def constraint_kwargs(args) -> dict:
     """The keyword arguments of :func:`bayesmix.decide.recommend` and :func:`bayesmix.plan.next_run` for those flags."""
-    return dict(baseline=args.baseline, floors=args.floor, caps=args.cap, unique_tokens=args.unique_tokens,
-                max_epochs=args.max_epochs, max_tv=args.max_tv)
+    return dict(
+        baseline=args.baseline,
+        floors=args.floor,
+        caps=args.cap,
+        unique_tokens=args.unique_tokens,
+        max_epochs=args.max_epochs,
+        max_tv=args.max_tv,
+    )
 
 
 def positive_float(text: str) -> float:

@@ -46,7 +46,7 @@ def run(args) -> int:
             word = "about right" if abs(gap) <= 5 else ("too wide" if gap > 0 else "too narrow")
             print(f"{level}% intervals hold {100 * a[col]:.1f}% of the observations: {word}")
     if len(result.worst):
-        print(f"worst-fit runs (largest RMS standardised residual):")
+        print("worst-fit runs (largest RMS standardised residual):")
         with pd.option_context("display.width", 160):
             print(result.worst.round(4).to_string(index=False))
     for p in paths:

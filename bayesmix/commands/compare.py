@@ -8,7 +8,9 @@ HELP = "rank laws fitted to the same runs by leave-one-run-out predictive densit
 
 def add_arguments(p):
     p.add_argument("models", nargs="+", help="two or more fitted models (.nc) of the same run table")
-    p.add_argument("--refit", action="store_true", help="refit exactly for runs where Pareto k > 0.7 (slow: one fit per run)")
+    p.add_argument(
+        "--refit", action="store_true", help="refit exactly for runs where Pareto k > 0.7 (slow: one fit per run)"
+    )
     p.add_argument("--max-refits", type=int, default=10, help="at most this many exact refits per model (default 10)")
     p.add_argument("--refit-draws", type=int, help="draws per chain in the refits (default: as in the model)")
     p.add_argument("--holdout", help="also refit on a held-out split and add its scores, e.g. largest-size (slow)")
@@ -34,11 +36,17 @@ def run(args) -> int:
         if name in fits:
             name = path
         fits[name] = Fit.load(path)
-    table = compare(fits, refit=args.refit, max_refits=args.max_refits, refit_draws=args.refit_draws, holdout=args.holdout)
+    table = compare(
+        fits, refit=args.refit, max_refits=args.max_refits, refit_draws=args.refit_draws, holdout=args.holdout
+    )
     first = next(iter(fits.values()))
-    print(f"leave-one-run-out comparison on {first.table.source}: {first.table.n_runs} runs, targets {', '.join(first.targets)}")
-    print("(scores are per run -- all checkpoints of a run left out together, since checkpoints of one run share its offset "
-          "and are not independent)")
+    print(
+        f"leave-one-run-out comparison on {first.table.source}: {first.table.n_runs} runs, targets {', '.join(first.targets)}"
+    )
+    print(
+        "(scores are per run -- all checkpoints of a run left out together, since checkpoints of one run share its offset "
+        "and are not independent)"
+    )
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.round(2).to_string())
     print(table.attrs["verdict"])

@@ -14,13 +14,32 @@ def add_arguments(p):
     p.add_argument("runs", help="run table (CSV): weight_<domain>, model_size, n_tokens, <target>_loss[, run]")
     p.add_argument("--law", default="additive", choices=available_laws(), help="law to fit (default additive)")
     p.add_argument("--targets", help="comma-separated targets to fit (default: every <target>_loss column)")
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="override a prior, e.g. alpha='LogNormal(-1.2, 0.3)' (repeatable)")
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME=DIST",
+        help="override a prior, e.g. alpha='LogNormal(-1.2, 0.3)' (repeatable)",
+    )
     p.add_argument("--max-model-size", type=float, help="fit only rows with model_size <= this (hold out larger runs)")
-    p.add_argument("--min-fraction", type=float, default=0.0,
-                   help="drop checkpoints before this share of their run's final tokens (warm-up transients; 0.35 on SlimPajama; default 0)")
-    p.add_argument("--extrapolation-sd", type=float, default=None,
-                   help="log-scale bias per e-fold beyond the fitted range (default: measured by holding out the largest size)")
-    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance probability (default: the law's, 0.9 for most and 0.95 for the capacity laws; raise it on divergences)")
+    p.add_argument(
+        "--min-fraction",
+        type=float,
+        default=0.0,
+        help="drop checkpoints before this share of their run's final tokens (warm-up transients; 0.35 on SlimPajama; default 0)",
+    )
+    p.add_argument(
+        "--extrapolation-sd",
+        type=float,
+        default=None,
+        help="log-scale bias per e-fold beyond the fitted range (default: measured by holding out the largest size)",
+    )
+    p.add_argument(
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance probability (default: the law's, 0.9 for most and 0.95 for the capacity laws; raise it on divergences)",
+    )
     p.add_argument("--out", help="output file (default models/<runs>-<law>.nc)")
     add_sampler_arguments(p)
 
@@ -38,15 +57,30 @@ def run(args) -> int:
         print(f"fitting {table.n_rows} rows ({table.n_runs} runs) with model_size <= {args.max_model_size:g}")
     priors = parse_prior_args(args.prior)
     targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
-    result = fit(table, args.law, targets=targets, priors=priors, chains=args.chains, warmup=args.warmup,
-                 draws=args.draws, seed=args.seed, progress=args.progress, min_fraction=args.min_fraction,
-                 extrapolation_sd=args.extrapolation_sd, target_accept=args.target_accept)
+    result = fit(
+        table,
+        args.law,
+        targets=targets,
+        priors=priors,
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        seed=args.seed,
+        progress=args.progress,
+        min_fraction=args.min_fraction,
+        extrapolation_sd=args.extrapolation_sd,
+        target_accept=args.target_accept,
+    )
     out = args.out or default_model_path(args.runs, args.law)
     result.save(out)
     t = result.timing
-    print(f"{result.law.title}: {result.table.n_runs} runs, {len(result.targets)} targets, "
-          f"{result.config.chains} chains x {result.config.draws} draws in {t.get('total_seconds', 0):.0f} s")
-    print(f"diagnostics: {str(result.diagnostics).splitlines()[0]}{'' if result.diagnostics.ok else ' (see the warnings above)'}")
+    print(
+        f"{result.law.title}: {result.table.n_runs} runs, {len(result.targets)} targets, "
+        f"{result.config.chains} chains x {result.config.draws} draws in {t.get('total_seconds', 0):.0f} s"
+    )
+    print(
+        f"diagnostics: {str(result.diagnostics).splitlines()[0]}{'' if result.diagnostics.ok else ' (see the warnings above)'}"
+    )
     for note in result.table.notes:
         print(f"note: {note}")
     print(f"saved {out}")

@@ -12,7 +12,9 @@ HELP = "predict losses at mixtures and a scale, with credible and predictive int
 
 def add_arguments(p):
     p.add_argument("model", help="fitted model (.nc)")
-    p.add_argument("--mixtures", required=True, help="CSV of mixtures: weight_<domain> or <domain> columns, one row per mixture")
+    p.add_argument(
+        "--mixtures", required=True, help="CSV of mixtures: weight_<domain> or <domain> columns, one row per mixture"
+    )
     p.add_argument("--model-size", type=positive_float, required=True, help="parameters, e.g. 2.7e9")
     p.add_argument("--tokens", type=positive_float, required=True, help="training tokens, e.g. 1e11")
     p.add_argument("--interval", type=float, default=0.9, help="interval level (default 0.9)")
@@ -25,8 +27,14 @@ def run(args) -> int:
     from ..fit import Fit
 
     fit = Fit.load(args.model)
-    table = fit.predict(args.mixtures, args.model_size, args.tokens, interval=args.interval,
-                        target_weights=args.target_weights, seed=args.seed)
+    table = fit.predict(
+        args.mixtures,
+        args.model_size,
+        args.tokens,
+        interval=args.interval,
+        target_weights=args.target_weights,
+        seed=args.seed,
+    )
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"wrote {len(table)} rows to {args.out}")

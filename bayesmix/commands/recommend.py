@@ -13,26 +13,51 @@ HELP = "recommend the training mixture that minimises the posterior expected (or
 def add_arguments(p):
     add_decision_arguments(p, "one target to minimise, e.g. openhermes (default: the mean of the domain targets)")
     add_constraint_arguments(p)
-    p.add_argument("--risk", default="mean", help="mean (default), quantile:Q or cvar:A, e.g. cvar:0.9 (the mean of the worst 10%% of draws)")
+    p.add_argument(
+        "--risk",
+        default="mean",
+        help="mean (default), quantile:Q or cvar:A, e.g. cvar:0.9 (the mean of the worst 10%% of draws)",
+    )
     p.add_argument("--interval", type=float, default=0.9, help="credible level of the intervals (default 0.9)")
-    p.add_argument("--starts", type=int, default=4, help="random optimiser starts added to the structured ones: baseline, uniform, best candidate, one corner per domain (default 4)")
-    p.add_argument("--argmin-draws", type=int, default=200, help="posterior draws whose own optimum is found, for stability and regret (default 200)")
-    p.add_argument("--path-points", type=int, default=5, help="scales on the path from the fitted scales to the target (default 5)")
+    p.add_argument(
+        "--starts",
+        type=int,
+        default=4,
+        help="random optimiser starts added to the structured ones: baseline, uniform, best candidate, one corner per domain (default 4)",
+    )
+    p.add_argument(
+        "--argmin-draws",
+        type=int,
+        default=200,
+        help="posterior draws whose own optimum is found, for stability and regret (default 200)",
+    )
+    p.add_argument(
+        "--path-points", type=int, default=5, help="scales on the path from the fitted scales to the target (default 5)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="directory for the tables (CSV), summary and figures")
 
 
 def run(args) -> int:
-    from ..fit import Fit
     from ..decide import recommend
+    from ..fit import Fit
 
     fit = Fit.load(args.model)
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # optimiser warnings are printed, never swallowed
         rec = recommend(
-            fit, args.model_size, args.tokens, target=args.target, target_weights=args.target_weights,
-            risk=args.risk, **constraint_kwargs(args), starts=args.starts, argmin_draws=args.argmin_draws,
-            path_points=args.path_points, interval=args.interval, seed=args.seed,
+            fit,
+            args.model_size,
+            args.tokens,
+            target=args.target,
+            target_weights=args.target_weights,
+            risk=args.risk,
+            **constraint_kwargs(args),
+            starts=args.starts,
+            argmin_draws=args.argmin_draws,
+            path_points=args.path_points,
+            interval=args.interval,
+            seed=args.seed,
         )
     print(rec.summary())
     if args.out:

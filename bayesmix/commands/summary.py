@@ -20,11 +20,15 @@ def run(args) -> int:
     fit = Fit.load(args.model)
     print(f"{fit.law.title} ({fit.law.reference})")
     print(f"  {fit.law.formula}")
-    print(f"data: {fit.table.source}: {fit.table.n_rows} rows, {fit.table.n_runs} runs, {fit.table.n_mixtures} mixtures; "
-          f"sizes {', '.join(f'{s:.3g}' for s in fit.sizes)}; reference scale N0={fit.N0:.3g}, D0={fit.D0:.3g}")
+    print(
+        f"data: {fit.table.source}: {fit.table.n_rows} rows, {fit.table.n_runs} runs, {fit.table.n_mixtures} mixtures; "
+        f"sizes {', '.join(f'{s:.3g}' for s in fit.sizes)}; reference scale N0={fit.N0:.3g}, D0={fit.D0:.3g}"
+    )
     print(f"targets: {', '.join(fit.targets)}; domains: {', '.join(fit.domains)}")
     c = fit.config
-    print(f"sampler: NUTS, {c.chains} chains x {c.draws} draws after {c.warmup} warm-up, seed {c.seed}; bayesmix {fit.version}")
+    print(
+        f"sampler: NUTS, {c.chains} chains x {c.draws} draws after {c.warmup} warm-up, seed {c.seed}; bayesmix {fit.version}"
+    )
     print(f"diagnostics: {fit.diagnostics}")
     for note in fit.table.notes:
         print(f"note: {note}")

@@ -17,14 +17,26 @@ def add_arguments(p):
     p.add_argument("--holdout", default="largest-size", help=f"what to hold out: {HOLDOUTS} (default largest-size)")
     p.add_argument("--targets", help="comma-separated targets (default: every <target>_loss column)")
     p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="override a prior (repeatable)")
-    p.add_argument("--extrapolation-sd", type=float, help="bias scale per e-fold for the held-out predictions, all targets (default: each fold's fit measures its own, as bayesmix fit does)")
+    p.add_argument(
+        "--extrapolation-sd",
+        type=float,
+        help="bias scale per e-fold for the held-out predictions, all targets (default: each fold's fit measures its own, as bayesmix fit does)",
+    )
     p.add_argument("--out", help="folder for the tables (CSV) and a figure (PNG)")
-    p.add_argument("--update-model", metavar="MODEL.nc",
-                   help="store the measured extrapolation_sd (one per target) in this saved model; without --targets, "
-                        "its targets are the ones validated")
-    p.add_argument("--min-fraction", type=float, default=0.0, metavar="F",
-                   help="drop checkpoints before this share of their run's final token count, in training and held-out "
-                        "runs (warm-up transients; 0.35 on SlimPajama; default 0)")
+    p.add_argument(
+        "--update-model",
+        metavar="MODEL.nc",
+        help="store the measured extrapolation_sd (one per target) in this saved model; without --targets, "
+        "its targets are the ones validated",
+    )
+    p.add_argument(
+        "--min-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="drop checkpoints before this share of their run's final token count, in training and held-out "
+        "runs (warm-up transients; 0.35 on SlimPajama; default 0)",
+    )
     add_sampler_arguments(p)
 
 
@@ -56,11 +68,24 @@ def run(args) -> int:
             targets = list(model.targets)
         missing = [t for t in model.targets if t not in targets]
         if missing:
-            raise ValueError(f"--update-model: {args.update_model} predicts {', '.join(model.targets)}, but --targets "
-                             f"leaves out {', '.join(missing)}; validate every target of the model")
-    result = validate(table, args.law, args.holdout, targets=targets, priors=priors, chains=args.chains, warmup=args.warmup,
-                      draws=args.draws, seed=args.seed, extrapolation_sd=args.extrapolation_sd, progress=args.progress,
-                      min_fraction=args.min_fraction)
+            raise ValueError(
+                f"--update-model: {args.update_model} predicts {', '.join(model.targets)}, but --targets "
+                f"leaves out {', '.join(missing)}; validate every target of the model"
+            )
+    result = validate(
+        table,
+        args.law,
+        args.holdout,
+        targets=targets,
+        priors=priors,
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        seed=args.seed,
+        extrapolation_sd=args.extrapolation_sd,
+        progress=args.progress,
+        min_fraction=args.min_fraction,
+    )
     folds = result.folds.copy()
     for c in [c for c in folds.columns if c.startswith("coverage_")] + ["mre", "bias"]:
         folds[c] = (100 * folds[c]).round(2)
@@ -78,7 +103,11 @@ def run(args) -> int:
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        for name, frame in (("folds", result.folds), ("points", result.points), ("extrapolation", result.extrapolation)):
+        for name, frame in (
+            ("folds", result.folds),
+            ("points", result.points),
+            ("extrapolation", result.extrapolation),
+        ):
             frame.to_csv(out / f"validate-{name}.csv", index=False)
             print(f"wrote {out / f'validate-{name}.csv'}")
         fig = folds_figure(result.points, f"{args.law} law")
@@ -88,9 +117,14 @@ def run(args) -> int:
         import dataclasses
 
         if result.extrapolation_sd is None:
-            raise ValueError("--update-model: this holdout does not extrapolate, so no extrapolation_sd was measured; use --holdout largest-size")
+            raise ValueError(
+                "--update-model: this holdout does not extrapolate, so no extrapolation_sd was measured; use --holdout largest-size"
+            )
         measured = dict(zip(result.targets, result.extrapolation_sd))
-        before = ", ".join(f"{t} {v:.4g}" for t, v in zip(model.targets, np.broadcast_to(model.extrapolation_sd, (len(model.targets),))))
+        before = ", ".join(
+            f"{t} {v:.4g}"
+            for t, v in zip(model.targets, np.broadcast_to(model.extrapolation_sd, (len(model.targets),)))
+        )
         model.extrapolation_sd = np.array([measured[t] for t in model.targets], dtype=float)
         after = ", ".join(f"{t} {v:.4g}" for t, v in zip(model.targets, model.extrapolation_sd))
         note = f"extrapolation_sd set by bayesmix validate --holdout {args.holdout} on {table.source}: {after} (was {before})"

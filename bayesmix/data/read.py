@@ -44,10 +44,7 @@ _EXACT_SUM = 1e-9
 # Checkpoints whose token counts differ by less than this (relative) are the same checkpoint.
 _SAME_TOKENS = 1e-3
 # Cell spellings that mean "missing", as pandas reads them by default.
-_NA_TOKENS = frozenset(
-    s.lower()
-    for s in ("", "nan", "-nan", "na", "n/a", "<na>", "#n/a", "#na", "null", "none")
-)
+_NA_TOKENS = frozenset(s.lower() for s in ("", "nan", "-nan", "na", "n/a", "<na>", "#n/a", "#na", "null", "none"))
 
 
 # --------------------------------------------------------------------------- #
@@ -74,9 +71,11 @@ def _from_dataframe(df: pd.DataFrame) -> _Input:
     index_names = [n for n in df.index.names if n is not None]
     if index_names:
         notes.append(
-            (logging.INFO,
-             f"ignored the DataFrame index ({', '.join(map(str, index_names))}); "
-             "call reset_index() to use it as a column")
+            (
+                logging.INFO,
+                f"ignored the DataFrame index ({', '.join(map(str, index_names))}); "
+                "call reset_index() to use it as a column",
+            )
         )
     n = len(frame)
     labels = [f"row {i + 1}" for i in range(n)]
@@ -103,9 +102,7 @@ def _from_csv(path) -> _Input:
                     rows.append(fields)
                     lines.append(start)
     except UnicodeDecodeError as exc:
-        raise RunTableError(
-            f"{name}: unreadable CSV: not UTF-8 text (byte {exc.start})"
-        ) from None
+        raise RunTableError(f"{name}: unreadable CSV: not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:
         raise RunTableError(f"{name}: unreadable CSV near line {prev_end + 1}: {exc}") from None
     except OSError as exc:
@@ -254,15 +251,11 @@ def _check_tolerance(weight_tolerance) -> float:
         or not math.isfinite(weight_tolerance)
         or weight_tolerance < 0
     ):
-        raise RunTableError(
-            f"weight_tolerance must be a finite number >= 0, got {weight_tolerance!r}"
-        )
+        raise RunTableError(f"weight_tolerance must be a finite number >= 0, got {weight_tolerance!r}")
     return float(weight_tolerance)
 
 
-def _check_weights(
-    inp: _Input, w: np.ndarray, cell_where: Sequence[str], tol: float
-) -> tuple[np.ndarray, list[int]]:
+def _check_weights(inp: _Input, w: np.ndarray, cell_where: Sequence[str], tol: float) -> tuple[np.ndarray, list[int]]:
     """Validate an (n, K) weight array; return it renormalised plus the rows renormalised.
 
     ``cell_where[k]`` names column k in messages (e.g. "column 'weight_c4'").
@@ -326,7 +319,7 @@ def _layout_runs(inp: _Input) -> _Layout:
         if c.startswith("weight_"):
             if c == "weight_":
                 raise RunTableError(f"{inp.source}, column 'weight_': no domain name after 'weight_'")
-            weights.append((c[len("weight_"):], c))
+            weights.append((c[len("weight_") :], c))
         elif c.endswith("_loss"):
             if c == "_loss":
                 raise RunTableError(f"{inp.source}, column '_loss': no target name before '_loss'")
@@ -337,9 +330,7 @@ def _layout_runs(inp: _Input) -> _Layout:
             ignored.append(c)
     found = ", ".join(map(repr, inp.frame.columns)) or "none"
     if not weights:
-        raise RunTableError(
-            f"{inp.source}: no 'weight_<domain>' columns (columns found: {found})"
-        )
+        raise RunTableError(f"{inp.source}: no 'weight_<domain>' columns (columns found: {found})")
     if not losses:
         raise RunTableError(f"{inp.source}: no '<target>_loss' columns (columns found: {found})")
     missing = [c for c in ("model_size", "n_tokens") if c not in special]
@@ -409,8 +400,7 @@ def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
         masked = np.flatnonzero(keep & np.isnan(cols.loss[:, j]))
         if len(masked):
             notes.append(
-                (logging.WARNING,
-                 f"masked {_plural(len(masked), 'missing cell')} in {c} ({_refs(inp, masked)})")
+                (logging.WARNING, f"masked {_plural(len(masked), 'missing cell')} in {c} ({_refs(inp, masked)})")
             )
 
     domains = tuple(d for d, _ in lay.weights)
@@ -430,9 +420,7 @@ def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
     return RunTable(frame, domains, targets, inp.source, tuple(t for _, t in notes))
 
 
-def _validated_columns(
-    inp: _Input, lay: _Layout, tol: float, notes: list[tuple[int, str]]
-) -> _Columns:
+def _validated_columns(inp: _Input, lay: _Layout, tol: float, notes: list[tuple[int, str]]) -> _Columns:
     """Parse and check every used cell; raise on the first kind of problem found."""
     wcols = [c for _, c in lay.weights]
     lcols = [c for _, c in lay.losses]
@@ -441,9 +429,11 @@ def _validated_columns(
     w, renorm = _check_weights(inp, w, [_col(c) for c in wcols], tol)
     if renorm:
         notes.append(
-            (logging.INFO,
-             f"renormalised {_plural(len(renorm), 'row')} whose weights summed to within "
-             f"{tol:g} of 1 ({_refs(inp, renorm)})")
+            (
+                logging.INFO,
+                f"renormalised {_plural(len(renorm), 'row')} whose weights summed to within "
+                f"{tol:g} of 1 ({_refs(inp, renorm)})",
+            )
         )
     size, tokens = values[lay.model_size], values[lay.n_tokens]
     _check_positive(inp, {lay.model_size: size, lay.n_tokens: tokens})
@@ -460,9 +450,10 @@ def _drop_rows(inp: _Input, cols: _Columns, notes: list[tuple[int, str]]) -> np.
     if len(all_missing):
         keep[all_missing] = False
         notes.append(
-            (logging.WARNING,
-             f"dropped {_plural(len(all_missing), 'row')} whose losses are all missing "
-             f"({_refs(inp, all_missing)})")
+            (
+                logging.WARNING,
+                f"dropped {_plural(len(all_missing), 'row')} whose losses are all missing ({_refs(inp, all_missing)})",
+            )
         )
 
     # Numbered after the drop above, so the ids of kept runs have no gaps.
@@ -470,9 +461,10 @@ def _drop_rows(inp: _Input, cols: _Columns, notes: list[tuple[int, str]]) -> np.
         cols.runs, names = _auto_runs(cols.w, cols.size, keep)
         span = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
         notes.append(
-            (logging.INFO,
-             f"no 'run' column: identified {_plural(len(names), 'run')} by "
-             f"(mixture, model_size), named {span}")
+            (
+                logging.INFO,
+                f"no 'run' column: identified {_plural(len(names), 'run')} by (mixture, model_size), named {span}",
+            )
         )
 
     kept = np.flatnonzero(keep)
@@ -481,19 +473,18 @@ def _drop_rows(inp: _Input, cols: _Columns, notes: list[tuple[int, str]]) -> np.
     exact = kept[canon.iloc[kept].duplicated(keep="first").to_numpy()]
     if len(exact):
         keep[exact] = False
-        notes.append(
-            (logging.WARNING,
-             f"dropped {_plural(len(exact), 'exact duplicate row')} ({_refs(inp, exact)})")
-        )
+        notes.append((logging.WARNING, f"dropped {_plural(len(exact), 'exact duplicate row')} ({_refs(inp, exact)})"))
 
     repeats = _repeated_checkpoints(cols.runs, cols.loss, cols.tokens, keep)
     if len(repeats):
         keep[repeats] = False
         notes.append(
-            (logging.WARNING,
-             f"dropped {_plural(len(repeats), 'duplicate checkpoint')} ({_refs(inp, repeats)}): "
-             "same run, identical losses and n_tokens within 0.1% of an earlier row, "
-             "which was kept")
+            (
+                logging.WARNING,
+                f"dropped {_plural(len(repeats), 'duplicate checkpoint')} ({_refs(inp, repeats)}): "
+                "same run, identical losses and n_tokens within 0.1% of an earlier row, "
+                "which was kept",
+            )
         )
     return keep
 
@@ -541,8 +532,11 @@ def _parse_runs(inp: _Input, col: str, w: np.ndarray, size: np.ndarray) -> np.nd
             bad.append((i, where, f"run {r!r} has a different mixture than its first row, {inp.labels[f]}"))
         elif size[i] != size[f]:
             bad.append(
-                (i, where, f"run {r!r} has model_size {_num(size[i])} but {_num(size[f])} "
-                         f"in its first row, {inp.labels[f]}")
+                (
+                    i,
+                    where,
+                    f"run {r!r} has model_size {_num(size[i])} but {_num(size[f])} in its first row, {inp.labels[f]}",
+                )
             )
     if bad:
         _fail(inp, "runs whose rows disagree on mixture or model_size", bad)
@@ -562,9 +556,7 @@ def _auto_runs(w: np.ndarray, size: np.ndarray, keep: np.ndarray) -> tuple[np.nd
     return per_row, names
 
 
-def _repeated_checkpoints(
-    runs: np.ndarray, loss: np.ndarray, tokens: np.ndarray, keep: np.ndarray
-) -> np.ndarray:
+def _repeated_checkpoints(runs: np.ndarray, loss: np.ndarray, tokens: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Kept rows that repeat an earlier kept row of the same run: identical losses
     (NaN equal to NaN) and n_tokens within 0.1% relative."""
     seen: dict[tuple, list[float]] = {}
@@ -598,8 +590,8 @@ def _match_name(name: str, known: Sequence[str], prefix: str = "", suffix: str =
     # Exact names win, so a domain literally called "weight_x" still resolves.
     if name in known:
         return name
-    if prefix and name.startswith(prefix) and name[len(prefix):] in known:
-        return name[len(prefix):]
+    if prefix and name.startswith(prefix) and name[len(prefix) :] in known:
+        return name[len(prefix) :]
     if suffix and name.endswith(suffix) and name[: -len(suffix)] in known:
         return name[: -len(suffix)]
     return None
@@ -626,13 +618,9 @@ def read_mixtures(
     for c in inp.frame.columns:
         d = _match_name(c, domains, prefix="weight_")
         if d is None:
-            raise RunTableError(
-                f"{inp.source}, column {c!r}: unknown domain {c!r}; known domains: {known}"
-            )
+            raise RunTableError(f"{inp.source}, column {c!r}: unknown domain {c!r}; known domains: {known}")
         if d in column_of:
-            raise RunTableError(
-                f"{inp.source}: domain {d!r} is given twice (columns {column_of[d]!r} and {c!r})"
-            )
+            raise RunTableError(f"{inp.source}: domain {d!r} is given twice (columns {column_of[d]!r} and {c!r})")
         column_of[d] = c
     missing = [d for d in domains if d not in column_of]
     if missing:
@@ -649,6 +637,8 @@ def read_mixtures(
     if renorm:
         log.info(
             "%s: renormalised %s whose weights summed to within %g of 1",
-            inp.source, _plural(len(renorm), "row"), tol,
+            inp.source,
+            _plural(len(renorm), "row"),
+            tol,
         )
     return w

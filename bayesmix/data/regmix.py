@@ -85,7 +85,8 @@ def read_regmix(
 
     train = [c for c in mix.frame.columns if c.startswith("train_") and c != "train_"]
     metric = [
-        c for c in los.frame.columns
+        c
+        for c in los.frame.columns
         if c.startswith("metric/") and c.endswith("_val_loss") and len(c) > len("metric/_val_loss")
     ]
     if not train:
@@ -93,9 +94,7 @@ def read_regmix(
         raise RunTableError(f"{mix.source}: no 'train_<domain>' columns (columns found: {found})")
     if not metric:
         found = ", ".join(map(repr, los.frame.columns)) or "none"
-        raise RunTableError(
-            f"{los.source}: no 'metric/<target>_val_loss' columns (columns found: {found})"
-        )
+        raise RunTableError(f"{los.source}: no 'metric/<target>_val_loss' columns (columns found: {found})")
     _require_rows(mix)
     _require_rows(los)
     mkeys = _index_keys(mix)
@@ -110,9 +109,7 @@ def read_regmix(
     mpos = {k: i for i, k in enumerate(mkeys)}
     lpos = {k: i for i, k in enumerate(lkeys)}
     orphans = [
-        (i, _col("index"), f"index {k!r} has no row in {mix.source}")
-        for i, k in enumerate(lkeys)
-        if k not in mpos
+        (i, _col("index"), f"index {k!r} has no row in {mix.source}") for i, k in enumerate(lkeys) if k not in mpos
     ]
     if orphans:
         _fail(los, f"loss rows without a mixture in {mix.source}", orphans)
@@ -121,9 +118,11 @@ def read_regmix(
         shown = ", ".join(repr(mkeys[i]) for i in unmatched[:_MAX_SHOWN])
         more = f" and {len(unmatched) - _MAX_SHOWN} more" if len(unmatched) > _MAX_SHOWN else ""
         notes.append(
-            (logging.WARNING,
-             f"dropped {_plural(len(unmatched), 'mixture')} of {mix.source} without a row in "
-             f"{los.source} (index {shown}{more})")
+            (
+                logging.WARNING,
+                f"dropped {_plural(len(unmatched), 'mixture')} of {mix.source} without a row in "
+                f"{los.source} (index {shown}{more})",
+            )
         )
 
     pairs = [(i, lpos[k]) for i, k in enumerate(mkeys) if k in lpos]
@@ -137,15 +136,12 @@ def read_regmix(
     frame["model_size"] = size
     frame["n_tokens"] = tokens
     frame["index"] = [mkeys[i] for i, _ in pairs]
-    labels = [
-        f"index {mkeys[i]!r} ({mix.source} {mix.labels[i]}; {los.source} {los.labels[j]})"
-        for i, j in pairs
-    ]
+    labels = [f"index {mkeys[i]!r} ({mix.source} {mix.labels[i]}; {los.source} {los.labels[j]})" for i, j in pairs]
     refs = [f"index {mkeys[i]!r}" for i, _ in pairs]
     joined = _Input(frame, source, labels, refs, notes)
     layout = _Layout(
-        weights=[(c[len("train_"):], c) for c in train],
-        losses=[(c[len("metric/"): -len("_val_loss")], c) for c in metric],
+        weights=[(c[len("train_") :], c) for c in train],
+        losses=[(c[len("metric/") : -len("_val_loss")], c) for c in metric],
         model_size="model_size",
         n_tokens="n_tokens",
         run="index",

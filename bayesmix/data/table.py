@@ -135,8 +135,10 @@ class RunTable:
         if min_fraction == 0:
             return self
         keep = self.token_fraction() >= min_fraction
-        note = (f"dropped {int((~keep).sum())} of {self.n_rows} rows: checkpoints before {min_fraction:g} of their "
-                f"run's final token count (min_fraction)")
+        note = (
+            f"dropped {int((~keep).sum())} of {self.n_rows} rows: checkpoints before {min_fraction:g} of their "
+            f"run's final token count (min_fraction)"
+        )
         log.info("%s: %s", self.source, note)
         return dataclasses.replace(self.subset(keep), notes=self.notes + (note,))
 
@@ -147,9 +149,7 @@ class RunTable:
         n = self.n_rows
         if sel.dtype == bool:
             if sel.shape != (n,):
-                raise RunTableError(
-                    f"{self.source}: subset mask has shape {sel.shape}, expected ({n},)"
-                )
+                raise RunTableError(f"{self.source}: subset mask has shape {sel.shape}, expected ({n},)")
             pos = np.flatnonzero(sel)
         elif sel.size == 0:
             pos = np.empty(0, dtype=np.intp)
@@ -157,8 +157,7 @@ class RunTable:
             bad = (sel < -n) | (sel >= n)
             if bad.any():
                 raise RunTableError(
-                    f"{self.source}: subset position {int(sel[bad][0])} is out of range "
-                    f"for a table of {n} rows"
+                    f"{self.source}: subset position {int(sel[bad][0])} is out of range for a table of {n} rows"
                 )
             pos = sel
         else:
@@ -173,17 +172,17 @@ class RunTable:
         """Raise RunTableError unless the table has at least ``n`` distinct mixtures."""
         m = self.n_mixtures
         if m < n:
-            raise RunTableError(
-                f"law {law!r} needs at least {n} distinct mixtures; {self.source} has {m}"
-            )
+            raise RunTableError(f"law {law!r} needs at least {n} distinct mixtures; {self.source} has {m}")
 
     def require_scales(self, n: int, law: str, why: str = "") -> None:
         """Raise RunTableError unless the table has at least ``n`` distinct model sizes and ``n`` distinct
         token counts."""
         sizes, tokens = np.unique(self.model_size), np.unique(self.n_tokens)
         if len(sizes) < n or len(tokens) < n:
+
             def show(v):
                 return ", ".join(f"{x:.4g}" for x in v[:4]) + (" ..." if len(v) > 4 else "")
+
             raise RunTableError(
                 f"law {law!r} needs runs at {n} or more model sizes and {n} or more token counts"
                 f"{': ' + why if why else ''}; {self.source} has {len(sizes)} model size(s) ({show(sizes)}) "

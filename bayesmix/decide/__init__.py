@@ -16,6 +16,14 @@ from .problem import MixtureDecision
 from .recommend import Recommendation, RecommendationWarning, recommend
 
 __all__ = [
-    "InfeasibleMixtureError", "MixtureConstraints", "MixtureDecision", "Recommendation", "RecommendationWarning", "Risk",
-    "build_constraints", "parse_risk", "recommend", "resolve_target_weights",
+    "InfeasibleMixtureError",
+    "MixtureConstraints",
+    "MixtureDecision",
+    "Recommendation",
+    "RecommendationWarning",
+    "Risk",
+    "build_constraints",
+    "parse_risk",
+    "recommend",
+    "resolve_target_weights",
 ]

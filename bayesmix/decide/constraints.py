@@ -78,14 +78,16 @@ def per_domain_values(value: PerDomain, domains: Sequence[str], what: str, defau
     if isinstance(value, Mapping):
         out = np.full(K, float(default))
         for name, x in value.items():
-            key = name[len("weight_"):] if name not in domains and str(name).startswith("weight_") else name
+            key = name[len("weight_") :] if name not in domains and str(name).startswith("weight_") else name
             if key not in domains:
                 raise ValueError(f"{what}: unknown domain {name!r}; domains are {', '.join(domains)}")
             out[list(domains).index(key)] = float(x)
         return out
     arr = np.asarray(value, dtype=float).ravel()
     if arr.size != K:
-        raise ValueError(f"{what}: {arr.size} values for {K} domains ({', '.join(domains)}); give one per domain or use domain=value")
+        raise ValueError(
+            f"{what}: {arr.size} values for {K} domains ({', '.join(domains)}); give one per domain or use domain=value"
+        )
     return arr
 
 
@@ -166,6 +168,7 @@ class MixtureConstraints:
         h = _fix_sum(z, 0.0, b, lo, hi)
         if 0.5 * np.abs(h - b).sum() <= self.max_tv:
             return h
+
         def excess(mu):  # distance beyond the bound; non-increasing in mu
             return 0.5 * np.abs(_fix_sum(z, mu, b, lo, hi) - b).sum() - self.max_tv
 
@@ -214,7 +217,9 @@ class MixtureConstraints:
 
     def table(self) -> pd.DataFrame:
         """Per domain: floor, cap and what sets the cap."""
-        return pd.DataFrame({"domain": self.domains, "floor": self.lower, "cap": self.upper, "cap_from": self.upper_source})
+        return pd.DataFrame(
+            {"domain": self.domains, "floor": self.lower, "cap": self.upper, "cap_from": self.upper_source}
+        )
 
 
 def _shifted(z, lam, mu, b, lo, hi):
@@ -287,8 +292,7 @@ def build_constraints(
     supply = U * max_epochs / tokens
     hi = np.minimum(cap, np.minimum(supply, 1.0))
     source = tuple(
-        "unique tokens" if supply[j] < min(cap[j], 1.0) else ("cap" if cap[j] < 1.0 else "")
-        for j in range(K)
+        "unique tokens" if supply[j] < min(cap[j], 1.0) else ("cap" if cap[j] < 1.0 else "") for j in range(K)
     )
 
     def cap_words(j):
@@ -302,7 +306,9 @@ def build_constraints(
             "floor above cap for " + "; ".join(f"{domains[j]}: floor {lo[j]:.4g} > {cap_words(j)}" for j in crossed)
         )
     if lo.sum() > 1 + 1e-12:
-        raise InfeasibleMixtureError(f"the floors sum to {lo.sum():.4g} > 1: lower some floors ({', '.join(f'{d}={x:g}' for d, x in zip(domains, lo) if x > 0)})")
+        raise InfeasibleMixtureError(
+            f"the floors sum to {lo.sum():.4g} > 1: lower some floors ({', '.join(f'{d}={x:g}' for d, x in zip(domains, lo) if x > 0)})"
+        )
     if hi.sum() < 1 - 1e-12:
         limited = [cap_words(j).replace("cap", f"{domains[j]}:", 1) for j in range(K) if source[j]]
         raise InfeasibleMixtureError(
@@ -365,7 +371,9 @@ def project_jax(z, lo, hi, b, max_tv, use_tv: bool, iters: int = 60):
         i = jnp.clip(jnp.sum(sums >= 1.0) - 1, 0, n - 2)
         s_i, s_k = sums[i], sums[i + 1]
         gap = s_i - s_k
-        lam = jnp.where(gap > 0, kinks[i] + (s_i - 1.0) * (kinks[i + 1] - kinks[i]) / jnp.where(gap > 0, gap, 1.0), kinks[i])
+        lam = jnp.where(
+            gap > 0, kinks[i] + (s_i - 1.0) * (kinks[i + 1] - kinks[i]) / jnp.where(gap > 0, gap, 1.0), kinks[i]
+        )
         return shifted(lam, mu)
 
     if not use_tv:

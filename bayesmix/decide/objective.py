@@ -80,7 +80,9 @@ def parse_risk(spec: str | Risk) -> Risk:
     raise ValueError(f"risk {spec!r}: use 'mean', 'quantile:Q' or 'cvar:A' with Q, A in (0, 1), e.g. cvar:0.9")
 
 
-def resolve_target_weights(targets: Sequence[str], domains: Sequence[str], target=None, target_weights=None) -> tuple[np.ndarray, str]:
+def resolve_target_weights(
+    targets: Sequence[str], domains: Sequence[str], target=None, target_weights=None
+) -> tuple[np.ndarray, str]:
     """Weights of each fitted target in the objective, and the objective in words.
 
     ``target`` names one target (or a list: their mean); ``target_weights`` is a
@@ -101,7 +103,9 @@ def resolve_target_weights(targets: Sequence[str], domains: Sequence[str], targe
             mapping[key] = 1.0 / len(names)
         words = names[0] if len(names) == 1 else f"the mean of {', '.join(names)}"
     elif target_weights is not None:
-        mapping = parse_target_weights(target_weights, targets) if isinstance(target_weights, str) else dict(target_weights)
+        mapping = (
+            parse_target_weights(target_weights, targets) if isinstance(target_weights, str) else dict(target_weights)
+        )
         for t in mapping:
             if t not in targets:
                 raise ValueError(f"target weights: unknown target {t!r}; this model's targets are {', '.join(targets)}")

@@ -29,9 +29,19 @@ def plot_weights(rec) -> Figure:
     width = 0.38 if rec.baseline is not None else 0.6
     shift = width / 2 if rec.baseline is not None else 0.0
     ax.bar(x - shift, tab.recommended, width, color=_REC, label="recommended")
-    err = np.vstack([np.maximum(tab.recommended - tab.optimum_lower, 0), np.maximum(tab.optimum_upper - tab.recommended, 0)])
-    ax.errorbar(x - shift, tab.recommended, yerr=err, fmt="none", ecolor="black", capsize=4, lw=1.2,
-                label=f"{int(round(rec.interval * 100))}% interval of the optimal weight")
+    err = np.vstack(
+        [np.maximum(tab.recommended - tab.optimum_lower, 0), np.maximum(tab.optimum_upper - tab.recommended, 0)]
+    )
+    ax.errorbar(
+        x - shift,
+        tab.recommended,
+        yerr=err,
+        fmt="none",
+        ecolor="black",
+        capsize=4,
+        lw=1.2,
+        label=f"{int(round(rec.interval * 100))}% interval of the optimal weight",
+    )
     ax.plot(x - shift, tab.optimum_median, "k_", ms=12, mew=1.5)
     if rec.baseline is not None:
         ax.bar(x + shift, tab.baseline, width, color=_BASE, label="baseline")
@@ -98,7 +108,9 @@ def plot_path(rec) -> Figure:
     ax.set_title("recommended mixture from the largest fitted scale to the target", fontsize=10)
     ax.legend(fontsize=7, frameon=False, ncol=2, loc="best")
     ax2 = fig.add_subplot(2, 1, 2, sharex=ax)
-    ax2.fill_between(p.model_size, p.lower, p.upper, color=_REC, alpha=0.25, label=f"{int(round(rec.interval * 100))}% interval")
+    ax2.fill_between(
+        p.model_size, p.lower, p.upper, color=_REC, alpha=0.25, label=f"{int(round(rec.interval * 100))}% interval"
+    )
     ax2.plot(p.model_size, p.expected_loss, color=_REC, marker="o", label="expected loss")
     ax2.set_ylabel("target loss")
     ax2.set_xlabel("model size N (tokens D move geometrically with it)")

@@ -37,8 +37,15 @@ class MixtureDecision:
     Draws stay numpy arrays, so subsets never compile an indexing op.
     """
 
-    def __init__(self, posterior: Posterior, target_weights: np.ndarray, *, swept: np.ndarray,
-                 bias_seed: int | None = 0, slice_targets: bool = True):
+    def __init__(
+        self,
+        posterior: Posterior,
+        target_weights: np.ndarray,
+        *,
+        swept: np.ndarray,
+        bias_seed: int | None = 0,
+        slice_targets: bool = True,
+    ):
         self.posterior = posterior
         self.domains = posterior.domains
         self.targets = posterior.targets
@@ -87,8 +94,18 @@ class MixtureDecision:
         rw = jnp.asarray(risk.weights(self.S))
 
         def f(h):
-            v, g = risk_value_grad(self.law, self._p_used_jax, jnp.asarray(h, dtype=jnp.float64), float(N), float(D),
-                                   self.N0, self.D0, self.own_used, mult, rw)
+            v, g = risk_value_grad(
+                self.law,
+                self._p_used_jax,
+                jnp.asarray(h, dtype=jnp.float64),
+                float(N),
+                float(D),
+                self.N0,
+                self.D0,
+                self.own_used,
+                mult,
+                rw,
+            )
             return float(v), np.asarray(g, dtype=float)
 
         return f

@@ -195,9 +195,17 @@ class Recommendation:
         names = list(self.targets) + ["objective"]
         R = np.column_stack([self.loss_draws, self.objective_draws])
         rows = []
-        B = None if self.baseline_loss_draws is None else np.column_stack([self.baseline_loss_draws, self.baseline_objective_draws])
+        B = (
+            None
+            if self.baseline_loss_draws is None
+            else np.column_stack([self.baseline_loss_draws, self.baseline_objective_draws])
+        )
         for j, t in enumerate(names):
-            r = {"target": t, "weight": self.target_weights[j] if j < len(self.targets) else np.nan, "recommended": R[:, j].mean()}
+            r = {
+                "target": t,
+                "weight": self.target_weights[j] if j < len(self.targets) else np.nan,
+                "recommended": R[:, j].mean(),
+            }
             r["lower"], r["upper"] = self._interval(R[:, j])
             if B is not None:
                 r["baseline"] = B[:, j].mean()
@@ -231,26 +239,39 @@ class Recommendation:
             interval_text = f"[{r.optimum_lower:.3f}, {r.optimum_upper:.3f}]"
             base = f"  {r.baseline:8.3f}" if self.baseline is not None else ""
             lines.append(f"  {r.domain:<{width}}  {r.recommended:11.3f}  {interval_text:<28}{base}{flag}")
-        lines.append(f"expected target loss {m.expected_loss:.4f}, {pct}% interval [{m.lower:.4f}, {m.upper:.4f}]" + (f"; {self.risk.label} {m.risk_value:.4f}" if self.risk.kind != "mean" else ""))
+        lines.append(
+            f"expected target loss {m.expected_loss:.4f}, {pct}% interval [{m.lower:.4f}, {m.upper:.4f}]"
+            + (f"; {self.risk.label} {m.risk_value:.4f}" if self.risk.kind != "mean" else "")
+        )
         if self.baseline is not None:
-            lines.append(f"baseline: expected loss {m.baseline_expected_loss:.4f} [{m.baseline_lower:.4f}, {m.baseline_upper:.4f}]")
-            lines.append(f"P(recommended beats baseline) = {m.p_beats_baseline:.3f} (paired over draws); expected improvement {m.improvement:.4f} [{m.improvement_lower:.4f}, {m.improvement_upper:.4f}]")
+            lines.append(
+                f"baseline: expected loss {m.baseline_expected_loss:.4f} [{m.baseline_lower:.4f}, {m.baseline_upper:.4f}]"
+            )
+            lines.append(
+                f"P(recommended beats baseline) = {m.p_beats_baseline:.3f} (paired over draws); expected improvement {m.improvement:.4f} [{m.improvement_lower:.4f}, {m.improvement_upper:.4f}]"
+            )
         lines.append(
             f"stability: expected regret {m.expected_regret:.2e} [{m.regret_lower:.2e}, {m.regret_upper:.2e}] against each draw's own optimum ({len(self.regret_draws)} draws)"
             + (f"; the baseline's {m.baseline_expected_regret:.2e}" if self.baseline_regret_draws is not None else "")
         )
         ex = self.extrapolation
         if ex["efolds"] > 0:
-            lines.append(f"extrapolation: {ex['efolds']:.2f} e-folds beyond the fitted scales; law bias sd up to {np.max(ex['bias_sd']):.3f} on the log loss (per target) is included")
+            lines.append(
+                f"extrapolation: {ex['efolds']:.2f} e-folds beyond the fitted scales; law bias sd up to {np.max(ex['bias_sd']):.3f} on the log loss (per target) is included"
+            )
         lines.append(
             f"optimiser: {m.starts_at_best} of {m.starts} starts reached the best ({m.local_optima} distinct optim{'um' if m.local_optima == 1 else 'a'}; losses span {m.starts_loss_range:.1e}, "
             f"mixtures {m.starts_max_tv:.2f} TV); projected gradient {m.projected_gradient_norm:.1e} (free {m.free_gradient_norm:.1e}); {m.seconds:.1f} s"
         )
         if tab.outside_sweep.any():
-            lines.append(f"note: {', '.join(tab.domain[tab.outside_sweep])} outside the weights the sweep trained: the law is extrapolating in the mixture too")
+            lines.append(
+                f"note: {', '.join(tab.domain[tab.outside_sweep])} outside the weights the sweep trained: the law is extrapolating in the mixture too"
+            )
         if len(self.path) > 1:
             moved = self.path.tv_to_recommended.iloc[:-1].max()
-            lines.append(f"path over scale: the recommendation moves by at most {moved:.3f} (TV) between N = {self.path.model_size.iloc[0]:.3g} and the target")
+            lines.append(
+                f"path over scale: the recommendation moves by at most {moved:.3f} (TV) between N = {self.path.model_size.iloc[0]:.3g} and the target"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -291,7 +312,12 @@ class Recommendation:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         out = []
-        for name, frame in (("recommendation", self.table), ("losses", self.losses), ("path", self.path), ("starts", self.starts)):
+        for name, frame in (
+            ("recommendation", self.table),
+            ("losses", self.losses),
+            ("path", self.path),
+            ("starts", self.starts),
+        ):
             path = directory / f"{name}.csv"
             frame.to_csv(path, index=False)
             out.append(path)
@@ -361,15 +387,30 @@ def recommend(
     N, D = float(model_size), float(tokens)
     risk = parse_risk(risk)
     w, words = resolve_target_weights(fit.targets, fit.domains, target, target_weights)
-    C = build_constraints(fit.domains, D, floors=floors, caps=caps, unique_tokens=unique_tokens, max_epochs=max_epochs, baseline=baseline, max_tv=max_tv)
-    rec = _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets=True)
+    C = build_constraints(
+        fit.domains,
+        D,
+        floors=floors,
+        caps=caps,
+        unique_tokens=unique_tokens,
+        max_epochs=max_epochs,
+        baseline=baseline,
+        max_tv=max_tv,
+    )
+    rec = _recommend(
+        fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets=True
+    )
     if rec is None:  # the law's targets are not separable: redo with every target
-        rec = _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets=False)
+        rec = _recommend(
+            fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets=False
+        )
     rec.timing["total"] = time.perf_counter() - t0
     return rec
 
 
-def _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets) -> Recommendation | None:
+def _recommend(
+    fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, interval, seed, slice_targets
+) -> Recommendation | None:
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     swept, _ = fit.table.mixtures()
@@ -385,7 +426,18 @@ def _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, 
     tvs = [0.5 * float(np.abs(r.h - h).sum()) for _, r in runs]
     vals = [r.value for _, r in runs]
     starts_df = pd.DataFrame(
-        [{"start": lab, "loss": r.value, "tv_to_best": t, "converged": r.success, "iterations": r.iterations, "message": r.message, **dict(zip(fit.domains, r.h))} for (lab, r), t in zip(runs, tvs)]
+        [
+            {
+                "start": lab,
+                "loss": r.value,
+                "tv_to_best": t,
+                "converged": r.success,
+                "iterations": r.iterations,
+                "message": r.message,
+                **dict(zip(fit.domains, r.h)),
+            }
+            for (lab, r), t in zip(runs, tvs)
+        ]
     )
     check = {
         "projected_gradient_norm": projected_gradient_norm(C, h, g),
@@ -421,17 +473,46 @@ def _recommend(fit, N, D, w, words, risk, C, starts, argmin_draws, path_points, 
     weights = fit.table.weights
     far = prob.far(N, D)
     return Recommendation(
-        law=fit.law.name, domains=tuple(fit.domains), targets=tuple(fit.targets), target_weights=w, objective=words,
-        risk=risk, model_size=N, tokens=D, interval=interval, seed=seed, constraints=C, weights=h,
-        loss_draws=per[:, 0, :], baseline_loss_draws=None if C.baseline is None else per[:, 1, :],
-        argmin_draws=opt_h, argmin_index=idx, regret_draws=regret, baseline_regret_draws=base_regret,
-        path=path, starts=starts_df, check=check, swept_range=np.column_stack([weights.min(0), weights.max(0)]),
-        extrapolation={"efolds": far, "bias_sd": prob.posterior.extrapolation_sd * far}, timing=timing,
+        law=fit.law.name,
+        domains=tuple(fit.domains),
+        targets=tuple(fit.targets),
+        target_weights=w,
+        objective=words,
+        risk=risk,
+        model_size=N,
+        tokens=D,
+        interval=interval,
+        seed=seed,
+        constraints=C,
+        weights=h,
+        loss_draws=per[:, 0, :],
+        baseline_loss_draws=None if C.baseline is None else per[:, 1, :],
+        argmin_draws=opt_h,
+        argmin_index=idx,
+        regret_draws=regret,
+        baseline_regret_draws=base_regret,
+        path=path,
+        starts=starts_df,
+        check=check,
+        swept_range=np.column_stack([weights.min(0), weights.max(0)]),
+        extrapolation={"efolds": far, "bias_sd": prob.posterior.extrapolation_sd * far},
+        timing=timing,
     )
 
 
-def _path(prob: MixtureDecision, C: MixtureConstraints, risk: Risk, N: float, D: float, h_rec: np.ndarray, v_rec: float,
-          points: int, interval: float, idx: np.ndarray, start: tuple[float, float]) -> pd.DataFrame:
+def _path(
+    prob: MixtureDecision,
+    C: MixtureConstraints,
+    risk: Risk,
+    N: float,
+    D: float,
+    h_rec: np.ndarray,
+    v_rec: float,
+    points: int,
+    interval: float,
+    idx: np.ndarray,
+    start: tuple[float, float],
+) -> pd.DataFrame:
     """The recommendation at scales geometrically between the largest fitted (N, D) and the target.
 
     Token availability caps are those of the target D throughout: the path
@@ -456,16 +537,26 @@ def _path(prob: MixtureDecision, C: MixtureConstraints, risk: Risk, N: float, D:
             h, v = best.h, best.value
         L = prob.objective_draws(np.stack([h, h_rec]), n_, d_)[:, 0]
         lo, hi = np.quantile(L, [a, 1 - a])
-        rows.append({
-            "model_size": n_, "tokens": d_, "extrapolated": bool(prob.far(n_, d_) > 0),
-            **dict(zip(C.domains, h)), "expected_loss": L.mean(), "lower": lo, "upper": hi, "risk_value": v,
-            "tv_to_recommended": 0.5 * float(np.abs(h - h_rec).sum()),
-        })
+        rows.append(
+            {
+                "model_size": n_,
+                "tokens": d_,
+                "extrapolated": bool(prob.far(n_, d_) > 0),
+                **dict(zip(C.domains, h)),
+                "expected_loss": L.mean(),
+                "lower": lo,
+                "upper": hi,
+                "risk_value": v,
+                "tv_to_recommended": 0.5 * float(np.abs(h - h_rec).sum()),
+            }
+        )
         prev = h
     return pd.DataFrame(rows)
 
 
-def _spread(hs: Sequence[np.ndarray], vals: np.ndarray, same_tv: float = 1e-3, flat_rel: float = 1e-4) -> dict[str, Any]:
+def _spread(
+    hs: Sequence[np.ndarray], vals: np.ndarray, same_tv: float = 1e-3, flat_rel: float = 1e-4
+) -> dict[str, Any]:
     """How the starts ended: the spread of their losses and mixtures, how many reached the best, how many distinct optima.
 
     Two ends are the same optimum when their mixtures are within ``same_tv``
@@ -491,21 +582,27 @@ def _spread(hs: Sequence[np.ndarray], vals: np.ndarray, same_tv: float = 1e-3, f
 
 
 def _warn_on_checks(check: Mapping[str, Any], scale: float) -> None:
-    if check["projected_gradient_norm"] > 1e-3 * max(scale, 1e-12) and check["projected_gradient_norm"] > 1e-3 * check["free_gradient_norm"]:
+    if (
+        check["projected_gradient_norm"] > 1e-3 * max(scale, 1e-12)
+        and check["projected_gradient_norm"] > 1e-3 * check["free_gradient_norm"]
+    ):
         warnings.warn(
             f"the recommended mixture may not be an optimum: its projected gradient norm is {check['projected_gradient_norm']:.2e} "
             f"(free gradient {check['free_gradient_norm']:.2e}); try more starts",
-            RecommendationWarning, stacklevel=3,
+            RecommendationWarning,
+            stacklevel=3,
         )
     if check["starts"] > 1 and check["starts_at_best"] == 1:
         warnings.warn(
             f"only one of {check['starts']} optimiser starts reached the best mixture ({check['local_optima']} distinct optima found): "
             "a better one may exist; try more starts",
-            RecommendationWarning, stacklevel=3,
+            RecommendationWarning,
+            stacklevel=3,
         )
     if check["near_best_max_tv"] > 0.05:
         warnings.warn(
             f"the objective is nearly flat: starts ending within 0.01% of the best loss are up to {check['near_best_max_tv']:.3f} apart "
             "(total variation), so the data barely separate these mixtures",
-            RecommendationWarning, stacklevel=3,
+            RecommendationWarning,
+            stacklevel=3,
         )

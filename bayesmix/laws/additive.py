@@ -40,8 +40,8 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..priors import Prior, log_normal_around
-from .components import size_term, token_term, size_exponent, token_exponent
 from .base import Inputs, Law, Param, safe_log
+from .components import size_exponent, size_term, token_exponent, token_term
 from .registry import register
 
 
@@ -68,8 +68,15 @@ def paper_parameters(p: Mapping[str, np.ndarray], K: int) -> dict[str, np.ndarra
     gamma = np.asarray(exponents({k: jnp.asarray(v) for k, v in p.items()}))
     v = np.asarray(p["v"])
     M0 = np.asarray(p["L_ref"]) * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
-    return {"E": F - M0, "A": F * np.asarray(p["A_rel"]), "alpha": np.asarray(p["alpha"]), "B": F * np.asarray(p["B_rel"]),
-            "beta": np.asarray(p["beta"]), "C": v * K**gamma / M0[..., None], "gamma": gamma}
+    return {
+        "E": F - M0,
+        "A": F * np.asarray(p["A_rel"]),
+        "alpha": np.asarray(p["alpha"]),
+        "B": F * np.asarray(p["B_rel"]),
+        "beta": np.asarray(p["beta"]),
+        "C": v * K**gamma / M0[..., None],
+        "gamma": gamma,
+    }
 
 
 def from_paper_parameters(E, A, alpha, B, beta, w, gamma) -> dict[str, np.ndarray]:
@@ -88,9 +95,15 @@ def from_paper_parameters(E, A, alpha, B, beta, w, gamma) -> dict[str, np.ndarra
     F = E + M0
     g = np.exp(np.log(gamma).mean(-1))
     return {
-        "L_ref": F + A + B, "A_rel": A / F, "B_rel": B / F, "S_rel": M0 * (v * gamma).sum(-1) / (F + A + B),
-        "alpha": np.asarray(alpha, float), "beta": np.asarray(beta, float),
-        "v": v, "gamma": g, "gamma_dev": np.log(gamma / g[..., None]),
+        "L_ref": F + A + B,
+        "A_rel": A / F,
+        "B_rel": B / F,
+        "S_rel": M0 * (v * gamma).sum(-1) / (F + A + B),
+        "alpha": np.asarray(alpha, float),
+        "beta": np.asarray(beta, float),
+        "v": v,
+        "gamma": g,
+        "gamma_dev": np.log(gamma / g[..., None]),
     }
 
 
@@ -105,20 +118,43 @@ class Additive(Law):
 
     def params(self, domains, targets):
         return {
-            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
-                           "loss at the reference point (N0, D0, uniform mixture)"),
+            "L_ref": Param(
+                ("target",),
+                log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                "loss at the reference point (N0, D0, uniform mixture)",
+            ),
             "A_rel": size_term("F"),
             "B_rel": token_term("F"),
-            "S_rel": Param(("target",), log_normal_around(0.1, 3.0, "an e-fold more of every domain lowers a loss by a few % to a few tens of % (SlimPajama's own-weight slopes: 3-18%); wide"),
-                           "mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, as a multiple of L_ref"),
+            "S_rel": Param(
+                ("target",),
+                log_normal_around(
+                    0.1,
+                    3.0,
+                    "an e-fold more of every domain lowers a loss by a few % to a few tens of % (SlimPajama's own-weight slopes: 3-18%); wide",
+                ),
+                "mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, as a multiple of L_ref",
+            ),
             "alpha": size_exponent(),
             "beta": token_exponent(),
-            "v": Param(("target", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
-                       "each domain's share of the mixture term's sum at the uniform mixture"),
-            "gamma": Param(("target",), log_normal_around(0.5, 2.0, "Shukor et al. report mixture exponents of order 0.1-1"),
-                           "typical mixture exponent of the target"),
-            "gamma_dev": Param(("target", "domain"), Prior("Normal", {"loc": 0.0, "scale": 0.3}, "partial pooling: a domain's exponent within x/÷1.35 of the target's (1 sd); removes a funnel, see the module docstring"),
-                               "log-deviation of each domain's exponent from gamma"),
+            "v": Param(
+                ("target", "domain"),
+                Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
+                "each domain's share of the mixture term's sum at the uniform mixture",
+            ),
+            "gamma": Param(
+                ("target",),
+                log_normal_around(0.5, 2.0, "Shukor et al. report mixture exponents of order 0.1-1"),
+                "typical mixture exponent of the target",
+            ),
+            "gamma_dev": Param(
+                ("target", "domain"),
+                Prior(
+                    "Normal",
+                    {"loc": 0.0, "scale": 0.3},
+                    "partial pooling: a domain's exponent within x/÷1.35 of the target's (1 sd); removes a funnel, see the module docstring",
+                ),
+                "log-deviation of each domain's exponent from gamma",
+            ),
         }
 
     def mean(self, p, x: Inputs) -> jnp.ndarray:
@@ -133,4 +169,6 @@ class Additive(Law):
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return p["L_ref"] * p["S_rel"] * mix[x.mix] + F * (1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))
+        return p["L_ref"] * p["S_rel"] * mix[x.mix] + F * (
+            1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d)
+        )

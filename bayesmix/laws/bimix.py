@@ -58,9 +58,9 @@ from typing import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from ..priors import Prior, log_normal_around
-from .components import size_term, token_term, size_exponent, token_exponent, foreign_share
+from ..priors import log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
+from .components import foreign_share, size_exponent, size_term, token_exponent, token_term
 from .registry import register
 
 
@@ -78,8 +78,14 @@ def bimix_form(relative_h: jnp.ndarray, a: jnp.ndarray, bracket: jnp.ndarray) ->
 def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """a, E, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
     F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
-    out = {"a": np.asarray(p["a"]), "E": F, "A": F * np.asarray(p["A_rel"]), "alpha": np.asarray(p["alpha"]),
-           "B": F * np.asarray(p["B_rel"]), "beta": np.asarray(p["beta"])}
+    out = {
+        "a": np.asarray(p["a"]),
+        "E": F,
+        "A": F * np.asarray(p["A_rel"]),
+        "alpha": np.asarray(p["alpha"]),
+        "B": F * np.asarray(p["B_rel"]),
+        "beta": np.asarray(p["beta"]),
+    }
     if "pi" in p:
         out["pi"] = np.asarray(p["pi"])
     return out
@@ -88,8 +94,14 @@ def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 def from_paper_parameters(a, E, A, alpha, B, beta, pi=None) -> dict[str, np.ndarray]:
     """Sampled coordinates from a, E, A, alpha, B, beta (each (T,)) and optionally pi (F, K)."""
     E, A, B = (np.asarray(v, float) for v in (E, A, B))
-    out = {"a": np.asarray(a, float), "L_ref": E + A + B, "A_rel": A / E, "alpha": np.asarray(alpha, float),
-           "B_rel": B / E, "beta": np.asarray(beta, float)}
+    out = {
+        "a": np.asarray(a, float),
+        "L_ref": E + A + B,
+        "A_rel": A / E,
+        "alpha": np.asarray(alpha, float),
+        "B_rel": B / E,
+        "beta": np.asarray(beta, float),
+    }
     if pi is not None:
         out["pi"] = np.asarray(pi, float)
     return out
@@ -105,13 +117,27 @@ class BiMix(Law):
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {
-            "a": Param(("target",), log_normal_around(0.05, 3.0, "own-weight exponents of the whole loss: on SlimPajama log loss falls 0.02-0.09 per e-fold of own weight"), "own-weight exponent (BiMix's alpha_i)"),
-            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
-                           "loss at the reference point (N0, D0, own weight 1/K)"),
+            "a": Param(
+                ("target",),
+                log_normal_around(
+                    0.05,
+                    3.0,
+                    "own-weight exponents of the whole loss: on SlimPajama log loss falls 0.02-0.09 per e-fold of own weight",
+                ),
+                "own-weight exponent (BiMix's alpha_i)",
+            ),
+            "L_ref": Param(
+                ("target",),
+                log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                "loss at the reference point (N0, D0, own weight 1/K)",
+            ),
             "A_rel": size_term("E"),
             "alpha": size_exponent(),
             "B_rel": token_term("E"),
-            "beta": token_exponent("Chinchilla fits give beta around 0.28; BiMix's own fits are of the same order", "token exponent (BiMix's beta_i)"),
+            "beta": token_exponent(
+                "Chinchilla fits give beta around 0.28; BiMix's own fits are of the same order",
+                "token exponent (BiMix's beta_i)",
+            ),
         }
         if any(t not in domains for t in targets):
             spec["pi"] = foreign_share()

@@ -94,7 +94,14 @@ def reference_capacity(H, K: int):
 def paper_parameters(p: Mapping[str, np.ndarray], own) -> dict[str, np.ndarray]:
     """b, C, H, A, a, E (and b_f, C_f, pi for foreign targets) from sampled coordinates (one draw or stacked draws)."""
     q = {k: np.asarray(v) for k, v in natural_scales({k: jnp.asarray(v) for k, v in p.items()}, own).items()}
-    out = {"b": np.asarray(p["b"]), "C": q["C"], "H": np.asarray(p["H"]), "A": q["A"], "a": np.asarray(p["a"]), "E": q["E"]}
+    out = {
+        "b": np.asarray(p["b"]),
+        "C": q["C"],
+        "H": np.asarray(p["H"]),
+        "A": q["A"],
+        "a": np.asarray(p["a"]),
+        "E": q["E"],
+    }
     if "C_f" in q:
         out.update(b_f=np.asarray(p["b_f"]), C_f=q["C_f"], pi=np.asarray(p["pi"]))
     return out
@@ -108,7 +115,13 @@ def from_paper_parameters(b, C, H, A, a, E, own, b_f=None, C_f=None, pi=None) ->
     unit[own[own >= 0]] = E[own >= 0]
     kx = reference_capacity(float(H), len(C)) * len(C)
     C = C * kx ** -np.asarray(b, float)  # the term at x_ref (the sampled level), not at N0 / K
-    out = {"b": np.asarray(b, float), "C_rel": C / unit, "H": np.asarray(H, float), "A_rel": A / E, "a": np.asarray(a, float)}
+    out = {
+        "b": np.asarray(b, float),
+        "C_rel": C / unit,
+        "H": np.asarray(H, float),
+        "A_rel": A / E,
+        "a": np.asarray(a, float),
+    }
     c_own = np.where(own >= 0, C[np.clip(own, 0, None)], 0.0)
     if C_f is not None:
         C_f = np.asarray(C_f, float) * kx ** -np.asarray(b_f, float)
@@ -140,22 +153,61 @@ class Capacity(Law):
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {
-            "b": Param(("domain",), log_normal_around(0.3, 2.0, "a model-size exponent per domain: Chinchilla's alpha is about 0.34"), "capacity exponent of each domain"),
-            "C_rel": Param(("domain",), log_normal_around(0.3, 3.0, "capacity term at an even split of N0's budget: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th of a model"),
-                           "capacity term of each domain at x_ref (an even split of N0's budget), as a multiple of that domain's E (in nats for a domain that is no target)"),
-            "H": Param((), log_normal_around(0.01, 5.0, "floor capacity as a fraction of N0: a small share of a model; matters only for starved domains"), "floor capacity, in units of N0"),
-            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
-                           "E + C + A: the loss at an even split of N0's budget, own weight 1/K and D0"),
-            "A_rel": Param(("target",), log_normal_around(0.2, 3.0, "Chinchilla's token term B D^-beta is about 0.3 E at 20B tokens"), "data term at own weight 1/K and D0, as a multiple of E"),
-            "a": Param(("target",), log_normal_around(0.3, 2.0, "Chinchilla's token exponent is about 0.28"), "data exponent"),
+            "b": Param(
+                ("domain",),
+                log_normal_around(0.3, 2.0, "a model-size exponent per domain: Chinchilla's alpha is about 0.34"),
+                "capacity exponent of each domain",
+            ),
+            "C_rel": Param(
+                ("domain",),
+                log_normal_around(
+                    0.3,
+                    3.0,
+                    "capacity term at an even split of N0's budget: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th of a model",
+                ),
+                "capacity term of each domain at x_ref (an even split of N0's budget), as a multiple of that domain's E (in nats for a domain that is no target)",
+            ),
+            "H": Param(
+                (),
+                log_normal_around(
+                    0.01,
+                    5.0,
+                    "floor capacity as a fraction of N0: a small share of a model; matters only for starved domains",
+                ),
+                "floor capacity, in units of N0",
+            ),
+            "L_ref": Param(
+                ("target",),
+                log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                "E + C + A: the loss at an even split of N0's budget, own weight 1/K and D0",
+            ),
+            "A_rel": Param(
+                ("target",),
+                log_normal_around(0.2, 3.0, "Chinchilla's token term B D^-beta is about 0.3 E at 20B tokens"),
+                "data term at own weight 1/K and D0, as a multiple of E",
+            ),
+            "a": Param(
+                ("target",), log_normal_around(0.3, 2.0, "Chinchilla's token exponent is about 0.28"), "data exponent"
+            ),
         }
         if any(t not in domains for t in targets):
-            spec.update({
-                "b_f": Param(("foreign",), log_normal_around(0.3, 2.0, "as b"), "capacity exponent of a foreign target"),
-                "C_f_rel": Param(("foreign",), log_normal_around(0.3, 3.0, "as C_rel"), "capacity term of a foreign target at x_f = x_ref, as a multiple of its E"),
-                "pi": Param(("foreign", "domain"), Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
-                            "how much a foreign target draws on each domain's capacity and data"),
-            })
+            spec.update(
+                {
+                    "b_f": Param(
+                        ("foreign",), log_normal_around(0.3, 2.0, "as b"), "capacity exponent of a foreign target"
+                    ),
+                    "C_f_rel": Param(
+                        ("foreign",),
+                        log_normal_around(0.3, 3.0, "as C_rel"),
+                        "capacity term of a foreign target at x_f = x_ref, as a multiple of its E",
+                    ),
+                    "pi": Param(
+                        ("foreign", "domain"),
+                        Prior("Dirichlet", {"concentration": 1.0}, "flat over the simplex"),
+                        "how much a foreign target draws on each domain's capacity and data",
+                    ),
+                }
+            )
         return spec
 
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:

@@ -145,9 +145,7 @@ def _broadcast(h, b, c, H, N):
     h, b, c, H, N = (jnp.asarray(v, dtype) for v in (h, b, c, H, N))
     if h.ndim == 0:
         raise ValueError("h must have a trailing domain axis of length K")
-    full = jnp.broadcast_shapes(
-        h.shape, b.shape, c.shape, H.shape + (1,), N.shape + (1,)
-    )
+    full = jnp.broadcast_shapes(h.shape, b.shape, c.shape, H.shape + (1,), N.shape + (1,))
     batch = full[:-1]
     return (
         jnp.broadcast_to(h, full),
@@ -242,11 +240,7 @@ def _solve(h, b, c, H, N):
         secant_ok = (denom > 0) & jnp.isfinite(secant) & (secant > lo) & (secant < hi)
         fallback = jnp.where(secant_ok, secant, 0.5 * (lo + hi))
         # The chord root rounds onto hi: the root is within rounding of hi.
-        secant_conv = (
-            ~newton_ok
-            & (denom > 0)
-            & (jnp.abs(hi - secant) <= 16 * eps * (1 + jnp.abs(hi)))
-        )
+        secant_conv = ~newton_ok & (denom > 0) & (jnp.abs(hi - secant) <= 16 * eps * (1 + jnp.abs(hi)))
         cand = jnp.where(newton_ok, cand, fallback)
         F_c, dF_c = F(cand)
         right = F_c < 0

@@ -38,13 +38,23 @@ class CapacityTokens(Capacity):
     name = "capacity_tokens"
     revision = 2  # 1 took the capacity levels at N0 / K (the capacity law's revision 2)
     title = "Capacity-competition law, separate token exponent"
-    reference = "Dai & Zheng 2026, arXiv:2606.08167 (data term split into weight and token exponents: a bayesmix departure)"
+    reference = (
+        "Dai & Zheng 2026, arXiv:2606.08167 (data term split into weight and token exponents: a bayesmix departure)"
+    )
     formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i)^-a_i (D/D0)^-d_i + E_i, x* as in the capacity law"
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = super().params(domains, targets)
-        spec["a"] = Param(("target",), log_normal_around(0.3, 2.0, "own-weight exponents of data-mixing laws sit at 0.05-0.5"), "own-weight exponent of the data term")
-        spec["d"] = Param(("target",), log_normal_around(0.3, 2.0, "Chinchilla's token exponent is about 0.28"), "token exponent of the data term")
+        spec["a"] = Param(
+            ("target",),
+            log_normal_around(0.3, 2.0, "own-weight exponents of data-mixing laws sit at 0.05-0.5"),
+            "own-weight exponent of the data term",
+        )
+        spec["d"] = Param(
+            ("target",),
+            log_normal_around(0.3, 2.0, "Chinchilla's token exponent is about 0.28"),
+            "token exponent of the data term",
+        )
         return spec
 
     def data_exponent(self, p: Mapping[str, jnp.ndarray], log_kh: jnp.ndarray, log_d: jnp.ndarray) -> jnp.ndarray:

@@ -48,7 +48,6 @@ from ..priors import Prior, log_normal_around
 from .base import Inputs, Law, Param
 from .registry import register
 
-
 # Prior scales of a target's log-loss slope in its own domain's weight and in
 # the others' (reasons: the module docstring and docs/laws/exponential.md).
 OWN_SCALE = 1.0
@@ -100,8 +99,14 @@ def paper_parameters(p: Mapping[str, np.ndarray], own: Sequence[int]) -> dict[st
     """E, A, alpha, B, beta and the raw interaction matrix t from sampled coordinates (one draw or stacked draws)."""
     R, share = np.asarray(p["R_rel"]), np.asarray(p["A_share"])
     F = np.asarray(p["L_ref"]) / (1 + R)
-    return {"E": F, "A": F * R * share, "alpha": np.asarray(p["alpha"]), "B": F * R * (1 - share), "beta": np.asarray(p["beta"]),
-            "t": _raw_interactions(p, own)}
+    return {
+        "E": F,
+        "A": F * R * share,
+        "alpha": np.asarray(p["alpha"]),
+        "B": F * R * (1 - share),
+        "beta": np.asarray(p["beta"]),
+        "t": _raw_interactions(p, own),
+    }
 
 
 def from_paper_parameters(E, A, alpha, B, beta, t, own: Sequence[int]) -> dict[str, np.ndarray]:
@@ -109,8 +114,14 @@ def from_paper_parameters(E, A, alpha, B, beta, t, own: Sequence[int]) -> dict[s
     E, A, B = (np.asarray(v, float) for v in (E, A, B))
     R = (A + B) / E
     unit = np.asarray(slopes(np.ones_like(np.asarray(t, float)), np.asarray(own)))
-    return {"L_ref": E + A + B, "R_rel": R, "A_share": A / (A + B), "alpha": np.asarray(alpha, float),
-            "beta": np.asarray(beta, float), "z": np.asarray(t, float) * (R / (1 + R))[:, None] / unit}
+    return {
+        "L_ref": E + A + B,
+        "R_rel": R,
+        "A_share": A / (A + B),
+        "alpha": np.asarray(alpha, float),
+        "beta": np.asarray(beta, float),
+        "z": np.asarray(t, float) * (R / (1 + R))[:, None] / unit,
+    }
 
 
 @register
@@ -124,15 +135,48 @@ class Exponential(Law):
 
     def params(self, domains, targets) -> dict[str, Param]:
         return {
-            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
-                           "loss at the reference point (N0, D0) and the uniform mixture"),
-            "R_rel": Param(("target",), log_normal_around(0.5, 3.0, "Chinchilla's fit (Hoffmann et al. 2022) gives (A (N/N0)^-alpha + B (D/D0)^-beta) / E = 0.57 at 0.5B parameters and 20B tokens"),
-                           "reducible loss (A + B) at (N0, D0) and the uniform mixture, as a multiple of E"),
-            "A_share": Param(("target",), Prior("Beta", {"concentration1": 2.0, "concentration0": 2.0}, "either term may dominate; Chinchilla's are about even (0.26 and 0.31 of E)"),
-                             "share of the reducible loss at (N0, D0) that is the model-size term"),
-            "alpha": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"), "model-size exponent (size law)"),
-            "beta": Param(("target",), log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28"), "token exponent (step law)"),
-            "z": Param(("target", "domain"), Prior("StudentT", {"df": 3.0, "loc": 0.0, "scale": 1.0}, "heavy-tailed shrinkage: most slopes near 0, a few large"), "standardised log-loss slope at the uniform mixture and (N0, D0): s_ij / CROSS_SCALE, or s_ii / OWN_SCALE on the own domain"),
+            "L_ref": Param(
+                ("target",),
+                log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                "loss at the reference point (N0, D0) and the uniform mixture",
+            ),
+            "R_rel": Param(
+                ("target",),
+                log_normal_around(
+                    0.5,
+                    3.0,
+                    "Chinchilla's fit (Hoffmann et al. 2022) gives (A (N/N0)^-alpha + B (D/D0)^-beta) / E = 0.57 at 0.5B parameters and 20B tokens",
+                ),
+                "reducible loss (A + B) at (N0, D0) and the uniform mixture, as a multiple of E",
+            ),
+            "A_share": Param(
+                ("target",),
+                Prior(
+                    "Beta",
+                    {"concentration1": 2.0, "concentration0": 2.0},
+                    "either term may dominate; Chinchilla's are about even (0.26 and 0.31 of E)",
+                ),
+                "share of the reducible loss at (N0, D0) that is the model-size term",
+            ),
+            "alpha": Param(
+                ("target",),
+                log_normal_around(0.3, 1.6, "Chinchilla fits give alpha around 0.34"),
+                "model-size exponent (size law)",
+            ),
+            "beta": Param(
+                ("target",),
+                log_normal_around(0.3, 1.6, "Chinchilla fits give beta around 0.28"),
+                "token exponent (step law)",
+            ),
+            "z": Param(
+                ("target", "domain"),
+                Prior(
+                    "StudentT",
+                    {"df": 3.0, "loc": 0.0, "scale": 1.0},
+                    "heavy-tailed shrinkage: most slopes near 0, a few large",
+                ),
+                "standardised log-loss slope at the uniform mixture and (N0, D0): s_ij / CROSS_SCALE, or s_ii / OWN_SCALE on the own domain",
+            ),
         }
 
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
@@ -140,5 +184,7 @@ class Exponential(Law):
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["R_rel"])  # E
-        reducible = p["R_rel"] * (p["A_share"] * jnp.exp(-p["alpha"] * log_n) + (1 - p["A_share"]) * jnp.exp(-p["beta"] * log_d))
+        reducible = p["R_rel"] * (
+            p["A_share"] * jnp.exp(-p["alpha"] * log_n) + (1 - p["A_share"]) * jnp.exp(-p["beta"] * log_d)
+        )
         return F * (1 + mixing_factor(t, x.h)[x.mix] * reducible)

@@ -90,6 +90,8 @@ def shares(slopes: jnp.ndarray, exponent: jnp.ndarray) -> jnp.ndarray:
     ``exponent`` (..., T). Works on jax or numpy arrays.
     """
     return jax.nn.softmax(jnp.asarray(slopes) / jnp.asarray(exponent)[..., None], axis=-1)
+
+
 # --------------------------------------------------------------------------- #
 
 
@@ -138,20 +140,46 @@ class Joint(Law):
     formula = "E + 1/sum_j C_j h_j^gamma_j + A_h (N/N0)^-alpha + B_h (D/D0)^-beta, A_h = (sum_j CA_j h_j)^gammaA"
     min_mixtures = 4
     min_scales = 2
-    why_scales = ("at one scale its mixture-dependent scale terms A_h and B_h are constants that trade with each other "
-                  "and with the mixture term (measured: R-hat 2.5 on 48 runs at one scale); fit the additive law, "
-                  "which is the joint law's one-scale form")
+    why_scales = (
+        "at one scale its mixture-dependent scale terms A_h and B_h are constants that trade with each other "
+        "and with the mixture term (measured: R-hat 2.5 on 48 runs at one scale); fit the additive law, "
+        "which is the joint law's one-scale form"
+    )
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = dict(_ADDITIVE.params(domains, targets))  # the additive law's coordinates and priors
-        spec.update({
-            "g_A": Param(("target", "domain"), Prior("Normal", {"loc": 0.0, "scale": 1.0}, "moving the whole mixture to one domain changes the model-size term by up to x/÷e (1 sd); 0 for every domain is the additive law"),
-                         "slope of log A_h in each domain's weight at the uniform mixture (s_A = softmax(g_A / gamma_A))"),
-            "gamma_A": Param(("target",), log_normal_around(1.0, 1.35, "A_h linear in the weights (gamma_A = 1) give or take x/÷1.35: a sweep barely sees A_h's curvature in h (see the module docstring)"), "exponent of A_h (its curvature in h)"),
-            "g_B": Param(("target", "domain"), Prior("Normal", {"loc": 0.0, "scale": 1.0}, "as g_A, for the token term"),
-                         "slope of log B_h in each domain's weight at the uniform mixture (s_B = softmax(g_B / gamma_B))"),
-            "gamma_B": Param(("target",), log_normal_around(1.0, 1.35, "as gamma_A: B_h linear in the weights, give or take x/÷1.35"), "exponent of B_h (its curvature in h)"),
-        })
+        spec.update(
+            {
+                "g_A": Param(
+                    ("target", "domain"),
+                    Prior(
+                        "Normal",
+                        {"loc": 0.0, "scale": 1.0},
+                        "moving the whole mixture to one domain changes the model-size term by up to x/÷e (1 sd); 0 for every domain is the additive law",
+                    ),
+                    "slope of log A_h in each domain's weight at the uniform mixture (s_A = softmax(g_A / gamma_A))",
+                ),
+                "gamma_A": Param(
+                    ("target",),
+                    log_normal_around(
+                        1.0,
+                        1.35,
+                        "A_h linear in the weights (gamma_A = 1) give or take x/÷1.35: a sweep barely sees A_h's curvature in h (see the module docstring)",
+                    ),
+                    "exponent of A_h (its curvature in h)",
+                ),
+                "g_B": Param(
+                    ("target", "domain"),
+                    Prior("Normal", {"loc": 0.0, "scale": 1.0}, "as g_A, for the token term"),
+                    "slope of log B_h in each domain's weight at the uniform mixture (s_B = softmax(g_B / gamma_B))",
+                ),
+                "gamma_B": Param(
+                    ("target",),
+                    log_normal_around(1.0, 1.35, "as gamma_A: B_h linear in the weights, give or take x/÷1.35"),
+                    "exponent of B_h (its curvature in h)",
+                ),
+            }
+        )
         return spec
 
     def mean(self, p: Mapping[str, jnp.ndarray], x: Inputs) -> jnp.ndarray:
@@ -160,9 +188,13 @@ class Joint(Law):
         # A (a(h) - 1) (N/N0)^-alpha + B (b(h) - 1) (D/D0)^-beta, with the
         # additive coordinates' A = F A_rel, B = F B_rel (additive.paper_parameters).
         base = _ADDITIVE.mean(p, x)  # (n, T)
-        a = mixture_scale_factor(shares(p["g_A"], p["gamma_A"]), p["gamma_A"], x.h)[x.mix]  # (n, T), 1 at the uniform mixture
+        a = mixture_scale_factor(shares(p["g_A"], p["gamma_A"]), p["gamma_A"], x.h)[
+            x.mix
+        ]  # (n, T), 1 at the uniform mixture
         b = mixture_scale_factor(shares(p["g_B"], p["gamma_B"]), p["gamma_B"], x.h)[x.mix]
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return base + F * (p["A_rel"] * (a - 1) * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * (b - 1) * jnp.exp(-p["beta"] * log_d))
+        return base + F * (
+            p["A_rel"] * (a - 1) * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * (b - 1) * jnp.exp(-p["beta"] * log_d)
+        )

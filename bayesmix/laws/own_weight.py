@@ -38,9 +38,9 @@ from typing import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from ..priors import Prior, log_normal_around
-from .components import size_term, token_term, size_exponent, token_exponent, foreign_share
+from ..priors import log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
+from .components import foreign_share, size_exponent, size_term, token_exponent, token_term
 from .registry import register
 
 
@@ -48,8 +48,15 @@ def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """E, A_h, a, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
     F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
     A_h = np.asarray(p["L_ref"]) * np.asarray(p["s_rel"]) / np.asarray(p["a"])
-    out = {"E": F - A_h, "A_h": A_h, "a": np.asarray(p["a"]), "A": F * np.asarray(p["A_rel"]),
-           "alpha": np.asarray(p["alpha"]), "B": F * np.asarray(p["B_rel"]), "beta": np.asarray(p["beta"])}
+    out = {
+        "E": F - A_h,
+        "A_h": A_h,
+        "a": np.asarray(p["a"]),
+        "A": F * np.asarray(p["A_rel"]),
+        "alpha": np.asarray(p["alpha"]),
+        "B": F * np.asarray(p["B_rel"]),
+        "beta": np.asarray(p["beta"]),
+    }
     if "pi" in p:
         out["pi"] = np.asarray(p["pi"])
     return out
@@ -59,8 +66,15 @@ def from_paper_parameters(E, A_h, a, A, alpha, B, beta, pi=None) -> dict[str, np
     """Sampled coordinates from E, A_h, a, A, alpha, B, beta (each (T,)) and optionally pi (F, K)."""
     E, A_h, A, B, a = (np.asarray(v, float) for v in (E, A_h, A, B, a))
     F = E + A_h
-    out = {"L_ref": F + A + B, "s_rel": A_h * a / (F + A + B), "a": a, "A_rel": A / F, "B_rel": B / F,
-           "alpha": np.asarray(alpha, float), "beta": np.asarray(beta, float)}
+    out = {
+        "L_ref": F + A + B,
+        "s_rel": A_h * a / (F + A + B),
+        "a": a,
+        "A_rel": A / F,
+        "B_rel": B / F,
+        "alpha": np.asarray(alpha, float),
+        "beta": np.asarray(beta, float),
+    }
     if pi is not None:
         out["pi"] = np.asarray(pi, float)
     return out
@@ -77,12 +91,23 @@ class OwnWeight(Law):
 
     def params(self, domains, targets):
         spec = {
-            "L_ref": Param(("target",), log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
-                           "loss at the reference point (N0, D0, own weight 1/K)"),
-            "s_rel": Param(("target",), log_normal_around(0.05, 3.0, "an e-fold more own weight lowers a loss by a few % (SlimPajama: 3-18%)"),
-                           "own-weight slope at h_i = 1/K, -dL/dlog h_i, as a multiple of L_ref"),
-            "a": Param(("target",), log_normal_around(0.2, 3.0, "own-weight exponents on SlimPajama are about 0.05-0.5; wide, since a -> 0 is allowed"),
-                       "own-weight exponent"),
+            "L_ref": Param(
+                ("target",),
+                log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
+                "loss at the reference point (N0, D0, own weight 1/K)",
+            ),
+            "s_rel": Param(
+                ("target",),
+                log_normal_around(0.05, 3.0, "an e-fold more own weight lowers a loss by a few % (SlimPajama: 3-18%)"),
+                "own-weight slope at h_i = 1/K, -dL/dlog h_i, as a multiple of L_ref",
+            ),
+            "a": Param(
+                ("target",),
+                log_normal_around(
+                    0.2, 3.0, "own-weight exponents on SlimPajama are about 0.05-0.5; wide, since a -> 0 is allowed"
+                ),
+                "own-weight exponent",
+            ),
             "A_rel": size_term("F"),
             "alpha": size_exponent(),
             "B_rel": token_term("F"),
@@ -100,4 +125,6 @@ class OwnWeight(Law):
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
         F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return p["L_ref"] * own_term[x.mix] + F * (1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))
+        return p["L_ref"] * own_term[x.mix] + F * (
+            1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d)
+        )

@@ -57,7 +57,9 @@ def even_fractions(checkpoints: int) -> np.ndarray:
 def _column(frame: pd.DataFrame, name: str, source: str, required: bool = True) -> np.ndarray | None:
     if name not in frame.columns:
         if required:
-            raise RunTableError(f"{source}: no column {name!r} (candidates need weight_<domain> columns, model_size and n_tokens; cost is optional)")
+            raise RunTableError(
+                f"{source}: no column {name!r} (candidates need weight_<domain> columns, model_size and n_tokens; cost is optional)"
+            )
         return None
     raw = frame[name]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
@@ -91,7 +93,9 @@ def read_candidates(source: str | Path | pd.DataFrame, domains: Sequence[str]) -
     return candidate_table(h, N, D, domains, cost=cost, names=names, origin="file")
 
 
-def candidate_table(h: np.ndarray, model_size, tokens, domains: Sequence[str], cost=None, names=None, origin: str = "") -> pd.DataFrame:
+def candidate_table(
+    h: np.ndarray, model_size, tokens, domains: Sequence[str], cost=None, names=None, origin: str = ""
+) -> pd.DataFrame:
     """The canonical candidate table: name, weight_<d>..., model_size, n_tokens, cost, cost_source, origin."""
     h = np.atleast_2d(np.asarray(h, dtype=float))
     n = len(h)
@@ -154,7 +158,9 @@ def propose_candidates(
     if n < 1:
         raise ValueError(f"--propose takes a positive number of candidates; got {n}")
     if not sizes or not tokens:
-        raise ValueError("proposing candidates needs model sizes and token counts (e.g. --sizes 1.2e8,3.1e8 --tokens-list 5e9,1e10)")
+        raise ValueError(
+            "proposing candidates needs model sizes and token counts (e.g. --sizes 1.2e8,3.1e8 --tokens-list 5e9,1e10)"
+        )
     rng = np.random.default_rng([seed, 5])
     K = len(domains)
     observed = np.atleast_2d(observed)

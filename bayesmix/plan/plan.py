@@ -110,7 +110,8 @@ class NextRunPlan:
         lines = [
             f"Next run for N = {c['model_size']:.3g}, D = {c['tokens']:.3g} ({c['law']} law, {c['draws']} posterior draws)",
             f"Q = {c['quantity_words']} ({c['objective']}): mean {c['q_mean']:.4f}, sd {math.sqrt(max(c['q_var'], 0)):.2e}",
-            "recommended mixture: " + ", ".join(f"{d}={w:.3f}" for d, w in zip(self.domains, c["recommended"]))
+            "recommended mixture: "
+            + ", ".join(f"{d}={w:.3f}" for d, w in zip(self.domains, c["recommended"]))
             + f" (posterior mean, as recommend; constraints: {c.get('constraints', 'none')})",
             f"expected regret of the recommendation: {c['expected_regret']:.2e}",
             f"a run reports {len(c['fractions'])} checkpoints (fractions of its final tokens: {', '.join(f'{x:.2g}' for x in c['fractions'])}) x {len(c['targets'])} targets",
@@ -133,7 +134,9 @@ class NextRunPlan:
                 + f" and {b.cum_regret_reduction.iloc[-1]:.2e} of expected regret"
             )
             for _, r in b.iterrows():
-                lines.append(f"  {int(r.order)}. {r['name']}: N={r.model_size:.3g}, D={r.n_tokens:.3g}, cost {r.cost:.3g}, +{100 * r.var_reduction_frac:.2f}% of Var(Q)")
+                lines.append(
+                    f"  {int(r.order)}. {r['name']}: N={r.model_size:.3g}, D={r.n_tokens:.3g}, cost {r.cost:.3g}, +{100 * r.var_reduction_frac:.2f}% of Var(Q)"
+                )
         else:
             lines.append("plan: no candidate fits in the budget")
         for w in self.warnings:
@@ -187,7 +190,9 @@ def _repeats(fit, cand: pd.DataFrame) -> np.ndarray:
     return np.array([(tuple(np.round(x, 6)), float(N)) in obs for x, N in zip(h, cand.model_size)])
 
 
-def score_candidates(scorer: Scorer, method: str = "gaussian", check_top: int = 20, min_ess: float | None = None) -> tuple[pd.DataFrame, list[str]]:
+def score_candidates(
+    scorer: Scorer, method: str = "gaussian", check_top: int = 20, min_ess: float | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Score every candidate alone; return the unsorted table and warnings.
 
     The linear-Gaussian estimate is computed for all candidates; the
@@ -211,8 +216,11 @@ def score_candidates(scorer: Scorer, method: str = "gaussian", check_top: int = 
     far0 = scorer.far(scorer.fitted_reach)
     for i in np.flatnonzero(table.bias_reduction > 0.5 * table.var_reduction):
         far1 = scorer.far(scorer.extension(scorer.fitted_reach, int(i)))
-        table.loc[i, "reason"] = (f"extends the fitted range: the extrapolation to the target scale shrinks from {far0:.2f} to {far1:.2f} "
-                                  f"e-folds ({100 * table.bias_reduction[i] / max(table.var_reduction[i], 1e-300):.0f}% of its gain); " + table.loc[i, "reason"])
+        table.loc[i, "reason"] = (
+            f"extends the fitted range: the extrapolation to the target scale shrinks from {far0:.2f} to {far1:.2f} "
+            f"e-folds ({100 * table.bias_reduction[i] / max(table.var_reduction[i], 1e-300):.0f}% of its gain); "
+            + table.loc[i, "reason"]
+        )
     table["informs"] = [r[1] for r in reasons]
     table["informs_var_reduction_frac"] = [r[2] for r in reasons]
     rep = _repeats(fit, table)
@@ -233,9 +241,12 @@ def score_candidates(scorer: Scorer, method: str = "gaussian", check_top: int = 
         low = r[r.ess_median < threshold]
         if len(low):
             names = ", ".join(table.loc[low.candidate, "name"].astype(str).head(5))
-            msg = (f"importance weights degenerate for {len(low)} of {len(r)} candidates checked (median ESS below {threshold:.0f} of "
-                   f"{scorer.draws.S} draws, e.g. {names}): their reweighting estimates are unreliable; the linear-Gaussian "
-                   "estimate is used for ranking" + (" -- refit with more draws or use method='gaussian'" if method == "reweight" else ""))
+            msg = (
+                f"importance weights degenerate for {len(low)} of {len(r)} candidates checked (median ESS below {threshold:.0f} of "
+                f"{scorer.draws.S} draws, e.g. {names}): their reweighting estimates are unreliable; the linear-Gaussian "
+                "estimate is used for ranking"
+                + (" -- refit with more draws or use method='gaussian'" if method == "reweight" else "")
+            )
             warns.append(msg)
             warnings.warn(msg, NextRunWarning, stacklevel=3)
     scorer.timing["reweight"] = time.perf_counter() - t1
@@ -251,8 +262,15 @@ def score_candidates(scorer: Scorer, method: str = "gaussian", check_top: int = 
     return table, warns
 
 
-def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget: float | None, rank_by: str = "variance",
-                 method: str = "gaussian", shortlist: int = 200) -> pd.DataFrame:
+def greedy_batch(
+    scorer: Scorer,
+    table: pd.DataFrame,
+    batch: int | None,
+    budget: float | None,
+    rank_by: str = "variance",
+    method: str = "gaussian",
+    shortlist: int = 200,
+) -> pd.DataFrame:
     """Choose runs one at a time, each maximising its gain given the runs already chosen, per unit cost.
 
     Stops at ``batch`` runs, when nothing left fits in ``budget``, or when no
@@ -283,7 +301,12 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
             g = scorer.gaussian_gains(state, fits, voi=(rank_by == "decision"))
         else:
             r = scorer.reweight_gains(ll_sum, fits, slot=k, reach=state.reach)
-            g = {"candidate": r.candidate.tolist(), "var_reduction": r.var_reduction_is.tolist(), "regret_reduction": r.regret_reduction_is.tolist(), "ll": r._ll.tolist()}
+            g = {
+                "candidate": r.candidate.tolist(),
+                "var_reduction": r.var_reduction_is.tolist(),
+                "regret_reduction": r.regret_reduction_is.tolist(),
+                "ll": r._ll.tolist(),
+            }
         cand = np.array(g["candidate"])
         ratio = np.array(g[key], dtype=float) / cost[cand]
         if not np.isfinite(ratio).any() or np.nanmax(ratio) <= 0:
@@ -308,12 +331,24 @@ def greedy_batch(scorer: Scorer, table: pd.DataFrame, batch: int | None, budget:
         left.discard(i)
         k += 1
         row = table.iloc[i]
-        rows.append({
-            "order": k, "candidate": i, "name": row["name"], **{c: row[c] for c in table.columns if c.startswith("weight_")},
-            "model_size": row.model_size, "n_tokens": row.n_tokens, "cost": cost[i], "cum_cost": cost[i] if k == 1 else rows[-1]["cum_cost"] + cost[i],
-            "var_reduction": dv, "var_reduction_frac": dv / max(scorer.q_var, 1e-300), "cum_var_reduction_frac": cum_var / max(scorer.q_var, 1e-300),
-            "regret_reduction": dr, "cum_regret_reduction": cum_voi, "alone_var_reduction_frac": row.var_reduction_frac,
-        })
+        rows.append(
+            {
+                "order": k,
+                "candidate": i,
+                "name": row["name"],
+                **{c: row[c] for c in table.columns if c.startswith("weight_")},
+                "model_size": row.model_size,
+                "n_tokens": row.n_tokens,
+                "cost": cost[i],
+                "cum_cost": cost[i] if k == 1 else rows[-1]["cum_cost"] + cost[i],
+                "var_reduction": dv,
+                "var_reduction_frac": dv / max(scorer.q_var, 1e-300),
+                "cum_var_reduction_frac": cum_var / max(scorer.q_var, 1e-300),
+                "regret_reduction": dr,
+                "cum_regret_reduction": cum_voi,
+                "alone_var_reduction_frac": row.var_reduction_frac,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -392,21 +427,53 @@ def next_run(
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be at least 1; got {batch}")
     fractions = None if checkpoints is None else even_fractions(checkpoints)
-    constraints = build_constraints(fit.domains, float(tokens), floors=floors, caps=caps, unique_tokens=unique_tokens,
-                                    max_epochs=max_epochs, baseline=baseline, max_tv=max_tv)
+    constraints = build_constraints(
+        fit.domains,
+        float(tokens),
+        floors=floors,
+        caps=caps,
+        unique_tokens=unique_tokens,
+        max_epochs=max_epochs,
+        baseline=baseline,
+        max_tv=max_tv,
+    )
     if candidates is not None:
-        cand = read_candidates(candidates, fit.domains) if not isinstance(candidates, pd.DataFrame) or "cost_source" not in candidates else candidates
+        cand = (
+            read_candidates(candidates, fit.domains)
+            if not isinstance(candidates, pd.DataFrame) or "cost_source" not in candidates
+            else candidates
+        )
     else:
         cand = None  # proposed once the recommendation is known
     max_batch = batch if batch is not None else 16
     placeholder = cand if cand is not None else pd.DataFrame()
-    scorer = Scorer(fit, placeholder, model_size, tokens, target=target, target_weights=target_weights, quantity=quantity,
-                    fractions=fractions, max_draws=max_draws, constraints=constraints, outcomes=outcomes,
-                    max_batch=max_batch, seed=seed)
+    scorer = Scorer(
+        fit,
+        placeholder,
+        model_size,
+        tokens,
+        target=target,
+        target_weights=target_weights,
+        quantity=quantity,
+        fractions=fractions,
+        max_draws=max_draws,
+        constraints=constraints,
+        outcomes=outcomes,
+        max_batch=max_batch,
+        seed=seed,
+    )
     if cand is None:
         swept, _ = fit.table.mixtures()
-        cand = propose_candidates(fit.domains, int(propose), list(sizes or []), list(tokens_list or []), scorer.decision.h_rec, swept,
-                                  concentration=concentration, seed=seed)
+        cand = propose_candidates(
+            fit.domains,
+            int(propose),
+            list(sizes or []),
+            list(tokens_list or []),
+            scorer.decision.h_rec,
+            swept,
+            concentration=concentration,
+            seed=seed,
+        )
         scorer.candidates = cand.reset_index(drop=True)
     if len(scorer.candidates) == 0:
         raise ValueError("no candidates to score")
@@ -422,11 +489,27 @@ def next_run(
     scorer.timing["total"] = time.perf_counter() - t0
     d = scorer.decision
     context = {
-        "law": fit.law.name, "model_size": float(model_size), "tokens": float(tokens), "quantity": quantity,
-        "quantity_words": QUANTITIES[quantity], "objective": scorer.objective, "q_mean": float(scorer.draws.mean(scorer.Q)),
-        "q_var": scorer.q_var, "recommended": d.h_rec, "expected_regret": d.expected_regret, "draws": scorer.draws.S,
-        "fractions": scorer.fractions, "targets": tuple(fit.targets), "rank_by": rank_by, "method": method,
-        "constraints": constraints.describe(), "budget": budget_flops, "batch": batch, "outcomes": outcomes, "decision_set": len(d.H), "seed": seed,
+        "law": fit.law.name,
+        "model_size": float(model_size),
+        "tokens": float(tokens),
+        "quantity": quantity,
+        "quantity_words": QUANTITIES[quantity],
+        "objective": scorer.objective,
+        "q_mean": float(scorer.draws.mean(scorer.Q)),
+        "q_var": scorer.q_var,
+        "recommended": d.h_rec,
+        "expected_regret": d.expected_regret,
+        "draws": scorer.draws.S,
+        "fractions": scorer.fractions,
+        "targets": tuple(fit.targets),
+        "rank_by": rank_by,
+        "method": method,
+        "constraints": constraints.describe(),
+        "budget": budget_flops,
+        "batch": batch,
+        "outcomes": outcomes,
+        "decision_set": len(d.H),
+        "seed": seed,
         "timing": dict(scorer.timing),
     }
     return NextRunPlan(table=table, batch=plan, context=context, domains=tuple(fit.domains), warnings=warns)

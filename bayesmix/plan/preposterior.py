@@ -196,7 +196,7 @@ def gaussian_voi(mu0: np.ndarray, factors: list[np.ndarray], xi: np.ndarray) -> 
     offset = 0
     for B in factors:
         r = B.shape[1]
-        delta += xi[:, offset:offset + r] @ B.T
+        delta += xi[:, offset : offset + r] @ B.T
         offset += r
     post = mu0[None, :] + delta
     return float((post[:, 0] - post.min(axis=1)).mean())
@@ -267,7 +267,11 @@ class Reweighting:
         """(G, C, T) simulated log losses of a run (log means (S, C, T)) in batch slot ``slot``."""
         g = self.gen
         C = log_means.shape[1]
-        return log_means[g] + (self.tau[g] * self.z_run[slot])[:, None, :] + self.sigma[g][:, None, :] * self.z_eps[slot][:, :C]
+        return (
+            log_means[g]
+            + (self.tau[g] * self.z_run[slot])[:, None, :]
+            + self.sigma[g][:, None, :] * self.z_eps[slot][:, :C]
+        )
 
     def loglik(self, log_means: np.ndarray, slot: int) -> np.ndarray:
         """(G, S) log-likelihood of every draw for each simulated outcome of the run."""
@@ -295,7 +299,9 @@ def weighted_variance(weights: np.ndarray, f: np.ndarray) -> np.ndarray:
     return v / np.maximum(1.0 - (weights**2).sum(axis=1), 0.5)
 
 
-def flat_parameters(fit, draws: DrawSet, exclude: tuple[str, ...] = ("sigma", "tau_run")) -> tuple[np.ndarray, list[str]]:
+def flat_parameters(
+    fit, draws: DrawSet, exclude: tuple[str, ...] = ("sigma", "tau_run")
+) -> tuple[np.ndarray, list[str]]:
     """(S, P) every scalar law parameter per draw, and its label, e.g. ``a[github]`` (noise scales excluded)."""
     coords = fit.coords()
     cols, names = [], []

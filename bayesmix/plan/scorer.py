@@ -41,13 +41,13 @@ QUANTITIES = {
     "regret": "regret of the recommended mixture",
 }
 
+
 def parse_quantity(q: str) -> str:
     """``loss``, ``optimal-loss``/``optimal_loss`` or ``regret`` (ValueError otherwise)."""
     key = str(q).strip().lower().replace("-", "_")
     if key not in QUANTITIES:
         raise ValueError(f"unknown quantity {q!r}; choose one of {', '.join(k.replace('_', '-') for k in QUANTITIES)}")
     return key
-
 
 
 # ---------------------------------------------------------------- the decision problem
@@ -75,8 +75,17 @@ class DecisionProblem:
         return float(self.weights @ (self.L_rec - self.L_opt))
 
 
-def decision_problem(fit, draws: DrawSet, target_weights: np.ndarray, model_size: float, tokens: float,
-                     constraints: MixtureConstraints, decisions: int = 64, starts: int = 4, seed: int = 0) -> DecisionProblem:
+def decision_problem(
+    fit,
+    draws: DrawSet,
+    target_weights: np.ndarray,
+    model_size: float,
+    tokens: float,
+    constraints: MixtureConstraints,
+    decisions: int = 64,
+    starts: int = 4,
+    seed: int = 0,
+) -> DecisionProblem:
     """Recommend as :func:`bayesmix.decide.recommend` does (risk: the mean), find every draw's own optimum, build the decision set.
 
     The same problem, solver and constraints as ``recommend``; the law's
@@ -130,10 +139,25 @@ class _State:
 class Scorer:
     """Scores candidate runs against a fit; holds what the ranking and the greedy batch share."""
 
-    def __init__(self, fit, candidates: pd.DataFrame, model_size: float, tokens: float, *, target=None,
-                 target_weights=None, quantity: str = "loss", fractions: np.ndarray | None = None,
-                 max_draws: int | None = 1000, constraints: MixtureConstraints | None = None, decisions: int = 64,
-                 outcomes: int = 64, voi_samples: int = 1024, max_batch: int = 8, seed: int = 0):
+    def __init__(
+        self,
+        fit,
+        candidates: pd.DataFrame,
+        model_size: float,
+        tokens: float,
+        *,
+        target=None,
+        target_weights=None,
+        quantity: str = "loss",
+        fractions: np.ndarray | None = None,
+        max_draws: int | None = 1000,
+        constraints: MixtureConstraints | None = None,
+        decisions: int = 64,
+        outcomes: int = 64,
+        voi_samples: int = 1024,
+        max_batch: int = 8,
+        seed: int = 0,
+    ):
         """``constraints``: the feasible mixtures, as :func:`bayesmix.decide.recommend` takes them (default: none)."""
         t0 = time.perf_counter()
         self.fit = fit
@@ -144,8 +168,9 @@ class Scorer:
         self.fractions = checkpoint_fractions(fit.table) if fractions is None else np.asarray(fractions, dtype=float)
         self.draws = DrawSet.from_fit(fit, max_draws)
         self.constraints = build_constraints(fit.domains, tokens) if constraints is None else constraints
-        self.decision = decision_problem(fit, self.draws, self.target_weights, model_size, tokens, self.constraints,
-                                         decisions=decisions, seed=seed)
+        self.decision = decision_problem(
+            fit, self.draws, self.target_weights, model_size, tokens, self.constraints, decisions=decisions, seed=seed
+        )
         self.Q = self.decision.quantity(self.quantity)
         self.q_var_law = float(self.draws.var(self.Q))
         self.fitted_reach = (float(fit.table.model_size.max()), float(fit.table.n_tokens.max()))
@@ -174,7 +199,12 @@ class Scorer:
     # -------------------------------------------------------------- pieces
     def base_state(self) -> _State:
         """Centred Q, decision losses and parameters under the current posterior (nothing chosen yet)."""
-        return _State(self.draws.centred(self.Q), self.draws.centred(self.decision.L_H), self.draws.centred(self.theta), reach=self.fitted_reach)
+        return _State(
+            self.draws.centred(self.Q),
+            self.draws.centred(self.decision.L_H),
+            self.draws.centred(self.theta),
+            reach=self.fitted_reach,
+        )
 
     def _bias_terms(self) -> tuple[np.ndarray, np.ndarray]:
         """((w_t m_t)^2, sd_t) per target: m_t the posterior mean loss at the recommendation and target scale."""
@@ -204,7 +234,10 @@ class Scorer:
     def extension(self, reach: tuple[float, float], i: int) -> tuple[float, float]:
         """The fitted range after adding candidate ``i``."""
         c = self.candidates
-        return (max(reach[0], float(c.model_size.iat[i])), max(reach[1], float(c.n_tokens.iat[i]) * float(np.max(self.fractions))))
+        return (
+            max(reach[0], float(c.model_size.iat[i])),
+            max(reach[1], float(c.n_tokens.iat[i]) * float(np.max(self.fractions))),
+        )
 
     def log_means(self, index: Sequence[int]) -> np.ndarray:
         """(S, n, C, T) the law's log loss at every checkpoint of candidates ``index``."""
@@ -238,7 +271,15 @@ class Scorer:
         variance reductions), ``info`` (the conditioned information) and ``B``
         (its factor on the decision losses).
         """
-        out: dict[str, list] = {"candidate": [], "var_reduction": [], "regret_reduction": [], "par": [], "info": [], "B": [], "bias_reduction": []}
+        out: dict[str, list] = {
+            "candidate": [],
+            "var_reduction": [],
+            "regret_reduction": [],
+            "par": [],
+            "info": [],
+            "B": [],
+            "bias_reduction": [],
+        }
         candidates = list(candidates)
         bias = dict(zip(candidates, self.bias_reduction(state.reach, candidates)))
         offset = sum(B.shape[1] for B in state.voi_factors)
@@ -264,8 +305,13 @@ class Scorer:
             out["B"].append(B)
         return out
 
-    def reweight_gains(self, loglik_so_far: np.ndarray | None, candidates: Sequence[int], slot: int = 0,
-                       reach: tuple[float, float] | None = None) -> pd.DataFrame:
+    def reweight_gains(
+        self,
+        loglik_so_far: np.ndarray | None,
+        candidates: Sequence[int],
+        slot: int = 0,
+        reach: tuple[float, float] | None = None,
+    ) -> pd.DataFrame:
         """Importance-reweighting estimates for candidates given the simulated runs already observed (and the fitted range they reach)."""
         bias = dict(zip(candidates, self.bias_reduction(reach or self.fitted_reach, candidates)))
         rw = self.reweighting
@@ -275,7 +321,7 @@ class Scorer:
         voi0 = reweighted_voi(base.weights, L_H) if loglik_so_far is not None else 0.0
         rows = []
         for a in range(0, len(candidates), 32):
-            idx = list(candidates[a:a + 32])
+            idx = list(candidates[a : a + 32])
             M = self.log_means(idx)
             for j, i in enumerate(idx):
                 ll = rw.loglik(M[:, j], slot)
@@ -284,10 +330,17 @@ class Scorer:
                 v = weighted_variance(post.weights, self.Q)
                 red = v0 - v + bias[i]
                 voi = reweighted_voi(post.weights, L_H) - voi0
-                rows.append({
-                    "candidate": i, "var_reduction_is": float(red.mean()), "var_reduction_is_se": float(red.std(ddof=1) / math.sqrt(len(red))),
-                    "regret_reduction_is": voi, "ess_median": float(np.median(post.ess)), "ess_min": float(post.ess.min()), "_ll": ll,
-                })
+                rows.append(
+                    {
+                        "candidate": i,
+                        "var_reduction_is": float(red.mean()),
+                        "var_reduction_is_se": float(red.std(ddof=1) / math.sqrt(len(red))),
+                        "regret_reduction_is": voi,
+                        "ess_median": float(np.median(post.ess)),
+                        "ess_min": float(post.ess.min()),
+                        "_ll": ll,
+                    }
+                )
         return pd.DataFrame(rows)
 
     def reason(self, par_red: np.ndarray) -> tuple[str, str, float]:

@@ -8,11 +8,10 @@ Tests that fit with NUTS are marked slow.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
+from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
 from scipy.stats import multivariate_normal
 
 from bayesmix.checks import check, compare, heldout_loglik, make_folds, run_loglik, verdict
@@ -23,8 +22,6 @@ from bayesmix.checks.validate import SD_GRID, estimate_extrapolation_sd, extrapo
 from bayesmix.data import read_runs
 from bayesmix.design import make_inputs
 from bayesmix.laws.base import own_index
-
-from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
 
 TRUTH = additive_truth(sigma=0.01, tau=0.002)
 
@@ -43,17 +40,21 @@ def test_interval_hits_known_answer():
     obs = np.array([50.0, 51.0, 500.0, 950.0, 951.0])
     hits = interval_hits(np.repeat(draws, 5, 1), obs, 0.9)
     assert hits.tolist() == [False, True, True, True, False]
-    assert pit(np.repeat(draws, 5, 1), obs).tolist() == pytest.approx([0.0495, 0.0505, 0.4995, 0.9495, 0.9505])  # ties count half
+    assert pit(np.repeat(draws, 5, 1), obs).tolist() == pytest.approx(
+        [0.0495, 0.0505, 0.4995, 0.9495, 0.9505]
+    )  # ties count half
 
 
 def test_summarise_counts_exactly():
-    points = pd.DataFrame({
-        "target": ["a"] * 10 + ["b"] * 4,
-        "in_50": [True] * 5 + [False] * 5 + [True, False, False, False],
-        "in_90": [True] * 9 + [False] + [True] * 4,
-        "rel_error": [0.01, -0.01] * 5 + [0.02, 0.02, 0.02, 0.02],
-        "pit": np.linspace(0.05, 0.95, 14),
-    })
+    points = pd.DataFrame(
+        {
+            "target": ["a"] * 10 + ["b"] * 4,
+            "in_50": [True] * 5 + [False] * 5 + [True, False, False, False],
+            "in_90": [True] * 9 + [False] + [True] * 4,
+            "rel_error": [0.01, -0.01] * 5 + [0.02, 0.02, 0.02, 0.02],
+            "pit": np.linspace(0.05, 0.95, 14),
+        }
+    )
     s = summarise(points, levels=(0.5, 0.9))
     assert s.loc["a", "coverage_50"] == 0.5 and s.loc["a", "coverage_90"] == 0.9
     assert s.loc["b", "coverage_50"] == 0.25 and s.loc["b", "coverage_90"] == 1.0
@@ -102,7 +103,13 @@ def test_check_figures_and_files(truth_fit, tmp_path):
     r = check(truth_fit)
     paths = r.save(tmp_path)
     names = {p.name for p in paths}
-    assert {"check-intervals.png", "check-residuals.png", "check-pit.png", "check-summary.csv", "check-worst-runs.csv"} <= names
+    assert {
+        "check-intervals.png",
+        "check-residuals.png",
+        "check-pit.png",
+        "check-summary.csv",
+        "check-worst-runs.csv",
+    } <= names
     assert all(p.stat().st_size > 10_000 for p in paths if p.suffix == ".png")
     again = pd.read_csv(tmp_path / "check-summary.csv", index_col="target")
     assert again.loc["all", "coverage_90"] == pytest.approx(r.points.in_90.mean())
@@ -126,7 +133,15 @@ def test_heldout_loglik_matches_a_dense_multivariate_normal(sd):
     joint, labels = heldout_loglik(f, test, sd, shared=True)
     per_run, run_labels = heldout_loglik(f, test, sd, shared=False)
     assert labels.tolist() == ["all"] and len(run_labels) == 2
-    x = make_inputs(test.weights, np.arange(test.n_rows), test.model_size, test.n_tokens, f.N0, f.D0, own_index(f.domains, f.targets))
+    x = make_inputs(
+        test.weights,
+        np.arange(test.n_rows),
+        test.model_size,
+        test.n_tokens,
+        f.N0,
+        f.D0,
+        own_index(f.domains, f.targets),
+    )
     r = np.log(test.losses) - np.log(np.asarray(f.law.mean(truth, x)))
     far, runs = far_beyond(f, test), test.run
     assert far.min() > 0.9  # 1e9 is beyond the fitted 3.5e8 (and tokens beyond too)
@@ -138,7 +153,9 @@ def test_heldout_loglik_matches_a_dense_multivariate_normal(sd):
         for g, run in enumerate(run_labels):
             m = runs == run
             c = s**2 * np.eye(m.sum()) + tau**2 + k**2 * np.outer(far[m], far[m])
-            assert per_run[0, g, j] == pytest.approx(multivariate_normal(np.zeros(m.sum()), c).logpdf(r[m, j]), rel=1e-10)
+            assert per_run[0, g, j] == pytest.approx(
+                multivariate_normal(np.zeros(m.sum()), c).logpdf(r[m, j]), rel=1e-10
+            )
     # the fit's own per-target value is the default; a grid adds a leading axis
     f.extrapolation_sd = sds.copy()
     np.testing.assert_allclose(heldout_loglik(f, test, shared=True)[0], joint, rtol=1e-12)
@@ -172,7 +189,9 @@ def test_extrapolation_sd_is_recovered():
     for sd_true in (0.0, 0.02):
         profiles = []
         for k in range(20):
-            test = read_runs(simulated_frame(truth, mixtures=3, checkpoints=3, sizes=(1e9,), seed=100 + k, like=f), quiet=True)
+            test = read_runs(
+                simulated_frame(truth, mixtures=3, checkpoints=3, sizes=(1e9,), seed=100 + k, like=f), quiet=True
+            )
             far = far_beyond(f, test)
             frame = test.frame.copy()
             for t in DOMAINS:
@@ -238,10 +257,17 @@ def test_validate_min_fraction_drops_early_checkpoints_of_every_fold():
         validate(frame, min_fraction=1.0)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("biggest", "unknown --holdout"), ("size:7e9", "no model size near"), ("size:abc", "takes a number"),
-    ("tokens:1e30", "nothing to predict"), ("mixtures:1", "number of folds"), ("mixtures:999", "number of folds"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("biggest", "unknown --holdout"),
+        ("size:7e9", "no model size near"),
+        ("size:abc", "takes a number"),
+        ("tokens:1e30", "nothing to predict"),
+        ("mixtures:1", "number of folds"),
+        ("mixtures:999", "number of folds"),
+    ],
+)
 def test_bad_holdout_specs(spec, message):
     table = read_runs(simulated_frame(TRUTH, mixtures=6, checkpoints=4), quiet=True)
     with pytest.raises(ValueError, match=message):
@@ -268,9 +294,14 @@ def test_compare_refuses_fits_of_different_data(truth_fit):
         compare([truth_fit])
 
 
-@pytest.mark.parametrize("diff, se, words", [
-    (2.0, 1.0, "about equally well"), (10.0, 8.0, "weak preference"), (30.0, 5.0, "clearly preferred"),
-])
+@pytest.mark.parametrize(
+    "diff, se, words",
+    [
+        (2.0, 1.0, "about equally well"),
+        (10.0, 8.0, "weak preference"),
+        (30.0, 5.0, "clearly preferred"),
+    ],
+)
 def test_verdict_sentences(diff, se, words):
     table = pd.DataFrame({"elpd_diff": [0.0, diff], "diff_se": [0.0, se], "high_k": [0, 0]}, index=["x", "y"])
     assert words in verdict(table)
@@ -298,6 +329,8 @@ def test_compare_adds_held_out_scores(truth_fit, monkeypatch):
     table = compare({"a": a, "b": b}, holdout="largest-size")
     assert calls == [("additive", "largest-size", 2)] * 2
     assert table.loc["a", "holdout_lpd"] == 11.0 and table.loc["b", "holdout_lpd"] == 21.0
-    assert table.loc["a", "holdout_mre"] == pytest.approx(0.02) and table.loc["b", "holdout_coverage_90"] == pytest.approx(0.85)
+    assert table.loc["a", "holdout_mre"] == pytest.approx(0.02) and table.loc[
+        "b", "holdout_coverage_90"
+    ] == pytest.approx(0.85)
     # noise twice too wide loses to the truth in leave-one-run-out density
     assert table.index[0] == "a" and table.loc["b", "elpd_diff"] > 0

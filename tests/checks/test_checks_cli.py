@@ -14,13 +14,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
 
 import bayesmix
 from bayesmix.checks import compare, loo_runs
 from bayesmix.cli import main
 from bayesmix.extrapolation import DEFAULT, FLOOR
-
-from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
 
 TRUTH = additive_truth(sigma=0.01, tau=0.002)
 ONE = ("web",)
@@ -29,7 +28,9 @@ TRUTH1 = additive_truth(targets=ONE, sigma=0.005, tau=0.002)
 
 @pytest.fixture(scope="module")
 def point_model(tmp_path_factory):
-    return point_fit(simulated_frame(TRUTH, mixtures=10, seed=0), TRUTH, draws=300).save(tmp_path_factory.mktemp("m") / "point.nc")
+    return point_fit(simulated_frame(TRUTH, mixtures=10, seed=0), TRUTH, draws=300).save(
+        tmp_path_factory.mktemp("m") / "point.nc"
+    )
 
 
 def test_check_verb_writes_consistent_tables(point_model, tmp_path, capsys):
@@ -153,8 +154,29 @@ def test_validate_verb_largest_size(real_fits, tmp_path, capsys, caplog):
     model.extrapolation_sd = np.array([0.5])
     model_path = model.save(tmp_path / "model.nc")
     with caplog.at_level(logging.WARNING, logger="bayesmix"):
-        rc = main(["validate", str(runs), "--law", "additive", "--holdout", "largest-size", "--chains", "2", "--warmup", "200",
-                   "--draws", "300", "--seed", "2", "--no-progress", "--out", str(out), "--update-model", model_path])
+        rc = main(
+            [
+                "validate",
+                str(runs),
+                "--law",
+                "additive",
+                "--holdout",
+                "largest-size",
+                "--chains",
+                "2",
+                "--warmup",
+                "200",
+                "--draws",
+                "300",
+                "--seed",
+                "2",
+                "--no-progress",
+                "--out",
+                str(out),
+                "--update-model",
+                model_path,
+            ]
+        )
     assert rc == 0
     printed = capsys.readouterr().out
     # a fit that goes badly is reported with the parameter's name and what to try
@@ -185,14 +207,18 @@ def test_validate_verb_largest_size(real_fits, tmp_path, capsys, caplog):
 def test_fit_verb_on_extreme_but_valid_input(tmp_path, capsys):
     """Unicode domain names and magnitudes of 1e-190 and 1e210: a correct fit, not a traceback."""
     frame = simulated_frame(TRUTH1, targets=ONE, mixtures=5, checkpoints=3)
-    frame = frame.rename(columns={"weight_web": "weight_数学", "web_loss": "数学_loss", "weight_code": "weight_émoji🙂"})
+    frame = frame.rename(
+        columns={"weight_web": "weight_数学", "web_loss": "数学_loss", "weight_code": "weight_émoji🙂"}
+    )
     frame = frame.assign(model_size=frame.model_size * 1e-200, n_tokens=frame.n_tokens * 1e200)
     runs = tmp_path / "runs.csv"
     frame.to_csv(runs, index=False)
     model = tmp_path / "m.nc"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayesmix.FitWarning)
-        rc = main(["fit", str(runs), "--out", str(model), "--draws", "20", "--warmup", "20", "--chains", "1", "--no-progress"])
+        rc = main(
+            ["fit", str(runs), "--out", str(model), "--draws", "20", "--warmup", "20", "--chains", "1", "--no-progress"]
+        )
     assert rc == 0, capsys.readouterr().err
     fit = bayesmix.load(model)
     assert fit.domains == ("数学", "émoji🙂", "books") and fit.targets == ("数学",)

@@ -37,8 +37,14 @@ def small_frame() -> pd.DataFrame:
         for k, tokens in enumerate((1e9, 2e9, 3e9)):
             loss = 3.0 - 0.1 * k - size / 1e9
             rows.append(
-                {"weight_a": w[0], "weight_b": w[1], "model_size": size, "n_tokens": tokens,
-                 "a_loss": loss, "x_loss": loss + 0.5}
+                {
+                    "weight_a": w[0],
+                    "weight_b": w[1],
+                    "model_size": size,
+                    "n_tokens": tokens,
+                    "a_loss": loss,
+                    "x_loss": loss + 0.5,
+                }
             )
     return pd.DataFrame(rows)
 
@@ -83,16 +89,26 @@ class TestSlimPajama:
         assert slim.domains == SLIM_DOMAINS
         assert slim.targets == SLIM_DOMAINS + ("openhermes",)
         assert list(slim.frame.columns) == (
-            [f"weight_{d}" for d in SLIM_DOMAINS] + ["model_size", "n_tokens"]
-            + [f"{t}_loss" for t in slim.targets] + ["run"]
+            [f"weight_{d}" for d in SLIM_DOMAINS]
+            + ["model_size", "n_tokens"]
+            + [f"{t}_loss" for t in slim.targets]
+            + ["run"]
         )
         assert slim.own_domain("c4") == "c4"
         assert slim.own_domain("openhermes") is None
 
     def test_masked_cells(self, slim):
         masked = dict(zip(slim.targets, np.isnan(slim.losses).sum(axis=0).tolist()))
-        assert masked == {"arxiv": 0, "book": 0, "c4": 0, "github": 2, "commoncrawl": 0,
-                          "stackexchange": 5, "wikipedia": 6, "openhermes": 3}
+        assert masked == {
+            "arxiv": 0,
+            "book": 0,
+            "c4": 0,
+            "github": 2,
+            "commoncrawl": 0,
+            "stackexchange": 5,
+            "wikipedia": 6,
+            "openhermes": 3,
+        }
         for target, n in (("github", 2), ("stackexchange", 5), ("wikipedia", 6), ("openhermes", 3)):
             assert any(note.startswith(f"masked {n} missing cells in {target}_loss") for note in slim.notes)
 
@@ -165,8 +181,7 @@ class TestReadRunsValid:
         np.testing.assert_array_equal(t.model_size, df["model_size"].to_numpy())
         np.testing.assert_array_equal(t.losses, df[["a_loss", "x_loss"]].to_numpy())
         assert t.weights.shape == (9, 2) and t.n_tokens.shape == (9,)
-        assert t.notes == ("no 'run' column: identified 3 runs by (mixture, model_size), "
-                           "named run001..run003",)
+        assert t.notes == ("no 'run' column: identified 3 runs by (mixture, model_size), named run001..run003",)
 
     def test_csv_same_as_dataframe(self, tmp_path):
         df = small_frame()
@@ -253,8 +268,7 @@ class TestReadRunsValid:
         assert t.losses[:, 0].min() > 0
 
     def test_unicode_domain_names(self, tmp_path):
-        df = small_frame().rename(columns={"weight_a": "weight_数学", "a_loss": "数学_loss",
-                                           "weight_b": "weight_ção"})
+        df = small_frame().rename(columns={"weight_a": "weight_数学", "a_loss": "数学_loss", "weight_b": "weight_ção"})
         t = read_runs(write(tmp_path, csv_of(df)), quiet=True)
         assert t.domains == ("数学", "ção") and t.targets == ("数学", "x")
         assert t.own_domain("数学") == "数学"
@@ -391,7 +405,7 @@ class TestReadRunsErrors:
         with pytest.raises(
             RunTableError,
             match=r"^.*runs\.csv, row 8 \(line 9\), columns 'weight_a'\.\.'weight_b': "
-                  r"weights sum to 0\.93, not 1 \(tolerance 0\.001\)$",
+            r"weights sum to 0\.93, not 1 \(tolerance 0\.001\)$",
         ):
             read_runs(write(tmp_path, csv_of(df)))
 
@@ -412,7 +426,9 @@ class TestReadRunsErrors:
     def test_weights_sum_to_zero(self):
         df = small_frame()
         df.loc[6, ["weight_a", "weight_b"]] = 0.0
-        with pytest.raises(RunTableError, match=r"<DataFrame>, row 7, columns 'weight_a'\.\.'weight_b': weights sum to 0$"):
+        with pytest.raises(
+            RunTableError, match=r"<DataFrame>, row 7, columns 'weight_a'\.\.'weight_b': weights sum to 0$"
+        ):
             read_runs(df)
 
     @pytest.mark.parametrize(
@@ -422,7 +438,9 @@ class TestReadRunsErrors:
     def test_bad_losses(self, value, message):
         df = small_frame()
         df.loc[3, "x_loss"] = value
-        with pytest.raises(RunTableError, match=rf"<DataFrame>, row 4, column 'x_loss': loss must be finite and positive, {message}"):
+        with pytest.raises(
+            RunTableError, match=rf"<DataFrame>, row 4, column 'x_loss': loss must be finite and positive, {message}"
+        ):
             read_runs(df)
 
     def test_target_without_any_value(self):
@@ -455,7 +473,9 @@ class TestReadRunsErrors:
         assert lines[0] == "<DataFrame>: runs whose rows disagree on mixture or model_size in 3 rows:"
         assert lines[1] == "  row 4, column 'run': run 'r1' has model_size 2e+08 but 1e+08 in its first row, row 1"
         df = small_frame().assign(run=["r1"] * 3 + ["r2"] * 3 + ["r2"] * 3)
-        with pytest.raises(RunTableError, match=r"row 7, column 'run': run 'r2' has a different mixture than its first row, row 4"):
+        with pytest.raises(
+            RunTableError, match=r"row 7, column 'run': run 'r2' has a different mixture than its first row, row 4"
+        ):
             read_runs(df)
 
     def test_line_numbers_follow_the_file(self, tmp_path):
@@ -499,15 +519,20 @@ class TestRunTable:
     def test_require_mixtures(self):
         t = read_runs(small_frame(), quiet=True)
         t.require_mixtures(2, "additive")
-        with pytest.raises(RunTableError, match=r"^law 'additive' needs at least 3 distinct mixtures; <DataFrame> has 2$"):
+        with pytest.raises(
+            RunTableError, match=r"^law 'additive' needs at least 3 distinct mixtures; <DataFrame> has 2$"
+        ):
             t.require_mixtures(3, "additive")
 
     def test_require_scales(self):
         t = read_runs(small_frame(), quiet=True)  # sizes 1e8, 2e8; tokens 1e9, 2e9, 3e9
         t.require_scales(2, "joint")
         one = t.subset(np.asarray(t.model_size) == 1e8)
-        with pytest.raises(RunTableError, match=r"^law 'joint' needs runs at 2 or more model sizes and 2 or more token counts: why; "
-                                                 r"<DataFrame> has 1 model size\(s\) \(1e\+08\) and 3 token count\(s\) \(1e\+09, 2e\+09, 3e\+09\)$"):
+        with pytest.raises(
+            RunTableError,
+            match=r"^law 'joint' needs runs at 2 or more model sizes and 2 or more token counts: why; "
+            r"<DataFrame> has 1 model size\(s\) \(1e\+08\) and 3 token count\(s\) \(1e\+09, 2e\+09, 3e\+09\)$",
+        ):
             one.require_scales(2, "joint", "why")
 
     def test_own_domain_and_to_frame(self):
@@ -529,15 +554,19 @@ class TestRunTable:
 
 def regmix_files(tmp_path: Path, mix_index=(1, 2, 3), loss_index=(1, 2, 3)):
     mix = pd.DataFrame(
-        {"index": list(mix_index),
-         "train_the_pile_pile_cc": [0.33333, 0.5, 0.1][: len(mix_index)],
-         "train_github": [0.66667, 0.5, 0.9][: len(mix_index)]}
+        {
+            "index": list(mix_index),
+            "train_the_pile_pile_cc": [0.33333, 0.5, 0.1][: len(mix_index)],
+            "train_github": [0.66667, 0.5, 0.9][: len(mix_index)],
+        }
     )
     loss = pd.DataFrame(
-        {"index": list(loss_index),
-         "metric/the_pile_pile_cc_val_loss": [4.0, 4.1, 4.2][: len(loss_index)],
-         "metric/hellaswag_val_loss": [3.0, 3.1, 3.2][: len(loss_index)],
-         "metric/train_loss": [2.0, 2.1, 2.2][: len(loss_index)]}
+        {
+            "index": list(loss_index),
+            "metric/the_pile_pile_cc_val_loss": [4.0, 4.1, 4.2][: len(loss_index)],
+            "metric/hellaswag_val_loss": [3.0, 3.1, 3.2][: len(loss_index)],
+            "metric/train_loss": [2.0, 2.1, 2.2][: len(loss_index)],
+        }
     )
     m, l = tmp_path / "mix.csv", tmp_path / "loss.csv"
     mix.to_csv(m, index=False)
@@ -568,7 +597,9 @@ class TestRegMix:
 
     def test_loss_without_mixture_is_an_error(self, tmp_path):
         m, l = regmix_files(tmp_path, mix_index=(1, 2), loss_index=(1, 2, 7))
-        with pytest.raises(RunTableError, match=r"loss\.csv, row 3 \(line 4\), column 'index': index '7' has no row in .*mix\.csv"):
+        with pytest.raises(
+            RunTableError, match=r"loss\.csv, row 3 \(line 4\), column 'index': index '7' has no row in .*mix\.csv"
+        ):
             read_regmix(m, l, model_size=1e6, n_tokens=1e9)
 
     def test_mixture_without_losses_dropped_with_note(self, tmp_path):
@@ -591,7 +622,10 @@ class TestRegMix:
         df = pd.read_csv(m)
         df.loc[1, "train_github"] = -0.5
         df.to_csv(m, index=False)
-        with pytest.raises(RunTableError, match=r"index '2' \(.*mix\.csv row 2 \(line 3\); .*loss\.csv row 2 \(line 3\)\), column 'train_github': negative weight -0.5"):
+        with pytest.raises(
+            RunTableError,
+            match=r"index '2' \(.*mix\.csv row 2 \(line 3\); .*loss\.csv row 2 \(line 3\)\), column 'train_github': negative weight -0.5",
+        ):
             read_regmix(m, l, model_size=1e6, n_tokens=1e9)
 
     def test_bad_scalars_and_columns(self, tmp_path):
@@ -622,7 +656,9 @@ class TestReadMixtures:
 
     def test_unknown_domain(self, tmp_path):
         path = write(tmp_path, "weight_a,weight_zz\n0.5,0.5\n", "mix.csv")
-        with pytest.raises(RunTableError, match=r"mix\.csv, column 'weight_zz': unknown domain 'weight_zz'; known domains: a, b"):
+        with pytest.raises(
+            RunTableError, match=r"mix\.csv, column 'weight_zz': unknown domain 'weight_zz'; known domains: a, b"
+        ):
             read_mixtures(path, ["a", "b"])
 
     def test_missing_domain_not_filled(self):
@@ -635,10 +671,12 @@ class TestReadMixtures:
 
     @pytest.mark.parametrize(
         ("cell", "message"),
-        [("-0.5", r"row 2 \(line 3\), column 'b': negative weight -0.5"),
-         ("", r"row 2 \(line 3\), column 'b': weight is missing"),
-         ("x", r"row 2 \(line 3\), column 'b': 'x' is not a number"),
-         ("0.2", r"row 2 \(line 3\), columns 'a'\.\.'b': weights sum to 0.7, not 1")],
+        [
+            ("-0.5", r"row 2 \(line 3\), column 'b': negative weight -0.5"),
+            ("", r"row 2 \(line 3\), column 'b': weight is missing"),
+            ("x", r"row 2 \(line 3\), column 'b': 'x' is not a number"),
+            ("0.2", r"row 2 \(line 3\), columns 'a'\.\.'b': weights sum to 0.7, not 1"),
+        ],
     )
     def test_bad_cells(self, tmp_path, cell, message):
         path = write(tmp_path, f"a,b\n0.5,0.5\n0.5,{cell}\n", "mix.csv")

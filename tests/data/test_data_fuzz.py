@@ -24,9 +24,38 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 NAMES = ["a", "c4", "数学", "ção", "émoji🙂", "x y", "Ω", "wiki"]
 JUNK = [
-    np.nan, np.inf, -np.inf, 0, 0.0, -1.0, 1e300, 1e-300, 5e-324, 1e15, 1e-8,
-    "abc", "", " ", "nan", "NA", "1_0", "inf", "-0", "True", True, False, None,
-    "1e999", 10**400, "٣", "3,5", '"', "\n", "0x10", [1], 1 + 2j,
+    np.nan,
+    np.inf,
+    -np.inf,
+    0,
+    0.0,
+    -1.0,
+    1e300,
+    1e-300,
+    5e-324,
+    1e15,
+    1e-8,
+    "abc",
+    "",
+    " ",
+    "nan",
+    "NA",
+    "1_0",
+    "inf",
+    "-0",
+    "True",
+    True,
+    False,
+    None,
+    "1e999",
+    10**400,
+    "٣",
+    "3,5",
+    '"',
+    "\n",
+    "0x10",
+    [1],
+    1 + 2j,
 ]
 
 
@@ -38,8 +67,7 @@ def tables(draw) -> pd.DataFrame:
     n_mix = draw(st.integers(1, 3))
     mixtures = []
     for _ in range(n_mix):
-        raw = draw(st.lists(st.floats(0, 1, allow_nan=False), min_size=len(domains),
-                            max_size=len(domains)))
+        raw = draw(st.lists(st.floats(0, 1, allow_nan=False), min_size=len(domains), max_size=len(domains)))
         total = sum(raw)
         mixtures.append([x / total for x in raw] if total > 0 else [1.0 / len(domains)] * len(domains))
     n = draw(st.integers(0, 8))
@@ -63,10 +91,23 @@ def tables(draw) -> pd.DataFrame:
 
 
 def _mutate(draw, df: pd.DataFrame) -> pd.DataFrame:
-    kind = draw(st.sampled_from(
-        ["cell", "cell", "delete_column", "duplicate_column", "duplicate_row", "zero_weights",
-         "perturb_sum", "missing_losses", "extra_column", "stringify", "single_row"]
-    ))
+    kind = draw(
+        st.sampled_from(
+            [
+                "cell",
+                "cell",
+                "delete_column",
+                "duplicate_column",
+                "duplicate_row",
+                "zero_weights",
+                "perturb_sum",
+                "missing_losses",
+                "extra_column",
+                "stringify",
+                "single_row",
+            ]
+        )
+    )
     if df.shape[1] == 0:
         return df
     col = draw(st.sampled_from(list(df.columns)))
@@ -124,8 +165,10 @@ def check_outcome(source, n_in: int) -> None:
     for x in (table.model_size, table.n_tokens):
         assert np.all(np.isfinite(x) & (x > 0))
     assert list(table.frame.columns) == (
-        [f"weight_{d}" for d in table.domains] + ["model_size", "n_tokens"]
-        + [f"{t}_loss" for t in table.targets] + ["run"]
+        [f"weight_{d}" for d in table.domains]
+        + ["model_size", "n_tokens"]
+        + [f"{t}_loss" for t in table.targets]
+        + ["run"]
     )
     assert table.run.shape == (table.n_rows,) and all(table.run)
     assert isinstance(table.frame.index, pd.RangeIndex)

@@ -18,16 +18,15 @@ from scipy.optimize import minimize
 
 import bayesmix
 from bayesmix.data import read_runs
+from bayesmix.decide import Recommendation, Risk, parse_risk, recommend
+from bayesmix.decide.constraints import InfeasibleMixtureError, build_constraints
 from bayesmix.design import reference_scale
 from bayesmix.diagnostics import Diagnostics
 from bayesmix.fit import Fit
 from bayesmix.inference import SamplerConfig
-from bayesmix.laws import get_law
 from bayesmix.laws.base import Law, Param
-from bayesmix.priors import log_normal_around
-from bayesmix.decide.constraints import InfeasibleMixtureError, build_constraints
 from bayesmix.model import all_params
-from bayesmix.decide import Recommendation, Risk, parse_risk, recommend
+from bayesmix.priors import log_normal_around
 from bayesmix.simulate import simulate_losses, sweep_design
 
 SIZES = (1e8, 3e8)  # fitted sizes; tokens up to 20 N = 6e9
@@ -83,10 +82,17 @@ def synthetic_fit(draws: dict[str, np.ndarray], domains, targets, seed: int = 0,
     S = next(iter(draws.values())).shape[0]
     spec = all_params(law, domains, targets)
     return Fit(
-        law=law, table=table, targets=tuple(targets), priors={k: p.prior for k, p in spec.items()},
-        config=SamplerConfig(chains=1, warmup=0, draws=S), N0=reference_scale(table.model_size), D0=reference_scale(table.n_tokens),
-        sizes=np.unique(table.model_size), draws={k: np.asarray(v, float)[None] for k, v in draws.items()},
-        sample_stats={"diverging": np.zeros((1, S), bool)}, diagnostics=Diagnostics(0, S, 0, 1.0, 1e4, 1e4),
+        law=law,
+        table=table,
+        targets=tuple(targets),
+        priors={k: p.prior for k, p in spec.items()},
+        config=SamplerConfig(chains=1, warmup=0, draws=S),
+        N0=reference_scale(table.model_size),
+        D0=reference_scale(table.n_tokens),
+        sizes=np.unique(table.model_size),
+        draws={k: np.asarray(v, float)[None] for k, v in draws.items()},
+        sample_stats={"diverging": np.zeros((1, S), bool)},
+        diagnostics=Diagnostics(0, S, 0, 1.0, 1e4, 1e4),
     )
 
 
@@ -94,9 +100,15 @@ def additive_draws(S, w, gamma, rng, E=None):
     """Draws for one target: mixture weights w (S, K), exponents gamma (S, K); the rest random."""
     one = lambda lo, hi: rng.uniform(lo, hi, (S, 1))  # noqa: E731
     return {
-        "E": one(1.0, 3.0) if E is None else E, "w": w[:, None, :], "gamma": gamma[:, None, :],
-        "A": one(0.2, 0.4), "alpha": one(0.25, 0.35), "B": one(0.2, 0.4), "beta": one(0.25, 0.35),
-        "sigma": np.full((S, 1), 0.01), "tau_run": np.full((S, 1), 0.005),
+        "E": one(1.0, 3.0) if E is None else E,
+        "w": w[:, None, :],
+        "gamma": gamma[:, None, :],
+        "A": one(0.2, 0.4),
+        "alpha": one(0.25, 0.35),
+        "B": one(0.2, 0.4),
+        "beta": one(0.25, 0.35),
+        "sigma": np.full((S, 1), 0.01),
+        "tau_run": np.full((S, 1), 0.005),
     }
 
 
@@ -121,11 +133,21 @@ def analytic_optimum(lo=None, hi=None, b=None, max_tv=None):
     n = 2 * K if max_tv is not None else K
     cons = [{"type": "eq", "fun": lambda x: x[:K].sum() - 1}]
     if max_tv is not None:
-        cons += [{"type": "ineq", "fun": lambda x: x[K:] - (x[:K] - b)}, {"type": "ineq", "fun": lambda x: x[K:] + (x[:K] - b)},
-                 {"type": "ineq", "fun": lambda x: 2 * max_tv - x[K:].sum()}]
+        cons += [
+            {"type": "ineq", "fun": lambda x: x[K:] - (x[:K] - b)},
+            {"type": "ineq", "fun": lambda x: x[K:] + (x[:K] - b)},
+            {"type": "ineq", "fun": lambda x: 2 * max_tv - x[K:].sum()},
+        ]
     x0 = np.concatenate([np.full(K, 1 / K), np.abs(1 / K - b) + 0.01]) if max_tv is not None else np.full(K, 1 / K)
     bounds = [(max(l, 1e-12), u) for l, u in zip(lo, hi)] + [(0, 1)] * (n - K)
-    res = minimize(lambda x: -np.sum(W0 * np.sqrt(x[:K])), x0, bounds=bounds, constraints=cons, method="SLSQP", options={"ftol": 1e-15, "maxiter": 1000})
+    res = minimize(
+        lambda x: -np.sum(W0 * np.sqrt(x[:K])),
+        x0,
+        bounds=bounds,
+        constraints=cons,
+        method="SLSQP",
+        options={"ftol": 1e-15, "maxiter": 1000},
+    )
     return res.x[:K]
 
 
@@ -153,16 +175,33 @@ def test_floors_caps_and_token_availability_give_the_constrained_optimum_exactly
     # Unconstrained h ∝ W0^2 = (1, 4, 9, 0.25)/14.25. c's unique tokens cap it at 1.5e9 x 4 / 3e10 = 0.2,
     # b is capped at 0.25 and d floored at 0.2; all three bind (KKT: the marginal gain W0_j / (2 sqrt(h_j))
     # is 3.35 and 2 at the caps, 0.56 at the floor, against 0.85 for the free domain a), so h = (0.35, 0.25, 0.2, 0.2).
-    rec = recommend(analytic_fit, 1e9, D, floors={"d": 0.2}, caps={"b": 0.25}, unique_tokens={"c": 1.5e9}, max_epochs=4, starts=4, argmin_draws=ARGMIN, path_points=2)
+    rec = recommend(
+        analytic_fit,
+        1e9,
+        D,
+        floors={"d": 0.2},
+        caps={"b": 0.25},
+        unique_tokens={"c": 1.5e9},
+        max_epochs=4,
+        starts=4,
+        argmin_draws=ARGMIN,
+        path_points=2,
+    )
     C = rec.constraints
     assert C.upper[2] == pytest.approx(0.2) and C.upper_source[2] == "unique tokens"
     assert C.violations(rec.weights, tol=1e-12) == []
     for h in np.vstack([rec.argmin_draws, rec.path[list(DOMAINS4)].to_numpy()]):
         assert C.violations(h, tol=1e-12) == []
-    np.testing.assert_allclose(analytic_optimum(lo=np.array([0, 0, 0, 0.2]), hi=np.array([1, 0.25, 0.2, 1])), [0.35, 0.25, 0.2, 0.2], atol=1e-6)
+    np.testing.assert_allclose(
+        analytic_optimum(lo=np.array([0, 0, 0, 0.2]), hi=np.array([1, 0.25, 0.2, 1])), [0.35, 0.25, 0.2, 0.2], atol=1e-6
+    )
     np.testing.assert_allclose(rec.weights, [0.35, 0.25, 0.2, 0.2], atol=1e-12)
     tab = rec.table.set_index("domain")
-    assert tab.loc["c", "at_bound"] == "unique tokens" and tab.loc["b", "at_bound"] == "cap" and tab.loc["d", "at_bound"] == "floor"
+    assert (
+        tab.loc["c", "at_bound"] == "unique tokens"
+        and tab.loc["b", "at_bound"] == "cap"
+        and tab.loc["d", "at_bound"] == "floor"
+    )
 
 
 def test_distance_from_baseline_is_respected_and_binds(analytic_fit):
@@ -240,7 +279,11 @@ def test_risk_aware_objectives_move_toward_the_safe_domain():
     p = fit.flat_draws()
     grid = np.linspace(0.001, 0.999, 1999)
     H = np.column_stack([grid, 1 - grid])
-    L = p["E"][:, 0, None] + 1.0 / (p["w"][:, 0, None, :] * np.sqrt(2 * H)[None]).sum(-1) + _scale_terms(fit, p, N, D)[:, None]
+    L = (
+        p["E"][:, 0, None]
+        + 1.0 / (p["w"][:, 0, None, :] * np.sqrt(2 * H)[None]).sum(-1)
+        + _scale_terms(fit, p, N, D)[:, None]
+    )
     assert mean.weights[0] == pytest.approx(grid[np.argmin(L.mean(0))], abs=1e-3)
     cv = Risk("cvar", 0.9)
     assert cvar.weights[0] == pytest.approx(grid[np.argmin([cv.value(L[:, i]) for i in range(len(grid))])], abs=1e-3)
@@ -275,9 +318,15 @@ def test_weighted_targets_and_single_target_resolve():
     "kwargs, message",
     [
         (dict(floors={"a": 0.6, "b": 0.6}), "floors sum to 1.2"),
-        (dict(unique_tokens="a=1e9,b=1e9,c=1e9,d=1e9", max_epochs=2), "caps sum to 0.2667 < 1.*a: 0.06667 \\(unique tokens 1e\\+09 x 2 epochs"),
+        (
+            dict(unique_tokens="a=1e9,b=1e9,c=1e9,d=1e9", max_epochs=2),
+            "caps sum to 0.2667 < 1.*a: 0.06667 \\(unique tokens 1e\\+09 x 2 epochs",
+        ),
         (dict(floors={"c": 0.3}, caps={"c": 0.2}), "floor above cap for c"),
-        (dict(baseline=[0.7, 0.1, 0.1, 0.1], caps=0.4, max_tv=0.1), "nearest mixture meeting the floors and caps is 0.3"),
+        (
+            dict(baseline=[0.7, 0.1, 0.1, 0.1], caps=0.4, max_tv=0.1),
+            "nearest mixture meeting the floors and caps is 0.3",
+        ),
         (dict(max_tv=0.1), "needs a baseline"),
         (dict(risk="cvar:1.5"), "strictly between 0 and 1"),
         (dict(risk="worst"), "use 'mean', 'quantile:Q' or 'cvar:A'"),
@@ -303,7 +352,14 @@ def test_projection_is_the_nearest_feasible_point():
         doms = [f"d{i}" for i in range(K)]
         b = rng.dirichlet(np.ones(K))
         try:
-            C = build_constraints(doms, 1e10, floors=rng.uniform(0, 0.3 / K, K), caps=rng.uniform(1.5 / K, 1, K), baseline=b, max_tv=float(rng.uniform(0.05, 0.4)))
+            C = build_constraints(
+                doms,
+                1e10,
+                floors=rng.uniform(0, 0.3 / K, K),
+                caps=rng.uniform(1.5 / K, 1, K),
+                baseline=b,
+                max_tv=float(rng.uniform(0.05, 0.4)),
+            )
         except InfeasibleMixtureError:
             continue
         checked += 1
@@ -336,7 +392,15 @@ def test_result_object_tables_text_and_figures(analytic_fit, tmp_path):
     assert "P(recommended beats baseline)" in text and "expected regret" in text
     files = rec.save(tmp_path / "rec")
     names = {f.name for f in files}
-    assert {"recommendation.csv", "losses.csv", "path.csv", "weights.png", "losses.png", "path.png", "summary.txt"} <= names
+    assert {
+        "recommendation.csv",
+        "losses.csv",
+        "path.csv",
+        "weights.png",
+        "losses.png",
+        "path.png",
+        "summary.txt",
+    } <= names
     back = pd.read_csv(tmp_path / "rec" / "recommendation.csv")
     np.testing.assert_allclose(back.recommended, rec.weights)
 
@@ -350,13 +414,41 @@ def test_cli_recommend_writes_tables_and_figures(analytic_fit, tmp_path, capsys,
     monkeypatch.setitem(registry._LAWS, LAW.name, PaperAdditive)
     model = analytic_fit.save(tmp_path / "m.nc")
     out = tmp_path / "rec"
-    code = main(["recommend", model, "--model-size", "1e9", "--tokens", "3e10", "--target", "val", "--baseline", "0.25,0.25,0.25,0.25",
-                 "--floor", "d=0.1", "--cap", "0.6", "--starts", "1", "--argmin-draws", str(ARGMIN), "--path-points", "2", "--out", str(out)])
+    code = main(
+        [
+            "recommend",
+            model,
+            "--model-size",
+            "1e9",
+            "--tokens",
+            "3e10",
+            "--target",
+            "val",
+            "--baseline",
+            "0.25,0.25,0.25,0.25",
+            "--floor",
+            "d=0.1",
+            "--cap",
+            "0.6",
+            "--starts",
+            "1",
+            "--argmin-draws",
+            str(ARGMIN),
+            "--path-points",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "Recommended mixture" in printed and "P(recommended beats baseline)" in printed
     tab = pd.read_csv(out / "recommendation.csv")
-    assert tab.recommended.sum() == pytest.approx(1.0) and tab.recommended.iloc[3] >= 0.1 - 1e-12 and tab.recommended.max() <= 0.6 + 1e-12
+    assert (
+        tab.recommended.sum() == pytest.approx(1.0)
+        and tab.recommended.iloc[3] >= 0.1 - 1e-12
+        and tab.recommended.max() <= 0.6 + 1e-12
+    )
     assert (out / "weights.png").stat().st_size > 0
     code = main(["recommend", model, "--model-size", "1e9", "--tokens", "3e10", "--floor", "0.3"])
     assert code == 2

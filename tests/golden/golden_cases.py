@@ -63,11 +63,23 @@ def slimpajama_fit(record: bool = False):
     if record:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            f = bayesmix.fit(table, "additive", targets=SP_TARGETS, chains=2, warmup=200, draws=150, seed=2, progress=False)
-        meta = {"notes": list(f.table.notes), "diagnostics": f.diagnostics.to_dict(), "config": f.config.to_dict(),
-                "extrapolation_sd": np.asarray(f.extrapolation_sd, float).tolist(), "N0": f.N0, "D0": f.D0}
-        np.savez_compressed(SP_DRAWS, meta=json.dumps(meta, default=float), **{f"draw_{k}": v for k, v in f.draws.items()},
-                            **{f"stat_{k}": v for k, v in f.sample_stats.items()})
+            f = bayesmix.fit(
+                table, "additive", targets=SP_TARGETS, chains=2, warmup=200, draws=150, seed=2, progress=False
+            )
+        meta = {
+            "notes": list(f.table.notes),
+            "diagnostics": f.diagnostics.to_dict(),
+            "config": f.config.to_dict(),
+            "extrapolation_sd": np.asarray(f.extrapolation_sd, float).tolist(),
+            "N0": f.N0,
+            "D0": f.D0,
+        }
+        np.savez_compressed(
+            SP_DRAWS,
+            meta=json.dumps(meta, default=float),
+            **{f"draw_{k}": v for k, v in f.draws.items()},
+            **{f"stat_{k}": v for k, v in f.sample_stats.items()},
+        )
         return f
     z = np.load(SP_DRAWS)
     meta = json.loads(str(z["meta"]))
@@ -81,11 +93,18 @@ def slimpajama_fit(record: bool = False):
         from bayesmix.fitting import resolve_priors
     table = dataclasses.replace(table, notes=tuple(meta["notes"]))
     return bayesmix.Fit(
-        law=law, table=table, targets=SP_TARGETS, priors=resolve_priors(law, table.domains, SP_TARGETS, None),
-        config=SamplerConfig(**meta["config"]), N0=meta["N0"], D0=meta["D0"], sizes=np.unique(table.model_size),
+        law=law,
+        table=table,
+        targets=SP_TARGETS,
+        priors=resolve_priors(law, table.domains, SP_TARGETS, None),
+        config=SamplerConfig(**meta["config"]),
+        N0=meta["N0"],
+        D0=meta["D0"],
+        sizes=np.unique(table.model_size),
         draws={k[5:]: z[k] for k in z.files if k.startswith("draw_")},
         sample_stats={k[5:]: z[k] for k in z.files if k.startswith("stat_")},
-        diagnostics=Diagnostics.from_dict(meta["diagnostics"]), extrapolation_sd=np.asarray(meta["extrapolation_sd"]),
+        diagnostics=Diagnostics.from_dict(meta["diagnostics"]),
+        extrapolation_sd=np.asarray(meta["extrapolation_sd"]),
     )
 
 
@@ -125,8 +144,14 @@ def candidates(domains, sizes, tokens, n: int = 12, seed: int = 0) -> pd.DataFra
     h = rng.dirichlet(np.ones(len(domains)) * 2, size=n)
     rows = []
     for i, x in enumerate(h):
-        rows.append({**{f"weight_{d}": w for d, w in zip(domains, x)}, "model_size": sizes[i % len(sizes)],
-                     "n_tokens": tokens[i % len(tokens)], "name": f"c{i:02d}"})
+        rows.append(
+            {
+                **{f"weight_{d}": w for d, w in zip(domains, x)},
+                "model_size": sizes[i % len(sizes)],
+                "n_tokens": tokens[i % len(tokens)],
+                "name": f"c{i:02d}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -142,8 +167,11 @@ def outputs_example(fit, other) -> dict:
         _frame("predict", fit.predict(h, N_EX, D_EX, interval=0.9, target_weights="web=0.5,code=0.5", seed=3), out)
         _frame("predict_table", fit.predict_table(fit.table, seed=1), out)
         _recommend_outputs(recommend(fit, N_EX, D_EX, baseline=[0.4, 0.2, 0.2, 0.2], seed=0), "recommend", out)
-        _recommend_outputs(recommend(fit, N_EX, D_EX, target="code", risk="cvar:0.9", caps={"code": 0.3}, seed=1),
-                           "recommend_cvar_cap", out)
+        _recommend_outputs(
+            recommend(fit, N_EX, D_EX, target="code", risk="cvar:0.9", caps={"code": 0.3}, seed=1),
+            "recommend_cvar_cap",
+            out,
+        )
         cand = candidates(fit.domains, [5e7, 1.25e8, 3.5e8], [1e9, 3e9, 7e9])
         _next_run_outputs(next_run(fit, N_EX, D_EX, candidates=cand, batch=3, max_draws=None, seed=0), "next_run", out)
         c = check(fit, seed=0, figures=False)
@@ -162,10 +190,15 @@ def outputs_slimpajama(fit) -> dict:
         warnings.simplefilter("ignore")
         h, _ = fit.table.mixtures()
         _frame("predict", fit.predict(h[:6], N_SP, D_SP, seed=0), out)
-        _recommend_outputs(recommend(fit, N_SP, D_SP, target_weights="c4=1,github=1", seed=0, argmin_draws=100), "recommend", out)
+        _recommend_outputs(
+            recommend(fit, N_SP, D_SP, target_weights="c4=1,github=1", seed=0, argmin_draws=100), "recommend", out
+        )
         cand = candidates(fit.domains, [1.22e8, 3.1e8, 6.8e8], [2.4e9, 6e9], n=10, seed=1)
-        _next_run_outputs(next_run(fit, N_SP, D_SP, candidates=cand, batch=2, max_draws=300, target_weights="c4=1,github=1",
-                                   seed=0), "next_run", out)
+        _next_run_outputs(
+            next_run(fit, N_SP, D_SP, candidates=cand, batch=2, max_draws=300, target_weights="c4=1,github=1", seed=0),
+            "next_run",
+            out,
+        )
         c = check(fit, seed=0, figures=False)
         _frame("check", c.table.reset_index(), out)
     return out

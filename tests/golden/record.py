@@ -13,7 +13,6 @@ Rerun it only when an output is meant to change, and say why in the commit.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path

@@ -175,13 +175,10 @@ def test_kkt_solution_matches_slsqp_on_original_problem(h, b, c, H, N):
         # lambda* ~ 4e-4: below the ~0.8 resolution of linear bisection over [1e-30, 1e30].
         ("small", [0.3, 0.7], [0.4, 0.6], [5.0, 10.0], 1.0, 500.0, lambda u: -12 < u < np.log(0.5)),
         # lambda* < 1e-30: outside the reference interval altogether.
-        ("tiny", [0.3, 0.3, 0.4], [4.0, 5.0, 3.0], [1e3, 500.0, 1e3], 1.0, 1e9,
-         lambda u: u < np.log(1e-30)),
-        ("tiny2", [0.5, 0.5], [6.0, 2.0], [1e3, 1e2], 1e-3, 1e12,
-         lambda u: u < np.log(1e-33)),
+        ("tiny", [0.3, 0.3, 0.4], [4.0, 5.0, 3.0], [1e3, 500.0, 1e3], 1.0, 1e9, lambda u: u < np.log(1e-30)),
+        ("tiny2", [0.5, 0.5], [6.0, 2.0], [1e3, 1e2], 1e-3, 1e12, lambda u: u < np.log(1e-33)),
         # lambda* > 1e30: tiny models with a huge c.
-        ("huge", [0.5, 0.5], [3.0, 2.0], [1e15, 1e14], 1e-7, 1e-5,
-         lambda u: u > np.log(1e30)),
+        ("huge", [0.5, 0.5], [3.0, 2.0], [1e15, 1e14], 1e-7, 1e-5, lambda u: u > np.log(1e30)),
     ],
 )
 def test_extreme_multiplier_regimes_vs_naive_bisection(name, h, b, c, H, N, check):
@@ -211,11 +208,9 @@ GRAD_POINTS = [
     # all domains above the floor
     (np.array([0.2, 0.3, 0.5]), np.array([0.3, 0.6, 1.2]), np.array([2.0, 5.0, 1.0]), 1.0, 100.0),
     # one exact zero (floor), one small weight at the floor with h > 0
-    (np.array([0.6, 0.0, 0.38, 0.02]), np.array([0.5, 0.5, 0.2, 2.0]),
-     np.array([1.0, 1.0, 3.0, 0.01]), 0.5, 50.0),
+    (np.array([0.6, 0.0, 0.38, 0.02]), np.array([0.5, 0.5, 0.2, 2.0]), np.array([1.0, 1.0, 3.0, 0.01]), 0.5, 50.0),
     # K = 7, large N, tiny multiplier
-    (np.array([0.1, 0.2, 0.0, 0.3, 0.15, 0.05, 0.2]), np.linspace(0.2, 4.0, 7),
-     np.geomspace(1e-1, 1e3, 7), 1.0, 1e9),
+    (np.array([0.1, 0.2, 0.0, 0.3, 0.15, 0.05, 0.2]), np.linspace(0.2, 4.0, 7), np.geomspace(1e-1, 1e3, 7), 1.0, 1e9),
 ]
 
 
@@ -286,8 +281,7 @@ def test_gradients_check_grads_and_scipy_finite_differences(point):
         return np.sum(h * c * x ** (-b))
 
     L = loss_ref(b, c, H, N)
-    grads = [np.asarray(J_loss[0]), np.asarray(J_loss[1]) / c,
-             float(J_loss[2]) / H, float(J_loss[3]) / N]
+    grads = [np.asarray(J_loss[0]), np.asarray(J_loss[1]) / c, float(J_loss[2]) / H, float(J_loss[3]) / N]
     fd = [
         _fd(lambda v: loss_ref(v, c, H, N), b),
         _fd(lambda v: loss_ref(b, v, H, N), c),
@@ -297,8 +291,7 @@ def test_gradients_check_grads_and_scipy_finite_differences(point):
     for name, gi, fi, p in zip("b c H N".split(), grads, fd, (b, c, H, N)):
         # FD noise of the scipy loss (~1e-14 relative, step 1e-5 relative) is
         # ~1e-9 |L| / |p|: allow 1e-7 |L| / |p| absolute on top of 1e-5 relative.
-        assert np.all(np.abs(gi - fi) <= 1e-5 * np.abs(fi) + 1e-7 * abs(L) / np.abs(p)), (
-            name, gi, fi)
+        assert np.all(np.abs(gi - fi) <= 1e-5 * np.abs(fi) + 1e-7 * abs(L) / np.abs(p)), (name, gi, fi)
     dx_dN = np.asarray(J_lx[3]) * x_ref / N
     dx_dN_fd = _fd(lambda v: ref_solve(h, b, c, H, float(v[0]))[0], [N])[0]
     np.testing.assert_allclose(dx_dN, dx_dN_fd, rtol=1e-5, atol=1e-12)
@@ -369,13 +362,15 @@ def _extreme_grid():
         h[rng.random(K) < 0.3] = 0.0
         if h.sum() == 0:
             h[0] = 1.0
-        rows.append((
-            h / h.sum(),
-            np.exp(rng.uniform(np.log(1e-4), np.log(50.0), K)),
-            np.exp(rng.uniform(np.log(1e-10), np.log(1e10), K)),
-            np.exp(rng.uniform(np.log(1e-8), np.log(1e4))),
-            np.exp(rng.uniform(np.log(1e-3), np.log(1e12))),
-        ))
+        rows.append(
+            (
+                h / h.sum(),
+                np.exp(rng.uniform(np.log(1e-4), np.log(50.0), K)),
+                np.exp(rng.uniform(np.log(1e-10), np.log(1e10), K)),
+                np.exp(rng.uniform(np.log(1e-8), np.log(1e4))),
+                np.exp(rng.uniform(np.log(1e-3), np.log(1e12))),
+            )
+        )
     return tuple(np.array(v) for v in zip(*rows))
 
 
@@ -469,8 +464,7 @@ def test_shapes_broadcasting_jit_vmap():
     # vmap of the value and of a reverse-mode gradient
     xv = jax.vmap(capacity_allocation, in_axes=(0, None, None, None, 0))(h, b, c, 1.0, N)
     np.testing.assert_allclose(xv, x, rtol=1e-14)
-    gv = jax.vmap(jax.grad(lambda b, h, N: capacity_allocation(h, b, c, 1.0, N)[0]),
-                  in_axes=(None, 0, 0))(b, h, N)
+    gv = jax.vmap(jax.grad(lambda b, h, N: capacity_allocation(h, b, c, 1.0, N)[0]), in_axes=(None, 0, 0))(b, h, N)
     assert gv.shape == (M, K) and np.all(np.isfinite(gv)) and np.abs(gv).max() > 0
 
 
@@ -482,15 +476,13 @@ def test_float32_accuracy_and_finiteness():
             lx = log_capacity_allocation(h, b, c, H, N)
             return jnp.sum(lx), lx
 
-        (_, lx), g = jax.value_and_grad(total, argnums=(0, 1, 2, 3, 4), has_aux=True)(
-            h, b, c, H, N)
+        (_, lx), g = jax.value_and_grad(total, argnums=(0, 1, 2, 3, 4), has_aux=True)(h, b, c, H, N)
         return lx, g
 
     rng = np.random.default_rng(11)
     moderate = [random_case(rng, 3) for _ in range(50)]
     grid = _extreme_grid()
-    h, b, c, H, N = (np.concatenate([np.array(m), g]).astype(np.float32)
-                     for m, g in zip(zip(*moderate), grid))
+    h, b, c, H, N = (np.concatenate([np.array(m), g]).astype(np.float32) for m, g in zip(zip(*moderate), grid))
     with jax.enable_x64(False):
         lx, g = jax.jit(jax.vmap(one))(h, b, c, H, N)
     for leaf in jax.tree_util.tree_leaves((lx, g)):
@@ -541,8 +533,7 @@ def test_nuts_posterior_of_b_concentrates():
 
     t0 = time.perf_counter()
     mcmc = MCMC(NUTS(model), num_warmup=200, num_samples=200, num_chains=1, progress_bar=False)
-    mcmc.run(jax.random.PRNGKey(1), jnp.asarray(hh), jnp.asarray(NN), jnp.asarray(y),
-             extra_fields=("diverging",))
+    mcmc.run(jax.random.PRNGKey(1), jnp.asarray(hh), jnp.asarray(NN), jnp.asarray(y), extra_fields=("diverging",))
     elapsed = time.perf_counter() - t0
     post = mcmc.get_samples()
     b_draws = np.asarray(post["b"])

@@ -11,10 +11,10 @@ with a foreign target, and a fit on the zero-weight table.
 
 from __future__ import annotations
 
+import law_checks as lc
 import numpy as np
 import pytest
 
-import law_checks as lc
 from bayesmix.laws import get_law
 from bayesmix.laws.base import H_FLOOR
 from bayesmix.laws.bimix import from_paper_parameters, paper_parameters
@@ -61,10 +61,10 @@ def test_fixed_model_size_section_is_bimix():
     D = rng.uniform(1e9, 1e11, 8)
     got = mean(p, h, np.full(8, N), D)[:, :K]
     a = q["a"][:K]
-    A_b = K ** -a  # the paper's A_i (its scale is redundant with B and C)
+    A_b = K**-a  # the paper's A_i (its scale is redundant with B and C)
     B_b = q["B"][:K] * D0 ** q["beta"][:K]
     C_b = q["E"][:K] + q["A"][:K] * (N / N0) ** -q["alpha"][:K]
-    expected = A_b / h ** a * (B_b / D[:, None] ** q["beta"][:K] + C_b)
+    expected = A_b / h**a * (B_b / D[:, None] ** q["beta"][:K] + C_b)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import law_checks as lc
 import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-import law_checks as lc
 from bayesmix.design import make_inputs
 from bayesmix.laws import get_law
 from bayesmix.laws.base import H_FLOOR, own_index
@@ -45,8 +45,15 @@ def paper_truth() -> dict[str, np.ndarray]:
 
 def paper_foreign_truth() -> dict[str, np.ndarray]:
     t = paper_truth()
-    return {**t, "A": np.r_[t["A"], 0.2], "a": np.r_[t["a"], 0.3], "E": np.r_[t["E"], 1.4],
-            "b_f": np.array([0.3]), "C_f": np.array([0.45]), "pi": np.array([[0.2, 0.3, 0.5]])}
+    return {
+        **t,
+        "A": np.r_[t["A"], 0.2],
+        "a": np.r_[t["a"], 0.3],
+        "E": np.r_[t["E"], 1.4],
+        "b_f": np.array([0.3]),
+        "C_f": np.array([0.45]),
+        "pi": np.array([[0.2, 0.3, 0.5]]),
+    }
 
 
 OWN, OWN_F = [0, 1, 2], [0, 1, 2, -1]
@@ -67,13 +74,20 @@ def test_round_trip_of_the_sampled_coordinates():
         for k, v in paper.items():
             np.testing.assert_allclose(back[k], v, rtol=1e-12)
     # A domain that is no target keeps C_rel in nats; targets listed out of domain order.
-    paper = {**paper_foreign_truth(), "A": np.array([0.3, 0.2, 0.25]), "a": np.array([0.3, 0.3, 0.35]), "E": np.array([1.1, 1.4, 0.8])}
+    paper = {
+        **paper_foreign_truth(),
+        "A": np.array([0.3, 0.2, 0.25]),
+        "a": np.array([0.3, 0.3, 0.35]),
+        "E": np.array([1.1, 1.4, 0.8]),
+    }
     own = [2, -1, 1]
     p = from_paper_parameters(**paper, own=own)
     x_ref = (1 + (K - 1) * paper["H"]) / K  # an even split of N0's budget
     np.testing.assert_allclose(p["C_rel"][0], paper["C"][0] * (K * x_ref) ** -paper["b"][0], rtol=1e-12)
     # L_ref is each target's loss at x_ref, own weight 1/K and D0.
-    c_at = np.r_[paper["C"][[2, 1]] * (K * x_ref) ** -paper["b"][[2, 1]], paper["C_f"] * (K * x_ref) ** -paper["b_f"]][[0, 2, 1]]
+    c_at = np.r_[paper["C"][[2, 1]] * (K * x_ref) ** -paper["b"][[2, 1]], paper["C_f"] * (K * x_ref) ** -paper["b_f"]][
+        [0, 2, 1]
+    ]
     np.testing.assert_allclose(p["L_ref"], paper["E"] + c_at + paper["A"], rtol=1e-12)
     back = paper_parameters({k: np.stack([v] * 2) for k, v in p.items()}, own)  # stacked draws
     for k, v in paper.items():
@@ -187,7 +201,9 @@ def test_allocation_per_cell_equals_allocation_per_row():
     n = table.n_rows
     cell = np.asarray(x.cell)[:n]
     assert len(np.unique(cell)) < n  # checkpoints do share cells
-    np.testing.assert_array_equal(np.asarray(x.cell_mix)[cell], np.asarray(x.mix)[:n])  # a row's cell has its mixture ...
+    np.testing.assert_array_equal(
+        np.asarray(x.cell_mix)[cell], np.asarray(x.mix)[:n]
+    )  # a row's cell has its mixture ...
     np.testing.assert_array_equal(np.asarray(x.cell_N)[cell], np.asarray(table.model_size))  # ... and its model size
     law = get_law("capacity")
     p = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in truth().items()}

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import law_checks as lc
 import numpy as np
 import pytest
+from test_laws_capacity import OWN, OWN_F, paper_foreign_truth, paper_truth
 
-import law_checks as lc
 from bayesmix.laws import get_law
 from bayesmix.laws.base import H_FLOOR
 from bayesmix.laws.capacity import from_paper_parameters, paper_parameters
-from test_laws_capacity import OWN, OWN_F, paper_foreign_truth, paper_truth
 
 TARGETS = lc.DOMAINS
 K = len(lc.DOMAINS)
@@ -40,7 +40,10 @@ def _rows(seed=0):
 
 def test_equal_exponents_give_the_capacity_law():
     h, N, D = _rows()
-    for paper, own, targets in ((paper_truth(), OWN, TARGETS), (paper_foreign_truth(), OWN_F, TARGETS + ("downstream",))):
+    for paper, own, targets in (
+        (paper_truth(), OWN, TARGETS),
+        (paper_foreign_truth(), OWN_F, TARGETS + ("downstream",)),
+    ):
         p = from_paper_parameters(**paper, own=own)
         ours = lc.mean_at(get_law("capacity_tokens"), {**p, "d": p["a"]}, h, N, D, targets, N0, D0)
         theirs = lc.mean_at(get_law("capacity"), p, h, N, D, targets, N0, D0)
@@ -53,7 +56,7 @@ def test_only_the_token_factor_of_the_data_term_changes():
     ours = lc.mean_at(get_law("capacity_tokens"), p, h, N, D, TARGETS, N0, D0)
     paper = lc.mean_at(get_law("capacity"), from_paper_parameters(**q, own=OWN), h, N, D, TARGETS, N0, D0)
     kh, d = K * np.maximum(h, H_FLOOR), (D / D0)[:, None]
-    expected = paper + q["A"] * kh ** -q["a"] * (d ** -D_TRUE - d ** -q["a"])
+    expected = paper + q["A"] * kh ** -q["a"] * (d**-D_TRUE - d ** -q["a"])
     np.testing.assert_allclose(ours, expected, rtol=1e-10)
 
 

@@ -11,13 +11,21 @@ tests/law_checks.py) and a fit on the zero-weight table.
 
 from __future__ import annotations
 
+import law_checks as lc
 import numpy as np
 import pytest
 
-import law_checks as lc
 from bayesmix.laws import get_law
-from bayesmix.laws.exponential import (CROSS_SCALE, OWN_SCALE, from_paper_parameters, interaction_matrix, interactions,
-                                       mixing_factor, paper_parameters, slopes)
+from bayesmix.laws.exponential import (
+    CROSS_SCALE,
+    OWN_SCALE,
+    from_paper_parameters,
+    interaction_matrix,
+    interactions,
+    mixing_factor,
+    paper_parameters,
+    slopes,
+)
 
 TARGETS = lc.DOMAINS
 OWN = [0, 1, 2]  # each target's own domain
@@ -66,7 +74,9 @@ def test_sampled_slope_is_the_log_slope_at_the_uniform_mixture():
         up, down = u.copy(), u.copy()
         up[0, j] += eps
         down[0, j] -= eps
-        d = (np.log(mean(q, up, np.array([N0]), np.array([D0]))) - np.log(mean(q, down, np.array([N0]), np.array([D0])))) / (2 * eps)
+        d = (
+            np.log(mean(q, up, np.array([N0]), np.array([D0]))) - np.log(mean(q, down, np.array([N0]), np.array([D0])))
+        ) / (2 * eps)
         np.testing.assert_allclose(d[0], s[:, j], rtol=1e-5)
 
 

@@ -13,10 +13,10 @@ table.
 
 from __future__ import annotations
 
+import law_checks as lc
 import numpy as np
 import pytest
 
-import law_checks as lc
 import bayesmix
 from bayesmix.data import RunTableError
 from bayesmix.design import make_inputs
@@ -99,13 +99,16 @@ def test_slopes_are_the_first_order_effect_of_the_weights_on_the_scale_term():
     # the curvature): that is why the data fix g_A without a ridge through gamma_A.
     import jax
     import jax.numpy as jnp
+
     from bayesmix.laws.joint import shares
 
     g = 0.05 * jnp.array([[0.8, -0.3, 0.1]])
     centred = np.asarray(g[0] - g[0].mean())
     for gamma in (0.3, 1.0, 3.0):
         e = jnp.array([gamma])
-        grad = np.asarray(jax.jacfwd(lambda h: jnp.log(mixture_scale_factor(shares(g, e), e, h[None]))[0, 0])(jnp.full(3, 1 / 3)))
+        grad = np.asarray(
+            jax.jacfwd(lambda h: jnp.log(mixture_scale_factor(shares(g, e), e, h[None]))[0, 0])(jnp.full(3, 1 / 3))
+        )
         # Weights move on the simplex: compare the centred gradient.
         np.testing.assert_allclose(grad - grad.mean(), centred, rtol=0.1 / gamma)
 
@@ -114,7 +117,9 @@ def test_equals_additive_law_when_scale_terms_do_not_depend_on_the_mixture():
     q = {**paper_truth(), "s_A": np.full((3, 3), 1 / 3), "s_B": np.full((3, 3), 1 / 3)}
     p_flat = from_paper_parameters(**q)
     additive_keys = ("E", "A", "alpha", "B", "beta", "w", "gamma")
-    p_add = __import__("bayesmix.laws.additive", fromlist=["x"]).from_paper_parameters(**{k: q[k] for k in additive_keys})
+    p_add = __import__("bayesmix.laws.additive", fromlist=["x"]).from_paper_parameters(
+        **{k: q[k] for k in additive_keys}
+    )
     rng = np.random.default_rng(2)
     h = rng.dirichlet(np.ones(3), size=6)
     N, D = rng.uniform(5e7, 5e8, 6), rng.uniform(1e9, 1e10, 6)
@@ -165,9 +170,17 @@ def best_weight(p: dict[str, np.ndarray], N: float, D: float) -> float:
 def two_domain_params(share_A: list[float]) -> dict[str, np.ndarray]:
     """One target over 2 domains: the mixture term prefers domain 0; A_h's share sets where the size term prefers."""
     return from_paper_parameters(
-        E=np.array([1.5]), A=np.array([0.8]), alpha=np.array([0.35]), B=np.array([0.3]), beta=np.array([0.3]),
-        w=np.array([[1.0, 0.4]]), gamma=np.array([[0.5, 0.5]]),
-        s_A=np.array([share_A]), gamma_A=np.array([1.0]), s_B=np.array([[0.5, 0.5]]), gamma_B=np.array([1.0]),
+        E=np.array([1.5]),
+        A=np.array([0.8]),
+        alpha=np.array([0.35]),
+        B=np.array([0.3]),
+        beta=np.array([0.3]),
+        w=np.array([[1.0, 0.4]]),
+        gamma=np.array([[0.5, 0.5]]),
+        s_A=np.array([share_A]),
+        gamma_A=np.array([1.0]),
+        s_B=np.array([[0.5, 0.5]]),
+        gamma_B=np.array([1.0]),
     )
 
 
@@ -216,7 +229,10 @@ def test_recovery_by_nuts():
     # additive.py); measured here its 95% interval spans ~1.7 nats for one target.
     keys = ("E", "A", "alpha", "B", "beta", "gamma", "s_A", "gamma_A", "s_B", "gamma_B")
     draws = fit.flat_draws()
-    report = lc.coverage_report({**paper_parameters(draws, K), "L_ref": draws["L_ref"]}, {"L_ref": t["L_ref"], **{k: paper_truth()[k] for k in keys}})
+    report = lc.coverage_report(
+        {**paper_parameters(draws, K), "L_ref": draws["L_ref"]},
+        {"L_ref": t["L_ref"], **{k: paper_truth()[k] for k in keys}},
+    )
     lc.assert_recovered(report, {"L_ref": 0.01, "alpha": 0.25, "beta": 0.25})
     lc.assert_mean_reproduced(fit, frame, lc.true_mean("joint", t, frame, TARGETS))
 

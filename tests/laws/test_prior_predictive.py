@@ -50,7 +50,10 @@ def prior_draws(law, seed: int = 0) -> dict[str, np.ndarray]:
     priors = resolve_priors(law, DOMAINS, TARGETS, None)
     shapes = param_shapes(all_params(law, DOMAINS, TARGETS), DOMAINS, TARGETS)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
-    return {name: np.asarray(priors[name].to_numpyro(shape).sample(k, (DRAWS,))) for k, (name, shape) in zip(keys, shapes.items())}
+    return {
+        name: np.asarray(priors[name].to_numpyro(shape).sample(k, (DRAWS,)))
+        for k, (name, shape) in zip(keys, shapes.items())
+    }
 
 
 @pytest.mark.parametrize("name", available_laws())
@@ -69,7 +72,9 @@ def test_prior_predictive_losses_are_plausible(name):
         f"(quantiles 1/5/50/95/99%: {np.round(q, 2)}); its default priors put much mass on implausible losses"
     )
     med = np.median(mu, axis=0)
-    assert np.all((med >= BAND[0]) & (med <= BAND[1])), f"{name}: prior median loss outside the band at some (row, target): {med.min():.2f}-{med.max():.2f}"
+    assert np.all((med >= BAND[0]) & (med <= BAND[1])), (
+        f"{name}: prior median loss outside the band at some (row, target): {med.min():.2f}-{med.max():.2f}"
+    )
 
 
 @pytest.mark.parametrize("name", available_laws())

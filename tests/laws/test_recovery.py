@@ -34,8 +34,8 @@ import pytest
 
 import bayesmix
 from bayesmix.design import make_inputs, reference_scale
-from bayesmix.laws import get_law
 from bayesmix.laws import additive as additive_law
+from bayesmix.laws import get_law
 from bayesmix.laws import own_weight as own_weight_law
 from bayesmix.laws.base import own_index
 from bayesmix.model import all_params
@@ -59,16 +59,25 @@ def design(seed: int = 0):
 def additive_truth(beta_scale: float = 1.0) -> dict[str, np.ndarray]:
     own = np.eye(3)
     return additive_law.from_paper_parameters(
-        E=np.array([1.9, 0.8, 1.2]), A=np.full(3, 0.35), alpha=np.array([0.34, 0.30, 0.36]),
-        B=np.full(3, 0.30), beta=beta_scale * np.array([0.28, 0.30, 0.26]),
-        w=0.08 + 0.6 * own, gamma=np.array([[0.5, 0.4, 0.45], [0.35, 0.6, 0.4], [0.4, 0.5, 0.55]]),
+        E=np.array([1.9, 0.8, 1.2]),
+        A=np.full(3, 0.35),
+        alpha=np.array([0.34, 0.30, 0.36]),
+        B=np.full(3, 0.30),
+        beta=beta_scale * np.array([0.28, 0.30, 0.26]),
+        w=0.08 + 0.6 * own,
+        gamma=np.array([[0.5, 0.4, 0.45], [0.35, 0.6, 0.4], [0.4, 0.5, 0.55]]),
     )
 
 
 def own_weight_truth(beta_scale: float = 1.0) -> dict[str, np.ndarray]:
     return own_weight_law.from_paper_parameters(
-        E=np.array([1.8, 0.7, 1.1]), A_h=np.array([0.25, 0.3, 0.2]), a=np.array([0.3, 0.2, 0.4]),
-        A=np.full(3, 0.35), alpha=np.array([0.34, 0.30, 0.36]), B=np.full(3, 0.30), beta=beta_scale * np.array([0.28, 0.30, 0.26]),
+        E=np.array([1.8, 0.7, 1.1]),
+        A_h=np.array([0.25, 0.3, 0.2]),
+        a=np.array([0.3, 0.2, 0.4]),
+        A=np.full(3, 0.35),
+        alpha=np.array([0.34, 0.30, 0.36]),
+        B=np.full(3, 0.30),
+        beta=beta_scale * np.array([0.28, 0.30, 0.26]),
     )
 
 
@@ -113,7 +122,9 @@ def test_truth_inside_95_intervals(recovered):
     total = sum(np.size(truth[n]) for n in law_params)
     assert inside / total >= 0.9, f"{law}: truth outside the 95% interval for {missed} ({inside}/{total} inside)"
     lo, hi = interval(f, "L_ref")
-    assert np.all((truth["L_ref"] >= lo) & (truth["L_ref"] <= hi)), f"{law}: L_ref {truth['L_ref']} outside [{lo}, {hi}]"
+    assert np.all((truth["L_ref"] >= lo) & (truth["L_ref"] <= hi)), (
+        f"{law}: L_ref {truth['L_ref']} outside [{lo}, {hi}]"
+    )
 
 
 def test_posterior_medians_near_truth(recovered):
@@ -127,7 +138,10 @@ def test_posterior_medians_near_truth(recovered):
     table = f.table
     h, mix = table.mixtures()
     x = make_inputs(h, mix, table.model_size, table.n_tokens, f.N0, f.D0, own_index(DOMAINS, DOMAINS))
-    fitted = np.median(np.stack([np.asarray(f.law.mean({k: v[s] for k, v in p.items()}, x)) for s in range(0, len(p["sigma"]), 10)]), axis=0)
+    fitted = np.median(
+        np.stack([np.asarray(f.law.mean({k: v[s] for k, v in p.items()}, x)) for s in range(0, len(p["sigma"]), 10)]),
+        axis=0,
+    )
     true = np.asarray(f.law.mean({k: np.asarray(v) for k, v in truth.items()}, x))
     assert np.max(np.abs(fitted / true - 1)) < 0.01, f"{law}: mean off by up to {np.max(np.abs(fitted / true - 1)):.2%}"
 
@@ -148,10 +162,16 @@ def test_negative_control_exponent(recovered):
     doubled = TRUTHS[law](beta_scale=2.0)
     g = fit(simulate(law, doubled, seed=2), law)
     lo, hi = interval(g, "beta")
-    assert np.all((truth["beta"] < lo) | (truth["beta"] > hi)), f"{law}: beta {truth['beta']} inside [{lo}, {hi}] of the doubled sweep"
-    assert np.all(np.abs(np.median(g.flat_draws()["beta"], axis=0) / doubled["beta"] - 1) < 0.3), f"{law}: doubled beta not recovered"
+    assert np.all((truth["beta"] < lo) | (truth["beta"] > hi)), (
+        f"{law}: beta {truth['beta']} inside [{lo}, {hi}] of the doubled sweep"
+    )
+    assert np.all(np.abs(np.median(g.flat_draws()["beta"], axis=0) / doubled["beta"] - 1) < 0.3), (
+        f"{law}: doubled beta not recovered"
+    )
     lo, hi = interval(f, "beta")
-    assert np.all((doubled["beta"] < lo) | (doubled["beta"] > hi)), f"{law}: doubled beta {doubled['beta']} inside [{lo}, {hi}]"
+    assert np.all((doubled["beta"] < lo) | (doubled["beta"] > hi)), (
+        f"{law}: doubled beta {doubled['beta']} inside [{lo}, {hi}]"
+    )
 
 
 def test_same_seed_same_draws_other_seed_other_draws():

@@ -22,7 +22,13 @@ import bayesmix
 from bayesmix.data import RunTableError
 from bayesmix.laws import get_law
 from bayesmix.plan import Scorer, greedy_batch, next_run, score_candidates
-from bayesmix.plan.candidates import candidate_table, checkpoint_fractions, propose_candidates, read_candidates, training_flops
+from bayesmix.plan.candidates import (
+    candidate_table,
+    checkpoint_fractions,
+    propose_candidates,
+    read_candidates,
+    training_flops,
+)
 from bayesmix.plan.preposterior import DrawSet, Information, Reweighting, run_signal, weighted_variance
 from bayesmix.simulate import simulate_losses, sweep_design
 
@@ -31,8 +37,13 @@ DOM = ("a", "b", "c")
 TG = ("a", "b")
 # The simulated truth, in the law's published parameters (E, A_h, a, A, alpha, B, beta per target).
 PAPER = {
-    "E": np.array([1.8, 1.2]), "A_h": np.array([0.25, 0.3]), "a": np.array([0.3, 0.2]),
-    "A": np.array([0.4, 0.35]), "alpha": np.array([0.32, 0.3]), "B": np.array([0.3, 0.3]), "beta": np.array([0.28, 0.3]),
+    "E": np.array([1.8, 1.2]),
+    "A_h": np.array([0.25, 0.3]),
+    "a": np.array([0.3, 0.2]),
+    "A": np.array([0.4, 0.35]),
+    "alpha": np.array([0.32, 0.3]),
+    "B": np.array([0.3, 0.3]),
+    "beta": np.array([0.28, 0.3]),
 }
 NOISE = {"sigma": np.array([0.006, 0.006]), "tau_run": np.array([0.004, 0.004])}
 
@@ -52,7 +63,15 @@ FIT_ARGS = dict(chains=2, warmup=300, draws=600, seed=5, progress=False)
 
 # ---------------------------------------------------------------- fast: candidates
 def test_read_candidates_costs_and_errors():
-    frame = pd.DataFrame({"weight_a": [0.2, 0.5], "b": [0.3, 0.25], "weight_c": [0.5, 0.25], "model_size": [1e8, 3e8], "n_tokens": [2e9, 6e9]})
+    frame = pd.DataFrame(
+        {
+            "weight_a": [0.2, 0.5],
+            "b": [0.3, 0.25],
+            "weight_c": [0.5, 0.25],
+            "model_size": [1e8, 3e8],
+            "n_tokens": [2e9, 6e9],
+        }
+    )
     c = read_candidates(frame, DOM)
     assert list(c.cost) == pytest.approx([6 * 1e8 * 2e9, 6 * 3e8 * 6e9])
     assert (c.cost_source == "6ND").all()
@@ -217,8 +236,14 @@ def test_variance_reduction_agrees_with_refits(ow_fit, sweep, scorer):
     for r in range(3):
         s = rng.integers(scorer.draws.S)
         params = {k: v[s] for k, v in scorer.draws.p.items()}
-        rows = pd.DataFrame({**{f"weight_{d}": h_rec[j] for j, d in enumerate(DOM)}, "model_size": 3e8,
-                             "n_tokens": 6e9 * scorer.fractions, "run": "new"})
+        rows = pd.DataFrame(
+            {
+                **{f"weight_{d}": h_rec[j] for j, d in enumerate(DOM)},
+                "model_size": 3e8,
+                "n_tokens": 6e9 * scorer.fractions,
+                "run": "new",
+            }
+        )
         new = simulate_losses(law, rows, TG, params, N0=ow_fit.N0, D0=ow_fit.D0, seed=100 + r)
         refit = _fit(pd.concat([sweep, new], ignore_index=True))
         d1 = DrawSet.from_fit(refit)
@@ -233,7 +258,9 @@ def test_variance_reduction_agrees_with_refits(ow_fit, sweep, scorer):
 def test_extrapolation_bias_is_reduced_only_by_runs_that_extend_the_fitted_range(ow_fit, scorer):
     # Var(Q) = the posterior's + the bias's: sum_t (w_t m_t)^2 e^v (e^v - 1), v = (sd_t far)^2, far in e-folds.
     sd = np.broadcast_to(np.asarray(ow_fit.extrapolation_sd, float), (len(TG),))
-    mu = np.exp(np.log(ow_fit.predict_draws(scorer.decision.h_rec[None], TARGET_N, TARGET_D, max_draws=None)["mean"]).mean(0))[0]
+    mu = np.exp(
+        np.log(ow_fit.predict_draws(scorer.decision.h_rec[None], TARGET_N, TARGET_D, max_draws=None)["mean"]).mean(0)
+    )[0]
     top_N, top_D = ow_fit.table.model_size.max(), ow_fit.table.n_tokens.max()
 
     def bias_var(N, D):
@@ -292,7 +319,9 @@ def test_greedy_batch_is_diverse_and_beats_top_k(scorer):
     top4 = np.argsort(-tab.score.to_numpy(), kind="stable")[:4]
     assert set(top4) == {0, 1, 2, 3}, "the four copies of the best run are the naive top 4"
     plan = greedy_batch(scorer, tab, batch=4, budget=None)
-    configs = {tuple(np.round(r, 6)) for r in plan[[f"weight_{d}" for d in DOM] + ["model_size", "n_tokens"]].to_numpy()}
+    configs = {
+        tuple(np.round(r, 6)) for r in plan[[f"weight_{d}" for d in DOM] + ["model_size", "n_tokens"]].to_numpy()
+    }
     assert len(configs) >= 2, "greedy chose four copies of one run"
     # diminishing returns: each marginal gain is below the run's gain alone (after the first)
     assert (plan.var_reduction_frac.iloc[1:] < plan.alone_var_reduction_frac.iloc[1:]).all()
@@ -303,7 +332,9 @@ def test_greedy_batch_is_diverse_and_beats_top_k(scorer):
             info = info.conditioned_on(prev)
         state.condition(info)
     # the four copies' law variance removed, plus their extrapolation-bias reduction (once: they reach equally far)
-    naive = (scorer.q_var_law - float((state.q**2).sum()) + scorer.bias_reduction(scorer.fitted_reach, [0])[0]) / scorer.q_var
+    naive = (
+        scorer.q_var_law - float((state.q**2).sum()) + scorer.bias_reduction(scorer.fitted_reach, [0])[0]
+    ) / scorer.q_var
     # greedy maximises gain per FLOP: its batch removes more variance per FLOP than the four copies
     naive_cost = 4 * float(tab.cost[top4[0]])
     assert plan.cum_var_reduction_frac.iloc[-1] / plan.cum_cost.iloc[-1] > naive / naive_cost
@@ -323,7 +354,11 @@ def test_cost_scaling(scorer):
     assert tab2.score[2] == pytest.approx(tab2.var_reduction_frac[2] / 2.0)
     # with FLOPs the big run is not the best per FLOP; made as cheap as the others it is
     best_flops = int(np.argmax(tab.score))
-    best_user = int(np.argmax(_score(scorer, candidate_table(h, [3e8, 5e7, 1e8], [6e9, 1e9, 2e9], DOM, cost=1.0), check_top=0).score))
+    best_user = int(
+        np.argmax(
+            _score(scorer, candidate_table(h, [3e8, 5e7, 1e8], [6e9, 1e9, 2e9], DOM, cost=1.0), check_top=0).score
+        )
+    )
     assert best_user == int(np.argmax(tab.var_reduction))
     assert tab.var_reduction[0] > tab.var_reduction[1]  # the big run informs more ...
     assert best_flops != 0 or tab.score[0] > tab.score[1]  # ... and per FLOP it must earn its cost
@@ -335,32 +370,98 @@ def test_cost_scaling(scorer):
 
 @pytest.mark.slow
 def test_next_run_end_to_end_and_cli(ow_fit, tmp_path):
-    plan = next_run(ow_fit, TARGET_N, TARGET_D, propose=60, sizes=[5e7, 2e8], tokens_list=[1e9, 4e9], budget_flops=1e19, batch=3,
-                    max_draws=400, check_top=5, seed=1)
+    plan = next_run(
+        ow_fit,
+        TARGET_N,
+        TARGET_D,
+        propose=60,
+        sizes=[5e7, 2e8],
+        tokens_list=[1e9, 4e9],
+        budget_flops=1e19,
+        batch=3,
+        max_draws=400,
+        check_top=5,
+        seed=1,
+    )
     t = plan.table
     assert len(t) == 60 and (np.diff(t.score) <= 1e-30).all()
-    for col in ("var_reduction", "var_reduction_frac", "score", "regret_reduction", "reason", "cost", "var_reduction_is", "ess_median"):
+    for col in (
+        "var_reduction",
+        "var_reduction_frac",
+        "score",
+        "regret_reduction",
+        "reason",
+        "cost",
+        "var_reduction_is",
+        "ess_median",
+    ):
         assert col in t.columns
     assert t.reason.str.contains("informs").all()
     assert 1 <= len(plan.batch) <= 3 and plan.batch.cost.sum() <= 1e19
     assert 0 < plan.batch.cum_var_reduction_frac.iloc[-1] < 1
-    decision = next_run(ow_fit, TARGET_N, TARGET_D, candidates=t.head(20)[["name"] + [f"weight_{d}" for d in DOM] + ["model_size", "n_tokens"]],
-                        rank_by="decision", quantity="regret", method="reweight", batch=2, max_draws=400, check_top=0)
+    decision = next_run(
+        ow_fit,
+        TARGET_N,
+        TARGET_D,
+        candidates=t.head(20)[["name"] + [f"weight_{d}" for d in DOM] + ["model_size", "n_tokens"]],
+        rank_by="decision",
+        quantity="regret",
+        method="reweight",
+        batch=2,
+        max_draws=400,
+        check_top=0,
+    )
     assert (np.diff(decision.table.regret_score) <= 1e-30).all()
     assert decision.table.ess_median.notna().all()  # reweighting scored every candidate
     assert len(decision.batch) == 2 and decision.batch.candidate.nunique() == 2
     model = tmp_path / "m.nc"
     ow_fit.save(model)
     out = tmp_path / "plan"
-    cmd = [sys.executable, "-m", "bayesmix.cli", "next-run", str(model), "--model-size", "1e9", "--tokens", "2e10",
-           "--propose", "30", "--sizes", "5e7,2e8", "--tokens-list", "2e9", "--budget-flops", "1e19", "--batch", "2",
-           "--draws", "300", "--check-top", "3", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bayesmix.cli",
+        "next-run",
+        str(model),
+        "--model-size",
+        "1e9",
+        "--tokens",
+        "2e10",
+        "--propose",
+        "30",
+        "--sizes",
+        "5e7,2e8",
+        "--tokens-list",
+        "2e9",
+        "--budget-flops",
+        "1e19",
+        "--batch",
+        "2",
+        "--draws",
+        "300",
+        "--check-top",
+        "3",
+        "--out",
+        str(out),
+    ]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "plan:" in res.stdout
     for name in ("candidates.csv", "plan.csv", "summary.txt", "scores.png", "batch.png"):
         assert (out / name).stat().st_size > 0
-    bad = [sys.executable, "-m", "bayesmix.cli", "next-run", str(model), "--model-size", "1e9", "--tokens", "2e10", "--propose", "30"]
+    bad = [
+        sys.executable,
+        "-m",
+        "bayesmix.cli",
+        "next-run",
+        str(model),
+        "--model-size",
+        "1e9",
+        "--tokens",
+        "2e10",
+        "--propose",
+        "30",
+    ]
     res = subprocess.run(bad, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "--sizes" in res.stderr
 
@@ -393,9 +494,15 @@ def test_a_cap_changes_which_candidate_ranks_first(ow_fit):
     free = bayesmix.recommend(ow_fit, TARGET_N, TARGET_D, starts=2, argmin_draws=5, path_points=1).weights
     cap = {DOM[int(np.argmax(free))]: 0.6 * float(np.max(free))}
     capped = bayesmix.recommend(ow_fit, TARGET_N, TARGET_D, caps=cap, starts=2, argmin_draws=5, path_points=1).weights
-    assert 0.5 * np.abs(free - capped).sum() > 0.05, "the cap must move the recommendation for the test to mean anything"
-    cand = pd.DataFrame([{**{f"weight_{d}": w for d, w in zip(DOM, h)}, "model_size": 1e8, "n_tokens": 2e9, "name": name}
-                         for name, h in (("at-free", free), ("at-capped", capped))])
+    assert 0.5 * np.abs(free - capped).sum() > 0.05, (
+        "the cap must move the recommendation for the test to mean anything"
+    )
+    cand = pd.DataFrame(
+        [
+            {**{f"weight_{d}": w for d, w in zip(DOM, h)}, "model_size": 1e8, "n_tokens": 2e9, "name": name}
+            for name, h in (("at-free", free), ("at-capped", capped))
+        ]
+    )
     kw = dict(candidates=cand, batch=1, max_draws=600, check_top=0, seed=0)
     plain = next_run(ow_fit, TARGET_N, TARGET_D, **kw)
     constrained = next_run(ow_fit, TARGET_N, TARGET_D, caps=cap, **kw)
