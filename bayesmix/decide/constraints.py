@@ -307,7 +307,8 @@ def build_constraints(
         )
     if lo.sum() > 1 + 1e-12:
         raise InfeasibleMixtureError(
-            f"the floors sum to {lo.sum():.4g} > 1: lower some floors ({', '.join(f'{d}={x:g}' for d, x in zip(domains, lo) if x > 0)})"
+            f"the floors sum to {lo.sum():.4g} > 1: lower some floors "
+            f"({', '.join(f'{d}={x:g}' for d, x in zip(domains, lo) if x > 0)})"
         )
     if hi.sum() < 1 - 1e-12:
         limited = [cap_words(j).replace("cap", f"{domains[j]}:", 1) for j in range(K) if source[j]]
@@ -328,7 +329,8 @@ def build_constraints(
         if need > max_tv + 1e-12:
             raise InfeasibleMixtureError(
                 f"the nearest mixture meeting the floors and caps is {need:.4g} (total variation) from the baseline, "
-                f"more than max_tv = {max_tv:g}; raise max_tv to at least {need:.4g} or relax the floors/caps the baseline breaks"
+                f"more than max_tv = {max_tv:g}; raise max_tv to at least {need:.4g} or relax the floors/caps the "
+                "baseline breaks"
             )
     return MixtureConstraints(domains, lo, hi, source, b, None if max_tv is None else float(max_tv))
 

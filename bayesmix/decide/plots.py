@@ -20,7 +20,7 @@ def _short(text: str, width: int = 60) -> str:
 
 
 def plot_weights(rec) -> Figure:
-    """Bars: the recommended weight per domain, with the posterior interval of each draw's optimal weight; the baseline beside it."""
+    """Bars: the recommended weight per domain, the posterior interval of each draw's optimal weight, the baseline."""
     tab = rec.table
     K = len(tab)
     fig = Figure(figsize=(max(6.0, 0.9 * K + 2), 4.0))
@@ -67,7 +67,7 @@ def plot_weights(rec) -> Figure:
 
 
 def plot_losses(rec) -> Figure:
-    """Left: the target loss over posterior draws at the recommendation and the baseline. Right: their paired difference."""
+    """Left: the target loss over draws at the recommendation and the baseline. Right: their paired difference."""
     L = rec.objective_draws
     B = rec.baseline_objective_draws
     fig = Figure(figsize=(10.0 if B is not None else 5.5, 3.8))
@@ -97,7 +97,7 @@ def plot_losses(rec) -> Figure:
 
 
 def plot_path(rec) -> Figure:
-    """Top: the recommended weight of each domain against model size, from the fitted scales to the target. Bottom: its loss."""
+    """Top: each domain's recommended weight against model size, fitted scales to the target. Bottom: its loss."""
     p = rec.path
     fig = Figure(figsize=(7.0, 6.0))
     ax = fig.add_subplot(2, 1, 1)

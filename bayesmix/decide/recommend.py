@@ -110,7 +110,7 @@ class Recommendation:
 
     @property
     def p_beats_baseline(self) -> float:
-        """Posterior probability that the recommendation has a lower target loss than the baseline (paired over draws)."""
+        """Posterior probability that the recommendation has a lower target loss than the baseline (paired draws)."""
         b = self.baseline_objective_draws
         return float("nan") if b is None else float(np.mean(self.objective_draws < b))
 
@@ -157,7 +157,7 @@ class Recommendation:
 
     @property
     def table(self) -> pd.DataFrame:
-        """One row per domain: recommended and baseline weight, posterior interval of the optimal weight, bounds and swept range."""
+        """Per domain: recommended and baseline weight, interval of the optimal weight, bounds, swept range."""
         a = (1 - self.interval) / 2
         q = np.quantile(self.argmin_draws, [a, 0.5, 1 - a], axis=0)
         C = self.constraints
@@ -191,7 +191,7 @@ class Recommendation:
 
     @property
     def losses(self) -> pd.DataFrame:
-        """One row per target (plus ``objective``): predicted loss at the recommendation and the baseline, with intervals, and P(lower than baseline)."""
+        """Per target (and ``objective``): loss at the recommendation and the baseline, intervals, P(beats it)."""
         names = list(self.targets) + ["objective"]
         R = np.column_stack([self.loss_draws, self.objective_draws])
         rows = []
@@ -225,7 +225,8 @@ class Recommendation:
         m = self.metrics
         pct = int(round(self.interval * 100))
         lines = [
-            f"Recommended mixture for N = {self.model_size:.3g} parameters, D = {self.tokens:.3g} tokens ({self.law} law, {self.loss_draws.shape[0]} posterior draws)",
+            f"Recommended mixture for N = {self.model_size:.3g} parameters, D = {self.tokens:.3g} tokens ({self.law} "
+            f"law, {self.loss_draws.shape[0]} posterior draws)",
             f"objective: {self.risk.label} of {self.objective}",
         ]
         tab = self.table
@@ -245,37 +246,48 @@ class Recommendation:
         )
         if self.baseline is not None:
             lines.append(
-                f"baseline: expected loss {m.baseline_expected_loss:.4f} [{m.baseline_lower:.4f}, {m.baseline_upper:.4f}]"
+                f"baseline: expected loss {m.baseline_expected_loss:.4f} [{m.baseline_lower:.4f}, "
+                f"{m.baseline_upper:.4f}]"
             )
             lines.append(
-                f"P(recommended beats baseline) = {m.p_beats_baseline:.3f} (paired over draws); expected improvement {m.improvement:.4f} [{m.improvement_lower:.4f}, {m.improvement_upper:.4f}]"
+                f"P(recommended beats baseline) = {m.p_beats_baseline:.3f} (paired over draws); expected improvement "
+                f"{m.improvement:.4f} [{m.improvement_lower:.4f}, {m.improvement_upper:.4f}]"
             )
         lines.append(
-            f"stability: expected regret {m.expected_regret:.2e} [{m.regret_lower:.2e}, {m.regret_upper:.2e}] against each draw's own optimum ({len(self.regret_draws)} draws)"
+            f"stability: expected regret {m.expected_regret:.2e} [{m.regret_lower:.2e}, {m.regret_upper:.2e}] against "
+            f"each draw's own optimum ({len(self.regret_draws)} draws)"
             + (f"; the baseline's {m.baseline_expected_regret:.2e}" if self.baseline_regret_draws is not None else "")
         )
         ex = self.extrapolation
         if ex["efolds"] > 0:
             lines.append(
-                f"extrapolation: {ex['efolds']:.2f} e-folds beyond the fitted scales; law bias sd up to {np.max(ex['bias_sd']):.3f} on the log loss (per target) is included"
+                f"extrapolation: {ex['efolds']:.2f} e-folds beyond the fitted scales; law bias sd up to "
+                f"{np.max(ex['bias_sd']):.3f} on the log loss (per target) is included"
             )
         lines.append(
-            f"optimiser: {m.starts_at_best} of {m.starts} starts reached the best ({m.local_optima} distinct optim{'um' if m.local_optima == 1 else 'a'}; losses span {m.starts_loss_range:.1e}, "
-            f"mixtures {m.starts_max_tv:.2f} TV); projected gradient {m.projected_gradient_norm:.1e} (free {m.free_gradient_norm:.1e}); {m.seconds:.1f} s"
+            f"optimiser: {m.starts_at_best} of {m.starts} starts reached the best ({m.local_optima} distinct "
+            f"optim{'um' if m.local_optima == 1 else 'a'}; losses span {m.starts_loss_range:.1e}, "
+            f"mixtures {m.starts_max_tv:.2f} TV); projected gradient {m.projected_gradient_norm:.1e} (free "
+            f"{m.free_gradient_norm:.1e}); {m.seconds:.1f} s"
         )
         if tab.outside_sweep.any():
             lines.append(
-                f"note: {', '.join(tab.domain[tab.outside_sweep])} outside the weights the sweep trained: the law is extrapolating in the mixture too"
+                f"note: {', '.join(tab.domain[tab.outside_sweep])} outside the weights the sweep trained: the law is "
+                "extrapolating in the mixture too"
             )
         if len(self.path) > 1:
             moved = self.path.tv_to_recommended.iloc[:-1].max()
             lines.append(
-                f"path over scale: the recommendation moves by at most {moved:.3f} (TV) between N = {self.path.model_size.iloc[0]:.3g} and the target"
+                f"path over scale: the recommendation moves by at most {moved:.3f} (TV) between N = "
+                f"{self.path.model_size.iloc[0]:.3g} and the target"
             )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<bayesmix.Recommendation {self.law}: {', '.join(f'{d}={w:.3f}' for d, w in zip(self.domains, self.weights))}>"
+        return (
+            f"<bayesmix.Recommendation {self.law}: "
+            f"{', '.join(f'{d}={w:.3f}' for d, w in zip(self.domains, self.weights))}>"
+        )
 
     # ---------------------------------------------------------- figures
     def plot_weights(self):
@@ -285,7 +297,7 @@ class Recommendation:
         return plot_weights(self)
 
     def plot_losses(self):
-        """Figure: distribution of the target loss at the recommendation and the baseline, and of their paired difference."""
+        """Figure: the target loss at the recommendation and the baseline over draws, and their paired difference."""
         from .plots import plot_losses
 
         return plot_losses(self)
@@ -557,7 +569,7 @@ def _path(
 def _spread(
     hs: Sequence[np.ndarray], vals: np.ndarray, same_tv: float = 1e-3, flat_rel: float = 1e-4
 ) -> dict[str, Any]:
-    """How the starts ended: the spread of their losses and mixtures, how many reached the best, how many distinct optima.
+    """How the starts ended: the spread of their losses and mixtures, how many reached the best, how many optima.
 
     Two ends are the same optimum when their mixtures are within ``same_tv``
     (total variation). "Near-best" ends are within ``flat_rel`` (relative) of
@@ -587,21 +599,24 @@ def _warn_on_checks(check: Mapping[str, Any], scale: float) -> None:
         and check["projected_gradient_norm"] > 1e-3 * check["free_gradient_norm"]
     ):
         warnings.warn(
-            f"the recommended mixture may not be an optimum: its projected gradient norm is {check['projected_gradient_norm']:.2e} "
+            "the recommended mixture may not be an optimum: its projected gradient norm is "
+            f"{check['projected_gradient_norm']:.2e} "
             f"(free gradient {check['free_gradient_norm']:.2e}); try more starts",
             RecommendationWarning,
             stacklevel=3,
         )
     if check["starts"] > 1 and check["starts_at_best"] == 1:
         warnings.warn(
-            f"only one of {check['starts']} optimiser starts reached the best mixture ({check['local_optima']} distinct optima found): "
+            f"only one of {check['starts']} optimiser starts reached the best mixture ({check['local_optima']} "
+            "distinct optima found): "
             "a better one may exist; try more starts",
             RecommendationWarning,
             stacklevel=3,
         )
     if check["near_best_max_tv"] > 0.05:
         warnings.warn(
-            f"the objective is nearly flat: starts ending within 0.01% of the best loss are up to {check['near_best_max_tv']:.3f} apart "
+            "the objective is nearly flat: starts ending within 0.01% of the best loss are up to "
+            f"{check['near_best_max_tv']:.3f} apart "
             "(total variation), so the data barely separate these mixtures",
             RecommendationWarning,
             stacklevel=3,

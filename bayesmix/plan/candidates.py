@@ -58,7 +58,8 @@ def _column(frame: pd.DataFrame, name: str, source: str, required: bool = True) 
     if name not in frame.columns:
         if required:
             raise RunTableError(
-                f"{source}: no column {name!r} (candidates need weight_<domain> columns, model_size and n_tokens; cost is optional)"
+                f"{source}: no column {name!r} (candidates need weight_<domain> columns, model_size and n_tokens; "
+                "cost is optional)"
             )
         return None
     raw = frame[name]

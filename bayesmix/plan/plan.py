@@ -107,21 +107,29 @@ class NextRunPlan:
     def summary(self, rows: int = 10) -> str:
         """Plain-text report: Q, the top candidates and the plan."""
         c = self.context
+        ranked_by = "expected reduction of Var(Q)" if c["rank_by"] == "variance" else "expected regret reduction"
         lines = [
-            f"Next run for N = {c['model_size']:.3g}, D = {c['tokens']:.3g} ({c['law']} law, {c['draws']} posterior draws)",
-            f"Q = {c['quantity_words']} ({c['objective']}): mean {c['q_mean']:.4f}, sd {math.sqrt(max(c['q_var'], 0)):.2e}",
+            f"Next run for N = {c['model_size']:.3g}, D = {c['tokens']:.3g} ({c['law']} law, {c['draws']} posterior "
+            "draws)",
+            f"Q = {c['quantity_words']} ({c['objective']}): mean {c['q_mean']:.4f}, sd "
+            f"{math.sqrt(max(c['q_var'], 0)):.2e}",
             "recommended mixture: "
             + ", ".join(f"{d}={w:.3f}" for d, w in zip(self.domains, c["recommended"]))
             + f" (posterior mean, as recommend; constraints: {c.get('constraints', 'none')})",
             f"expected regret of the recommendation: {c['expected_regret']:.2e}",
-            f"a run reports {len(c['fractions'])} checkpoints (fractions of its final tokens: {', '.join(f'{x:.2g}' for x in c['fractions'])}) x {len(c['targets'])} targets",
-            f"ranked by {'expected reduction of Var(Q)' if c['rank_by'] == 'variance' else 'expected regret reduction'} per unit cost ({c['method']} estimate)",
+            f"a run reports {len(c['fractions'])} checkpoints (fractions of its final tokens: "
+            f"{', '.join(f'{x:.2g}' for x in c['fractions'])}) x {len(c['targets'])} targets",
+            f"ranked by {ranked_by} per unit cost ({c['method']} estimate)",
         ]
-        head = f"  {'#':>3} {'name':<10} {'size':>9} {'tokens':>9} {'cost':>9} {'dVar(Q)%':>9} {'score':>9} {'dRegret':>9}  reason"
+        head = (
+            f"  {'#':>3} {'name':<10} {'size':>9} {'tokens':>9} {'cost':>9} {'dVar(Q)%':>9} {'score':>9} "
+            f"{'dRegret':>9}  reason"
+        )
         lines.append(head)
         for k, (_, r) in enumerate(self.table.head(rows).iterrows(), 1):
             lines.append(
-                f"  {k:>3} {str(r['name'])[:10]:<10} {r.model_size:9.3g} {r.n_tokens:9.3g} {r.cost:9.3g} {100 * r.var_reduction_frac:9.2f} "
+                f"  {k:>3} {str(r['name'])[:10]:<10} {r.model_size:9.3g} {r.n_tokens:9.3g} {r.cost:9.3g} "
+                f"{100 * r.var_reduction_frac:9.2f} "
                 f"{r.score:9.3g} {r.regret_reduction:9.2e}  {r.reason}"
             )
         if len(self.batch):
@@ -135,7 +143,8 @@ class NextRunPlan:
             )
             for _, r in b.iterrows():
                 lines.append(
-                    f"  {int(r.order)}. {r['name']}: N={r.model_size:.3g}, D={r.n_tokens:.3g}, cost {r.cost:.3g}, +{100 * r.var_reduction_frac:.2f}% of Var(Q)"
+                    f"  {int(r.order)}. {r['name']}: N={r.model_size:.3g}, D={r.n_tokens:.3g}, cost {r.cost:.3g}, "
+                    f"+{100 * r.var_reduction_frac:.2f}% of Var(Q)"
                 )
         else:
             lines.append("plan: no candidate fits in the budget")
@@ -242,8 +251,10 @@ def score_candidates(
         if len(low):
             names = ", ".join(table.loc[low.candidate, "name"].astype(str).head(5))
             msg = (
-                f"importance weights degenerate for {len(low)} of {len(r)} candidates checked (median ESS below {threshold:.0f} of "
-                f"{scorer.draws.S} draws, e.g. {names}): their reweighting estimates are unreliable; the linear-Gaussian "
+                f"importance weights degenerate for {len(low)} of {len(r)} candidates checked (median ESS below "
+                f"{threshold:.0f} of "
+                f"{scorer.draws.S} draws, e.g. {names}): their reweighting estimates are unreliable; the "
+                "linear-Gaussian "
                 "estimate is used for ranking"
                 + (" -- refit with more draws or use method='gaussian'" if method == "reweight" else "")
             )

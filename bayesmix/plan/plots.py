@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 
 
 def plot_scores(plan):
-    """Two panels against cost (log): expected reduction of Var(Q), and the per-cost score; colour = model size, batch circled."""
+    """Against cost (log): expected reduction of Var(Q), and the per-cost score; colour = model size, batch circled."""
     t = plan.table
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     sizes = np.unique(t.model_size)

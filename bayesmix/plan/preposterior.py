@@ -65,7 +65,7 @@ class DrawSet:
 
     @classmethod
     def from_fit(cls, fit, max_draws: int | None = None) -> "DrawSet":
-        """The fit's draws, chains merged, thinned evenly to at most ``max_draws`` (one rule: the posterior's); equal weights."""
+        """The fit's draws, chains merged, thinned evenly to at most ``max_draws``; equal weights."""
         post = Posterior.from_fit(fit, max_draws)
         return cls({k: np.asarray(v, dtype=float) for k, v in post.draws.items()}, np.full(post.S, 1.0 / post.S), post)
 
@@ -203,7 +203,7 @@ def gaussian_voi(mu0: np.ndarray, factors: list[np.ndarray], xi: np.ndarray) -> 
 
 
 def reweighted_voi(weights: np.ndarray, L_H: np.ndarray) -> float:
-    """Value of information from reweighted draws: E_g[mu_g,0 - min_m mu_g,m] with mu_g = w_g' L_H (paired, as in :func:`gaussian_voi`)."""
+    """Value of information from reweighted draws: E_g[mu_g,0 - min_m mu_g,m], mu_g = w_g' L_H (paired)."""
     mu = weights @ L_H
     return float((mu[:, 0] - mu.min(axis=1)).mean())
 

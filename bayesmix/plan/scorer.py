@@ -86,7 +86,7 @@ def decision_problem(
     starts: int = 4,
     seed: int = 0,
 ) -> DecisionProblem:
-    """Recommend as :func:`bayesmix.decide.recommend` does (risk: the mean), find every draw's own optimum, build the decision set.
+    """Recommend as :func:`bayesmix.decide.recommend` does (risk: the mean); each draw's own optimum; the decision set.
 
     The same problem, solver and constraints as ``recommend``; the law's
     extrapolation bias is left out of the draws (it is independent of the
@@ -312,7 +312,7 @@ class Scorer:
         slot: int = 0,
         reach: tuple[float, float] | None = None,
     ) -> pd.DataFrame:
-        """Importance-reweighting estimates for candidates given the simulated runs already observed (and the fitted range they reach)."""
+        """Importance-reweighting estimates for candidates, given the simulated runs so far (and their range)."""
         bias = dict(zip(candidates, self.bias_reduction(reach or self.fitted_reach, candidates)))
         rw = self.reweighting
         L_H = self.decision.L_H
@@ -355,7 +355,10 @@ class Scorer:
         order = np.argsort(-self.rel_sd)
         rank = int(np.flatnonzero(order == j)[0]) + 1
         where = "the least certain parameter" if rank == 1 else f"{_ordinal(rank)} least certain of {len(frac)}"
-        text = f"informs {name} ({doc}): cuts its variance by {100 * frac[j]:.0f}%; {where} (sd/|mean| {self.rel_sd[j]:.2g})"
+        text = (
+            f"informs {name} ({doc}): cuts its variance by {100 * frac[j]:.0f}%; {where} "
+            f"(sd/|mean| {self.rel_sd[j]:.2g})"
+        )
         return text, name, float(frac[j])
 
 
