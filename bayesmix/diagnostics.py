@@ -144,9 +144,9 @@ def diagnose(
         )
     if d.max_rhat > RHAT_MAX:
         d.problems.append(
-            f"R-hat up to {d.max_rhat:.3f} (above {RHAT_MAX}): the chains disagree, worst for {', '.join(d.worst_rhat[:3])}. "
-            "Try more warm-up and draws, or tighter priors on those parameters; if chains sit in different modes, "
-            "the law may not be identified by this sweep."
+            f"R-hat up to {d.max_rhat:.3f} (above {RHAT_MAX}): the chains disagree, worst for "
+            f"{', '.join(d.worst_rhat[:3])}. Try more warm-up and draws, or tighter priors on those parameters; if "
+            "chains sit in different modes, the law may not be identified by this sweep."
         )
     if min(d.min_ess_bulk, d.min_ess_tail) < ESS_MIN:
         d.problems.append(
@@ -155,8 +155,8 @@ def diagnose(
         )
     if depth_hits > 0.05 * n_draws:
         d.problems.append(
-            f"{depth_hits} draws hit the maximum tree depth ({max_tree_depth}): sampling is slow and may be incomplete. "
-            "Try max_tree_depth=12, or priors that make the ridge between correlated parameters less flat."
+            f"{depth_hits} draws hit the maximum tree depth ({max_tree_depth}): sampling is slow and may be "
+            "incomplete. Try max_tree_depth=12, or priors that make the ridge between correlated parameters less flat."
         )
     if prior_dom:
         shown = ", ".join(prior_dom[:6]) + (f" and {len(prior_dom) - 6} more" if len(prior_dom) > 6 else "")

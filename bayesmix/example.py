@@ -28,7 +28,8 @@ TARGET_SIZE, TARGET_TOKENS = 1.2e9, 2.4e10
 
 
 def true_parameters() -> dict[str, np.ndarray]:
-    """The additive law's parameters the example simulates from (per target = per domain), in the law's sampled coordinates.
+    """The additive law's parameters the example simulates from (per target = per domain), in the law's sampled
+    coordinates.
 
     In the paper's terms: E = (1.9, 0.7, 2.1, 1.1) (code and math are more
     predictable), A = 0.35 and B = 0.30 at the reference scale, alpha and beta
@@ -146,7 +147,8 @@ def save_figures(result: Fit, pred: pd.DataFrame, folder: Path) -> list[Path]:
         ax.set_xlabel("nats")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(
-        f"Simulated example: predictions at {TARGET_SIZE:.2g} params / {TARGET_TOKENS:.2g} tokens (3.4x beyond the largest fitted size)"
+        f"Simulated example: predictions at {TARGET_SIZE:.2g} params / {TARGET_TOKENS:.2g} tokens (3.4x beyond the "
+        "largest fitted size)"
     )
     fig.tight_layout()
     paths.append(folder / "example-predictions.png")

@@ -139,7 +139,8 @@ class Fit:
         h = np.atleast_2d(read_mixtures(mixtures, self.domains) if not isinstance(mixtures, np.ndarray) else mixtures)
         if h.shape[1] != len(self.domains):
             raise RunTableError(
-                f"mixtures have {h.shape[1]} weights; this model has {len(self.domains)} domains ({', '.join(self.domains)})"
+                f"mixtures have {h.shape[1]} weights; this model has {len(self.domains)} domains "
+                f"({', '.join(self.domains)})"
             )
         d = self.predict_draws(h, model_size, tokens, seed=seed)
         names = list(self.targets)

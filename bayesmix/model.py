@@ -158,7 +158,8 @@ def _observed_twice(n: jnp.ndarray) -> jnp.ndarray:
 
 
 def unidentified_run_offsets(obs: Observed) -> np.ndarray:
-    """(T,) bool: targets that no run observes more than once, whose ``tau_run`` the data cannot inform (see :func:`group_loglik`)."""
+    """(T,) bool: targets that no run observes more than once, whose ``tau_run`` the data cannot inform
+    (see :func:`group_loglik`)."""
     return ~np.asarray(_observed_twice(_run_counts(obs)))
 
 

@@ -10,8 +10,8 @@ truth, (1) the central 95% posterior interval contains the truth for at least
 contains every one of them. Why 85% and not 95%: a target's E, A and alpha
 lie on one ridge, so misses come in correlated groups of about three; with
 3-4 independent targets one such group missing is ordinary luck (about one
-fit in five), two are not, and nothing may be far outside; (2) the posterior median of each key quantity (irreducible loss and
-exponents) is within a stated relative tolerance of the truth; (3) the
+fit in five), two are not, and nothing may be far outside; (2) the posterior
+median of each key quantity (irreducible loss and exponents) is within a stated relative tolerance of the truth; (3) the
 posterior median of the law's mean reproduces the true noise-free loss at
 every design row within 1%.
 """
@@ -123,7 +123,8 @@ def fit_quietly(
 def fit_simulated(
     law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], sim_seed: int = 1, draws: int = 300
 ) -> tuple[bayesmix.Fit, pd.DataFrame]:
-    """The recovery sweep (10 mixtures x 4 checkpoints, noise seed ``sim_seed``) simulated from ``truth``, and its NUTS fit.
+    """The recovery sweep (10 mixtures x 4 checkpoints, noise seed ``sim_seed``) simulated from ``truth``, and its
+    NUTS fit.
 
     Returns (fit, frame); fails if more than 1% of the draws diverged (a recovery
     from a sampler that could not follow the posterior would prove nothing).
@@ -137,7 +138,8 @@ def fit_simulated(
 def coverage_report(
     draws: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], level: float = 0.95, wide: float = 0.999
 ) -> pd.DataFrame:
-    """One row per scalar: truth, posterior median, the ``level`` interval, and whether it (and the ``wide`` one) holds the truth."""
+    """One row per scalar: truth, posterior median, the ``level`` interval, and whether it (and the ``wide`` one)
+    holds the truth."""
     a, b = (1 - level) / 2, (1 - wide) / 2
     rows = []
     for name, value in truth.items():
@@ -258,7 +260,8 @@ Check = Callable[..., None]
 
 
 def assert_zero_weight_density_finite(law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str]) -> None:
-    """On a table with exact zero weights, the log density and its gradient are finite, and the gradient is not all zero."""
+    """On a table with exact zero weights, the log density and its gradient are finite, and the gradient is not all
+    zero."""
     frame = simulate(law_name, truth, zero_weight_design(), targets)
     value, grad = log_density_and_grad(law_name, frame, targets)
     assert np.isfinite(value)
@@ -268,7 +271,8 @@ def assert_zero_weight_density_finite(law_name: str, truth: Mapping[str, np.ndar
 def assert_zero_weight_fit_finite(
     law_name: str, truth: Mapping[str, np.ndarray], targets: Sequence[str], mixtures: np.ndarray
 ) -> None:
-    """A short NUTS fit of a zero-weight table gives finite draws and finite predictions at ``mixtures`` (zero weights included)."""
+    """A short NUTS fit of a zero-weight table gives finite draws and finite predictions at ``mixtures`` (zero
+    weights included)."""
     frame = simulate(law_name, truth, zero_weight_design(), targets)
     fit = fit_quietly(frame, law_name, targets, warmup=150, draws=100)
     assert_finite_draws(fit)

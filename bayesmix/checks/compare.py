@@ -154,16 +154,19 @@ def same_data(fits: Mapping[str, object]) -> None:
         f = fits[name]
         if tuple(f.domains) != tuple(ref.domains):
             raise ValueError(
-                f"{name} and {ref_name} were fit on different domains ({', '.join(f.domains)} vs {', '.join(ref.domains)}); compare fits of the same run table"
+                f"{name} and {ref_name} were fit on different domains ({', '.join(f.domains)} vs "
+                f"{', '.join(ref.domains)}); compare fits of the same run table"
             )
         if tuple(f.targets) != tuple(ref.targets):
             raise ValueError(
-                f"{name} and {ref_name} score different targets ({', '.join(f.targets)} vs {', '.join(ref.targets)}); refit with the same --targets"
+                f"{name} and {ref_name} score different targets ({', '.join(f.targets)} vs {', '.join(ref.targets)}); "
+                "refit with the same --targets"
             )
         a, b = f.table, ref.table
         if a.n_rows != b.n_rows or a.n_runs != b.n_runs:
             raise ValueError(
-                f"{name} and {ref_name} were fit on different data ({a.n_rows} rows / {a.n_runs} runs vs {b.n_rows} / {b.n_runs}); compare fits of the same run table"
+                f"{name} and {ref_name} were fit on different data ({a.n_rows} rows / {a.n_runs} runs "
+                f"vs {b.n_rows} / {b.n_runs}); compare fits of the same run table"
             )
         cols = a.weight_columns + ["model_size", "n_tokens"] + [f"{t}_loss" for t in ref.targets]
         for c in cols:
@@ -171,7 +174,8 @@ def same_data(fits: Mapping[str, object]) -> None:
             if not np.allclose(x, y, rtol=1e-12, atol=0, equal_nan=True):
                 row = int(np.flatnonzero(~np.isclose(x, y, rtol=1e-12, atol=0, equal_nan=True))[0])
                 raise ValueError(
-                    f"{name} and {ref_name} were fit on different data: column {c} differs first at row {row + 1} ({x[row]:g} vs {y[row]:g})"
+                    f"{name} and {ref_name} were fit on different data: column {c} differs first at row {row + 1} "
+                    f"({x[row]:g} vs {y[row]:g})"
                 )
         if not np.array_equal(a.run, b.run):
             raise ValueError(

@@ -110,7 +110,8 @@ def make_folds(table: RunTable, holdout: str, seed: int = 0) -> list[Fold]:
     elif spec in ("sizes", "next-size"):
         if len(sizes) < 3:
             raise ValueError(
-                f"--holdout sizes needs at least three model sizes (two to fit, one to predict); {table.source} has {len(sizes)}"
+                f"--holdout sizes needs at least three model sizes (two to fit, one to predict); "
+                f"{table.source} has {len(sizes)}"
             )
         folds = [size_fold(s) for s in sizes[2:]]
     elif spec.startswith("size:"):
@@ -134,7 +135,8 @@ def make_folds(table: RunTable, holdout: str, seed: int = 0) -> list[Fold]:
         mixes, index = table.mixtures()
         if not m or not 2 <= int(m.group(1)) <= len(mixes):
             raise ValueError(
-                f"--holdout mixtures:<k> takes a number of folds from 2 to the {len(mixes)} distinct mixtures; got {spec!r}"
+                f"--holdout mixtures:<k> takes a number of folds from 2 to the {len(mixes)} distinct "
+                f"mixtures; got {spec!r}"
             )
         k = int(m.group(1))
         order = np.random.default_rng(seed).permutation(len(mixes))
@@ -192,16 +194,20 @@ class ValidationResult:
     def advice(self) -> str:
         """How to read and use the measured extrapolation_sd (plain text)."""
         if self.extrapolation_sd is None:
-            return "No fold predicts beyond the fitted sizes or token counts, so the extrapolation bias was not measured (use --holdout largest-size)."
+            return (
+                "No fold predicts beyond the fitted sizes or token counts, so the extrapolation bias was not measured "
+                "(use --holdout largest-size)."
+            )
         looks = int(self.extrapolation.groupby("target").size().max())
         return (
-            f"extrapolation_sd per target = {self.sd_text()}: the law's log-scale bias per e-fold beyond the fitted range "
-            f"that makes the held-out errors most probable under the full-posterior fold fits (floored at {FLOOR:g}, as "
-            f"bayesmix.fit's own measurement is). Each target's value rests on {looks} held-out size(s), one look at its "
-            f"bias each, so it is rough. The fold fits used {self.sd_text(self.default_sd)} (bayesmix.fit's posterior-mode "
-            f"measurement on the training sizes, or the value given). Use it: in Python pass extrapolation_sd=[...] to "
-            f"bayesmix.fit or set fit.extrapolation_sd = np.array([...]) (targets in the fit's order); on the command line "
-            f"add --update-model MODEL.nc to store it in a saved model, which predict and check then use."
+            f"extrapolation_sd per target = {self.sd_text()}: the law's log-scale bias per e-fold beyond the fitted "
+            "range that makes the held-out errors most probable under the full-posterior fold fits (floored at "
+            f"{FLOOR:g}, as bayesmix.fit's own measurement is). Each target's value rests on {looks} held-out "
+            "size(s), one look at its bias each, so it is rough. The fold fits used "
+            f"{self.sd_text(self.default_sd)} (bayesmix.fit's posterior-mode measurement on the training sizes, or "
+            "the value given). Use it: in Python pass extrapolation_sd=[...] to bayesmix.fit or set "
+            "fit.extrapolation_sd = np.array([...]) (targets in the fit's order); on the command line add "
+            "--update-model MODEL.nc to store it in a saved model, which predict and check then use."
         )
 
 

@@ -29,7 +29,10 @@ def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None
     which.add_argument("--target", help=target_help)
     which.add_argument(
         "--target-weights",
-        help="the target loss as a weighted sum of targets, e.g. arxiv=1,book=1,c4=2 (default: the mean of the domain targets)",
+        help=(
+            "the target loss as a weighted sum of targets, e.g. arxiv=1,book=1,c4=2 (default: the mean of the domain "
+            "targets)"
+        ),
     )
 
 

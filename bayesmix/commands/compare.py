@@ -41,11 +41,12 @@ def run(args) -> int:
     )
     first = next(iter(fits.values()))
     print(
-        f"leave-one-run-out comparison on {first.table.source}: {first.table.n_runs} runs, targets {', '.join(first.targets)}"
+        f"leave-one-run-out comparison on {first.table.source}: {first.table.n_runs} runs, targets "
+        f"{', '.join(first.targets)}"
     )
     print(
-        "(scores are per run -- all checkpoints of a run left out together, since checkpoints of one run share its offset "
-        "and are not independent)"
+        "(scores are per run -- all checkpoints of a run left out together, since checkpoints of one run share its "
+        "offset and are not independent)"
     )
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.round(2).to_string())

@@ -39,14 +39,16 @@ def run(args) -> int:
         f"({', '.join(f'{s:.3g}' for s in SIZES)}), {tab.n_rows} checkpoints in {tab.n_runs} runs"
     )
     print(
-        f"fit: {r.fit.config.chains} chains x {r.fit.config.draws} draws in {r.fit.timing.get('total_seconds', 0):.0f} s; "
+        f"fit: {r.fit.config.chains} chains x {r.fit.config.draws} draws in "
+        f"{r.fit.timing.get('total_seconds', 0):.0f} s; "
         f"{str(r.fit.diagnostics).splitlines()[0]}"
     )
     t = r.table
     names = ["uniform"] + [f"{d}-heavy" for d in DOMAINS]
     t = t.assign(mixture=[names[i] for i in t.mixture])
     print(
-        f"\npredicted loss at {TARGET_SIZE:.2g} parameters, {TARGET_TOKENS:.2g} tokens (90% credible interval) vs the simulated truth:"
+        f"\npredicted loss at {TARGET_SIZE:.2g} parameters, {TARGET_TOKENS:.2g} tokens (90% credible interval) vs the "
+        "simulated truth:"
     )
     with pd.option_context("display.width", 140):
         print(t[["mixture", "target", "median", "lower", "upper", "truth", "inside"]].round(3).to_string(index=False))

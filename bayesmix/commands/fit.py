@@ -26,7 +26,10 @@ def add_arguments(p):
         "--min-fraction",
         type=float,
         default=0.0,
-        help="drop checkpoints before this share of their run's final tokens (warm-up transients; 0.35 on SlimPajama; default 0)",
+        help=(
+            "drop checkpoints before this share of their run's final tokens (warm-up transients; 0.35 on SlimPajama; "
+            "default 0)"
+        ),
     )
     p.add_argument(
         "--extrapolation-sd",
@@ -38,7 +41,10 @@ def add_arguments(p):
         "--target-accept",
         type=float,
         default=None,
-        help="NUTS target acceptance probability (default: the law's, 0.9 for most and 0.95 for the capacity laws; raise it on divergences)",
+        help=(
+            "NUTS target acceptance probability (default: the law's, 0.9 for most and 0.95 for the capacity laws; "
+            "raise it on divergences)"
+        ),
     )
     p.add_argument("--out", help="output file (default models/<runs>-<law>.nc)")
     add_sampler_arguments(p)
@@ -79,7 +85,8 @@ def run(args) -> int:
         f"{result.config.chains} chains x {result.config.draws} draws in {t.get('total_seconds', 0):.0f} s"
     )
     print(
-        f"diagnostics: {str(result.diagnostics).splitlines()[0]}{'' if result.diagnostics.ok else ' (see the warnings above)'}"
+        "diagnostics: "
+        f"{str(result.diagnostics).splitlines()[0]}{'' if result.diagnostics.ok else ' (see the warnings above)'}"
     )
     for note in result.table.notes:
         print(f"note: {note}")

@@ -1,4 +1,5 @@
-"""bayesmix next-run MODEL.nc --model-size 7e9 --tokens 1.5e11 --candidates c.csv --budget-flops 3e20 --batch 4 --out plan/"""
+"""bayesmix next-run MODEL.nc --model-size 7e9 --tokens 1.5e11 --candidates c.csv --budget-flops 3e20 --batch 4
+--out plan/"""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ def add_arguments(p):
         "--propose",
         type=int,
         metavar="N",
-        help="propose about N candidates: Dirichlet mixtures around the recommendation and the observed design, crossed with --sizes x --tokens-list",
+        help=(
+            "propose about N candidates: Dirichlet mixtures around the recommendation and the observed design, "
+            "crossed with --sizes x --tokens-list"
+        ),
     )
     p.add_argument("--sizes", help="model sizes for proposed candidates, e.g. 1.2e8,3.1e8")
     p.add_argument("--tokens-list", help="final token counts for proposed candidates, e.g. 5e9,1e10")
@@ -27,7 +31,10 @@ def add_arguments(p):
         "--quantity",
         default="loss",
         choices=["loss", "optimal-loss", "regret"],
-        help="Q: target loss at the recommended mixture (default), loss of the optimal mixture, or regret of the recommendation",
+        help=(
+            "Q: target loss at the recommended mixture (default), loss of the optimal mixture, or regret of the "
+            "recommendation"
+        ),
     )
     p.add_argument(
         "--rank-by",

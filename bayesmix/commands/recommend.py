@@ -1,4 +1,5 @@
-"""bayesmix recommend MODEL.nc --model-size 7e9 --tokens 1.5e11 [--target T | --target-weights a=1,b=1] [--baseline ...] [--risk cvar:0.9] --out rec/"""
+"""bayesmix recommend MODEL.nc --model-size 7e9 --tokens 1.5e11 [--target T | --target-weights a=1,b=1]
+[--baseline ...] [--risk cvar:0.9] --out rec/"""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ def add_arguments(p):
         "--starts",
         type=int,
         default=4,
-        help="random optimiser starts added to the structured ones: baseline, uniform, best candidate, one corner per domain (default 4)",
+        help=(
+            "random optimiser starts added to the structured ones: baseline, uniform, best candidate, one corner per "
+            "domain (default 4)"
+        ),
     )
     p.add_argument(
         "--argmin-draws",

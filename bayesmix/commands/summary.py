@@ -27,7 +27,8 @@ def run(args) -> int:
     print(f"targets: {', '.join(fit.targets)}; domains: {', '.join(fit.domains)}")
     c = fit.config
     print(
-        f"sampler: NUTS, {c.chains} chains x {c.draws} draws after {c.warmup} warm-up, seed {c.seed}; bayesmix {fit.version}"
+        f"sampler: NUTS, {c.chains} chains x {c.draws} draws after {c.warmup} warm-up, seed {c.seed}; "
+        f"bayesmix {fit.version}"
     )
     print(f"diagnostics: {fit.diagnostics}")
     for note in fit.table.notes:

@@ -20,7 +20,10 @@ def add_arguments(p):
     p.add_argument(
         "--extrapolation-sd",
         type=float,
-        help="bias scale per e-fold for the held-out predictions, all targets (default: each fold's fit measures its own, as bayesmix fit does)",
+        help=(
+            "bias scale per e-fold for the held-out predictions, all targets (default: each fold's fit measures its "
+            "own, as bayesmix fit does)"
+        ),
     )
     p.add_argument("--out", help="folder for the tables (CSV) and a figure (PNG)")
     p.add_argument(
@@ -118,7 +121,8 @@ def run(args) -> int:
 
         if result.extrapolation_sd is None:
             raise ValueError(
-                "--update-model: this holdout does not extrapolate, so no extrapolation_sd was measured; use --holdout largest-size"
+                "--update-model: this holdout does not extrapolate, so no extrapolation_sd was measured; use "
+                "--holdout largest-size"
             )
         measured = dict(zip(result.targets, result.extrapolation_sd))
         before = ", ".join(
@@ -127,7 +131,10 @@ def run(args) -> int:
         )
         model.extrapolation_sd = np.array([measured[t] for t in model.targets], dtype=float)
         after = ", ".join(f"{t} {v:.4g}" for t, v in zip(model.targets, model.extrapolation_sd))
-        note = f"extrapolation_sd set by bayesmix validate --holdout {args.holdout} on {table.source}: {after} (was {before})"
+        note = (
+            f"extrapolation_sd set by bayesmix validate --holdout {args.holdout} on {table.source}: "
+            f"{after} (was {before})"
+        )
         model.table = dataclasses.replace(model.table, notes=model.table.notes + (note,))
         model.save(args.update_model)
         print(f"stored extrapolation_sd {after} in {args.update_model} (was {before})")

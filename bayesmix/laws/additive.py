@@ -130,7 +130,8 @@ class Additive(Law):
                 log_normal_around(
                     0.1,
                     3.0,
-                    "an e-fold more of every domain lowers a loss by a few % to a few tens of % (SlimPajama's own-weight slopes: 3-18%); wide",
+                    "an e-fold more of every domain lowers a loss by a few % to a few tens of % (SlimPajama's "
+                    "own-weight slopes: 3-18%); wide",
                 ),
                 "mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, as a multiple of L_ref",
             ),
@@ -151,7 +152,8 @@ class Additive(Law):
                 Prior(
                     "Normal",
                     {"loc": 0.0, "scale": 0.3},
-                    "partial pooling: a domain's exponent within x/÷1.35 of the target's (1 sd); removes a funnel, see the module docstring",
+                    "partial pooling: a domain's exponent within x/÷1.35 of the target's (1 sd); removes a funnel, "
+                    "see the module docstring",
                 ),
                 "log-deviation of each domain's exponent from gamma",
             ),

@@ -122,7 +122,8 @@ class BiMix(Law):
                 log_normal_around(
                     0.05,
                     3.0,
-                    "own-weight exponents of the whole loss: on SlimPajama log loss falls 0.02-0.09 per e-fold of own weight",
+                    "own-weight exponents of the whole loss: on SlimPajama log loss falls 0.02-0.09 per e-fold of own "
+                    "weight",
                 ),
                 "own-weight exponent (BiMix's alpha_i)",
             ),

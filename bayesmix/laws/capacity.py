@@ -87,7 +87,8 @@ def natural_scales(p: Mapping[str, jnp.ndarray], own: jnp.ndarray) -> dict[str, 
 
 
 def reference_capacity(H, K: int):
-    """x_ref = (1 + (K - 1) H) / K: each domain's capacity, in units of N0, at an even split of the reference model's budget."""
+    """x_ref = (1 + (K - 1) H) / K: each domain's capacity, in units of N0, at an even split of the reference
+    model's budget."""
     return (1 + (K - 1) * H) / K
 
 
@@ -108,7 +109,8 @@ def paper_parameters(p: Mapping[str, np.ndarray], own) -> dict[str, np.ndarray]:
 
 
 def from_paper_parameters(b, C, H, A, a, E, own, b_f=None, C_f=None, pi=None) -> dict[str, np.ndarray]:
-    """Sampled coordinates from the law's numbers: b, C (K,), H, A, a, E (T,), each target's own domain (-1: none), and b_f, C_f, pi for foreign targets."""
+    """Sampled coordinates from the law's numbers: b, C (K,), H, A, a, E (T,), each target's own domain (-1: none),
+    and b_f, C_f, pi for foreign targets."""
     own = np.asarray(own)
     C, A, E = (np.asarray(v, float) for v in (C, A, E))
     unit = np.ones(len(C))
@@ -132,7 +134,8 @@ def from_paper_parameters(b, C, H, A, a, E, own, b_f=None, C_f=None, pi=None) ->
 
 
 def log_capacity(p: Mapping[str, jnp.ndarray], h: jnp.ndarray, n: jnp.ndarray) -> jnp.ndarray:
-    """(n, K) log x*, capacities in units of N0, for rows with mixtures ``h`` (n, K) and model sizes ``n`` = N / N0 (n,).
+    """(n, K) log x*, capacities in units of N0, for rows with mixtures ``h`` (n, K) and model sizes
+    ``n`` = N / N0 (n,).
 
     ``p`` holds the law's natural numbers ``b``, ``C`` (see :func:`natural_scales`) and ``H``.
     """
@@ -147,7 +150,10 @@ class Capacity(Law):
     revision = 3  # 1 sampled E, A, C on their own log scales; 2 took the levels at N0 / K
     title = "Capacity-competition law"
     reference = "Dai & Zheng 2026, arXiv:2606.08167"
-    formula = "C_i (K x_i*(h, N))^-b_i + A_i (K h_i D/D0)^-a_i + E_i, x* = argmin sum_j h_j c_j x_j^-b_j s.t. sum x = N + (K-1)H, x >= H"
+    formula = (
+        "C_i (K x_i*(h, N))^-b_i + A_i (K h_i D/D0)^-a_i + E_i, x* = argmin sum_j h_j c_j x_j^-b_j s.t. sum x = N + "
+        "(K-1)H, x >= H"
+    )
     min_mixtures = 3
     target_accept = 0.95  # at 0.9 one of five seeds diverged on the one-scale SlimPajama split (docs/laws/capacity.md)
 
@@ -163,9 +169,11 @@ class Capacity(Law):
                 log_normal_around(
                     0.3,
                     3.0,
-                    "capacity term at an even split of N0's budget: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, more for a K-th of a model",
+                    "capacity term at an even split of N0's budget: Chinchilla's A N^-alpha is about 0.26 E at 0.5B, "
+                    "more for a K-th of a model",
                 ),
-                "capacity term of each domain at x_ref (an even split of N0's budget), as a multiple of that domain's E (in nats for a domain that is no target)",
+                "capacity term of each domain at x_ref (an even split of N0's budget), as a multiple of that domain's "
+                "E (in nats for a domain that is no target)",
             ),
             "H": Param(
                 (),

@@ -55,7 +55,8 @@ CROSS_SCALE = 0.25
 
 
 def slopes(z: jnp.ndarray, own: jnp.ndarray) -> jnp.ndarray:
-    """(..., T, K) the slopes s_ij = d log L_i / d h_j at the uniform mixture and (N0, D0): CROSS_SCALE z_ij, OWN_SCALE z_ii."""
+    """(..., T, K) the slopes s_ij = d log L_i / d h_j at the uniform mixture and (N0, D0): CROSS_SCALE z_ij,
+    OWN_SCALE z_ii."""
     K = z.shape[-1]
     is_own = jnp.arange(K)[None, :] == jnp.asarray(own)[:, None]  # no match for own == -1
     return jnp.where(is_own, OWN_SCALE, CROSS_SCALE) * z
@@ -110,7 +111,8 @@ def paper_parameters(p: Mapping[str, np.ndarray], own: Sequence[int]) -> dict[st
 
 
 def from_paper_parameters(E, A, alpha, B, beta, t, own: Sequence[int]) -> dict[str, np.ndarray]:
-    """Sampled coordinates from E, A, alpha, B, beta (each (T,)), the interaction matrix t (T, K) and each target's own domain (-1: none)."""
+    """Sampled coordinates from E, A, alpha, B, beta (each (T,)), the interaction matrix t (T, K) and each target's
+    own domain (-1: none)."""
     E, A, B = (np.asarray(v, float) for v in (E, A, B))
     R = (A + B) / E
     unit = np.asarray(slopes(np.ones_like(np.asarray(t, float)), np.asarray(own)))
@@ -145,7 +147,8 @@ class Exponential(Law):
                 log_normal_around(
                     0.5,
                     3.0,
-                    "Chinchilla's fit (Hoffmann et al. 2022) gives (A (N/N0)^-alpha + B (D/D0)^-beta) / E = 0.57 at 0.5B parameters and 20B tokens",
+                    "Chinchilla's fit (Hoffmann et al. 2022) gives (A (N/N0)^-alpha + B (D/D0)^-beta) / E = 0.57 at "
+                    "0.5B parameters and 20B tokens",
                 ),
                 "reducible loss (A + B) at (N0, D0) and the uniform mixture, as a multiple of E",
             ),
@@ -175,7 +178,8 @@ class Exponential(Law):
                     {"df": 3.0, "loc": 0.0, "scale": 1.0},
                     "heavy-tailed shrinkage: most slopes near 0, a few large",
                 ),
-                "standardised log-loss slope at the uniform mixture and (N0, D0): s_ij / CROSS_SCALE, or s_ii / OWN_SCALE on the own domain",
+                "standardised log-loss slope at the uniform mixture and (N0, D0): s_ij / CROSS_SCALE, or s_ii / "
+                "OWN_SCALE on the own domain",
             ),
         }
 

@@ -155,7 +155,8 @@ class Joint(Law):
                     Prior(
                         "Normal",
                         {"loc": 0.0, "scale": 1.0},
-                        "moving the whole mixture to one domain changes the model-size term by up to x/÷e (1 sd); 0 for every domain is the additive law",
+                        "moving the whole mixture to one domain changes the model-size term by up to x/÷e (1 sd); 0 "
+                        "for every domain is the additive law",
                     ),
                     "slope of log A_h in each domain's weight at the uniform mixture (s_A = softmax(g_A / gamma_A))",
                 ),
@@ -164,7 +165,8 @@ class Joint(Law):
                     log_normal_around(
                         1.0,
                         1.35,
-                        "A_h linear in the weights (gamma_A = 1) give or take x/÷1.35: a sweep barely sees A_h's curvature in h (see the module docstring)",
+                        "A_h linear in the weights (gamma_A = 1) give or take x/÷1.35: a sweep barely sees A_h's "
+                        "curvature in h (see the module docstring)",
                     ),
                     "exponent of A_h (its curvature in h)",
                 ),

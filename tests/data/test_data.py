@@ -624,7 +624,10 @@ class TestRegMix:
         df.to_csv(m, index=False)
         with pytest.raises(
             RunTableError,
-            match=r"index '2' \(.*mix\.csv row 2 \(line 3\); .*loss\.csv row 2 \(line 3\)\), column 'train_github': negative weight -0.5",
+            match=(
+                r"index '2' \(.*mix\.csv row 2 \(line 3\); .*loss\.csv row 2 \(line 3\)\), column 'train_github': "
+                r"negative weight -0.5"
+            ),
         ):
             read_regmix(m, l, model_size=1e6, n_tokens=1e9)
 

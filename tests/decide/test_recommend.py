@@ -126,7 +126,8 @@ def analytic_fit():
 
 
 def analytic_optimum(lo=None, hi=None, b=None, max_tv=None):
-    """argmax sum_j W0_j h_j^(1/2) on the constrained simplex, by scipy on the closed-form objective (independent of jax and the law code)."""
+    """argmax sum_j W0_j h_j^(1/2) on the constrained simplex, by scipy on the closed-form objective (independent of
+    jax and the law code)."""
     K = len(W0)
     lo = np.zeros(K) if lo is None else lo
     hi = np.ones(K) if hi is None else hi

@@ -33,7 +33,8 @@ N0, D0 = 1e8, 2e9
 
 
 def paper_truth() -> dict[str, np.ndarray]:
-    """3 targets over 3 domains: each domain lowers its own loss (t_ii = -2.4 to -3.6), small cross effects (|t_ij| <= 0.4)."""
+    """3 targets over 3 domains: each domain lowers its own loss (t_ii = -2.4 to -3.6), small cross effects
+    (|t_ij| <= 0.4)."""
     return {
         "E": np.array([1.9, 0.8, 1.2]),
         "A": np.array([0.40, 0.35, 0.30]),

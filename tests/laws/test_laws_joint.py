@@ -29,7 +29,8 @@ N0, D0 = 1e8, 2e9
 
 
 def paper_truth() -> dict[str, np.ndarray]:
-    """Literature-scale joint-law parameters (paper's numbers) for 3 domains and 3 targets, with a clear h-dependence of A_h and B_h."""
+    """Literature-scale joint-law parameters (paper's numbers) for 3 domains and 3 targets, with a clear h-dependence
+    of A_h and B_h."""
     own = np.eye(K)
     return {
         "E": np.array([1.9, 0.8, 1.2]),
