@@ -19,8 +19,32 @@ sys.path.insert(0, str(GOLDEN))
 
 import golden_cases as gc  # noqa: E402
 
-# key prefix -> (rtol, atol), where an output is allowed to move; everything else: 1e-9.
-TOLERANCES: dict[str, tuple[float, float]] = {}
+# What the refactor changed on purpose (the note of issue 13 says why):
+#
+# - Each draw's own optimum (recommend's argmin and regret, next-run's L_opt)
+#   comes from decide's batched solver, which issue 13 fixed: the projected
+#   gradient stalled on ill-conditioned posteriors (SlimPajama: mean regret
+#   2.4e-4 found where SLSQP finds 3.7e-4). So regrets are checked to be at
+#   least the old ones in every draw (a better optimum can only raise them),
+#   and where an optimum is flat its location (argmin_draws) is not compared.
+# - next-run decides with decide's solver (SLSQP from recommend's starts)
+#   instead of its own exponentiated gradient: the recommended mixture moves
+#   by up to 2.5e-5 (the old one had not fully converged), and what depends on
+#   it by at most 3e-3 relative; its value of information depends on the
+#   per-draw optima and is not compared.
+NOT_COMPARED = ("argmin_draws", "next_run/table/regret_reduction", "next_run/batch/regret_reduction")
+AT_LEAST = ("regret_draws",)
+TOLERANCES: dict[str, tuple[float, float]] = {"next_run/recommended": (0.0, 1e-4), "next_run/": (5e-3, 1e-12)}
+
+
+def _close(key: str, e: np.ndarray, a: np.ndarray) -> str | None:
+    rtol, atol = next((v for k, v in TOLERANCES.items() if key.startswith(k)), (1e-9, 1e-12))
+    if e.shape != a.shape:
+        return f"{key}: shape {e.shape} != {a.shape}"
+    if not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
+        err = np.nanmax(np.abs(a - e) / np.maximum(np.abs(e), 1e-300))
+        return f"{key}: largest relative difference {err:.3g}"
+    return None
 
 
 def _compare(expected, actual) -> list[str]:
@@ -34,12 +58,22 @@ def _compare(expected, actual) -> list[str]:
             if not np.array_equal(e, a.astype(str)):
                 problems.append(f"{key}: {e[:5]} != {a[:5]}")
             continue
-        rtol, atol = next((v for k, v in TOLERANCES.items() if key.startswith(k)), (1e-9, 1e-12))
-        if e.shape != a.shape:
-            problems.append(f"{key}: shape {e.shape} != {a.shape}")
-        elif not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
-            err = np.nanmax(np.abs(a - e) / np.maximum(np.abs(e), 1e-300))
-            problems.append(f"{key}: largest relative difference {err:.3g}")
+        if any(k in key for k in NOT_COMPARED):
+            continue
+        if any(k in key for k in AT_LEAST):
+            if e.shape != a.shape or np.any(a < e - 1e-12):
+                problems.append(f"{key}: lower than before in {np.sum(a < e - 1e-12)} draws")
+            continue
+        if key.endswith("/metrics"):  # regret metrics follow the per-draw optima (see above)
+            keep = np.array(["regret" not in n for n in actual[key + "_names"]])
+            e, a = e[keep], a[keep]
+        if key == "next_run/q":  # (mean, variance, expected regret) of Q
+            if a[2] < e[2] * (1 - 5e-3):  # h_rec moved a little (see above); a better optimum cannot lower it more
+                problems.append(f"{key}: expected regret {a[2]:.4g} below the old {e[2]:.4g}")
+            e, a = e[:2], a[:2]
+        problem = _close(key, e, a)
+        if problem:
+            problems.append(problem)
     return problems
 
 

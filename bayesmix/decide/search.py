@@ -1,4 +1,4 @@
-"""How the decision is searched: candidate mixtures, starting points, the best of several starts, each draw's own optimum.
+"""How the decision is searched: candidate mixtures, starts, the best of several starts, each draw's own optimum.
 
 :func:`bayesmix.decide.recommend` and :func:`bayesmix.plan.next_run` both
 use these, so a plan is scored for the decision that ``recommend`` makes,
@@ -18,9 +18,10 @@ from .solver import Solved, batch_minimise, solve
 __all__ = ["best_of_starts", "candidate_mixtures", "per_draw_optima", "start_points"]
 
 
-def best_of_starts(prob: MixtureDecision, C: MixtureConstraints, risk: Risk, N: float, D: float, idx: np.ndarray,
-                   n_random: int, rng) -> tuple[list[tuple[str, Solved]], np.ndarray, np.ndarray]:
-    """Minimise the risk from every start (:func:`start_points`); return the runs (label, result), candidates and scores.
+def best_of_starts(
+    prob: MixtureDecision, C: MixtureConstraints, risk: Risk, N: float, D: float, idx: np.ndarray, n_random: int, rng
+) -> tuple[list[tuple[str, Solved]], np.ndarray, np.ndarray]:
+    """Minimise the risk from every start (:func:`start_points`); return the runs (label, result), candidates, scores.
 
     The best run is ``min(runs, key=lambda r: r[1].value)``; the candidates
     (C, K) and their loss in the draws ``idx`` (n, C) serve later searches.
@@ -31,7 +32,9 @@ def best_of_starts(prob: MixtureDecision, C: MixtureConstraints, risk: Risk, N: 
     return runs, cands, scores
 
 
-def candidate_mixtures(prob: MixtureDecision, C: MixtureConstraints, N: float, D: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def candidate_mixtures(
+    prob: MixtureDecision, C: MixtureConstraints, N: float, D: float, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Cheap candidate mixtures and their loss in each subsampled draw: (C, K) and (n, C).
 
     Uniform, each domain's corner (the feasible point nearest to all weight on
@@ -45,8 +48,10 @@ def candidate_mixtures(prob: MixtureDecision, C: MixtureConstraints, N: float, D
     return cands, prob.objective_draws(cands, N, D, idx)
 
 
-def start_points(C: MixtureConstraints, cands: np.ndarray, scores: np.ndarray, n_random: int, rng) -> list[tuple[str, np.ndarray]]:
-    """Baseline, uniform, the candidate with the lowest mean loss, each domain's corner, then random Dirichlet points."""
+def start_points(
+    C: MixtureConstraints, cands: np.ndarray, scores: np.ndarray, n_random: int, rng
+) -> list[tuple[str, np.ndarray]]:
+    """Baseline, uniform, the best candidate by mean loss, each domain's corner, then random Dirichlet points."""
     K = len(C.domains)
     pts: list[tuple[str, np.ndarray]] = []
     if C.baseline is not None:
@@ -58,9 +63,19 @@ def start_points(C: MixtureConstraints, cands: np.ndarray, scores: np.ndarray, n
     return pts
 
 
-def per_draw_optima(prob: MixtureDecision, C: MixtureConstraints, N: float, D: float, idx: np.ndarray,
-                    h_rec: np.ndarray, at_pair: np.ndarray, cands: np.ndarray, scores: np.ndarray, iters: int = 200,
-                    method: str = "both"):
+def per_draw_optima(
+    prob: MixtureDecision,
+    C: MixtureConstraints,
+    N: float,
+    D: float,
+    idx: np.ndarray,
+    h_rec: np.ndarray,
+    at_pair: np.ndarray,
+    cands: np.ndarray,
+    scores: np.ndarray,
+    iters: int = 200,
+    method: str = "both",
+):
     """Each subsampled draw's own optimum, its regret and the baseline's.
 
     Two starts per draw: the recommendation, and the candidate mixture (see
@@ -85,9 +100,22 @@ def per_draw_optima(prob: MixtureDecision, C: MixtureConstraints, N: float, D: f
     H0 = np.vstack([np.tile(h_rec, (n, 1)), cands[np.argmin(scores, axis=1)]])
     b = C.baseline if C.baseline is not None else cands[0]  # unused without a TV bound
     X, F, PG = batch_minimise(
-        prob.law, q2, jnp.asarray(H0), jnp.asarray(np.vstack([mult, mult])), float(N), float(D), prob.N0, prob.D0,
-        prob.own_used, jnp.asarray(C.lower_internal), jnp.asarray(C.upper), jnp.asarray(b), float(C.max_tv or 0.0),
-        C.max_tv is not None, iters, method=method,
+        prob.law,
+        q2,
+        jnp.asarray(H0),
+        jnp.asarray(np.vstack([mult, mult])),
+        float(N),
+        float(D),
+        prob.N0,
+        prob.D0,
+        prob.own_used,
+        jnp.asarray(C.lower_internal),
+        jnp.asarray(C.upper),
+        jnp.asarray(b),
+        float(C.max_tv or 0.0),
+        C.max_tv is not None,
+        iters,
+        method=method,
     )
     X, F, PG = np.asarray(X), np.asarray(F), np.asarray(PG)
     pick = np.where(F[:n] <= F[n:], 0, n) + np.arange(n)

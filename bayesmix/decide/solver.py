@@ -234,7 +234,13 @@ def solve(f, C: MixtureConstraints, h0: np.ndarray, maxiter: int = 500) -> Solve
         return v / scale, (np.concatenate([g, np.zeros(K)]) if tv else g) / scale
 
     ones = np.ones(K)
-    cons = [{"type": "eq", "fun": lambda x: x[:K].sum() - 1.0, "jac": lambda x: np.concatenate([ones, np.zeros(K)]) if tv else ones}]
+    cons = [
+        {
+            "type": "eq",
+            "fun": lambda x: x[:K].sum() - 1.0,
+            "jac": lambda x: np.concatenate([ones, np.zeros(K)]) if tv else ones,
+        }
+    ]
     bounds = list(zip(C.lower_internal, C.upper))
     x0 = h0
     if tv:
@@ -243,14 +249,26 @@ def solve(f, C: MixtureConstraints, h0: np.ndarray, maxiter: int = 500) -> Solve
         cons += [
             {"type": "ineq", "fun": lambda x: x[K:] - (x[:K] - b), "jac": lambda x: np.hstack([-eye, eye])},
             {"type": "ineq", "fun": lambda x: x[K:] + (x[:K] - b), "jac": lambda x: np.hstack([eye, eye])},
-            {"type": "ineq", "fun": lambda x: np.array([2 * r - x[K:].sum()]), "jac": lambda x: np.concatenate([np.zeros(K), -ones])[None]},
+            {
+                "type": "ineq",
+                "fun": lambda x: np.array([2 * r - x[K:].sum()]),
+                "jac": lambda x: np.concatenate([np.zeros(K), -ones])[None],
+            },
         ]
         bounds += [(0.0, 1.0)] * K
         x0 = np.concatenate([h0, np.abs(h0 - b)])
     with warnings.catch_warnings():
         # SLSQP warns about values outside bounds by rounding; we project anyway.
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = scipy.optimize.minimize(fun, x0, jac=True, method="SLSQP", bounds=bounds, constraints=cons, options={"ftol": 1e-13, "maxiter": maxiter})
+        res = scipy.optimize.minimize(
+            fun,
+            x0,
+            jac=True,
+            method="SLSQP",
+            bounds=bounds,
+            constraints=cons,
+            options={"ftol": 1e-13, "maxiter": maxiter},
+        )
     h = C.project(res.x[:K])
     v, _ = f(h)
     if v > f0:  # never return something worse than the start

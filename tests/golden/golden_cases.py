@@ -124,6 +124,7 @@ def _recommend_outputs(rec, prefix: str, out: dict) -> None:
     out[f"{prefix}/regret_draws"] = rec.regret_draws
     m = rec.metrics.drop(["seconds", "risk"])
     out[f"{prefix}/metrics"] = m.to_numpy(dtype=float)
+    out[f"{prefix}/metrics_names"] = np.asarray(m.index, dtype=str)
     _frame(f"{prefix}/path", rec.path, out)
     if rec.baseline_loss_draws is not None:
         out[f"{prefix}/baseline_loss_draws"] = rec.baseline_loss_draws
