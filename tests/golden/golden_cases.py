@@ -174,7 +174,10 @@ def outputs_example(fit, other) -> dict:
             out,
         )
         cand = candidates(fit.domains, [5e7, 1.25e8, 3.5e8], [1e9, 3e9, 7e9])
-        _next_run_outputs(next_run(fit, N_EX, D_EX, candidates=cand, batch=3, max_draws=None, seed=0), "next_run", out)
+        # the own_weight fit: 400 draws, all of them used (max_draws=None), so no thinning rule is involved
+        _next_run_outputs(
+            next_run(other, N_EX, D_EX, candidates=cand, batch=3, max_draws=None, seed=0), "next_run", out
+        )
         c = check(fit, seed=0, figures=False)
         _frame("check", c.table.reset_index(), out)
         _frame("check_worst", c.worst, out)

@@ -10,7 +10,7 @@ stay in ``../shared/data`` (the test rebuilds the table from there).
 
 Rerun it only when an output is meant to change, and say why in the commit.
 The next-run outputs of the example were recorded (on the code before the
-refactor) with every draw (``max_draws=None``), since the refactor made one
+refactor) on the own_weight fit with every draw (``max_draws=None``): the refactor made one
 thinning rule for all callers and next-run's old rule picked other draws.
 """
 

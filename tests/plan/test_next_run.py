@@ -503,7 +503,7 @@ def test_a_cap_changes_which_candidate_ranks_first(ow_fit):
             for name, h in (("at-free", free), ("at-capped", capped))
         ]
     )
-    kw = dict(candidates=cand, batch=1, max_draws=600, check_top=0, seed=0)
+    kw = dict(candidates=cand, batch=1, max_draws=300, check_top=0, seed=0)
     plain = next_run(ow_fit, TARGET_N, TARGET_D, **kw)
     constrained = next_run(ow_fit, TARGET_N, TARGET_D, caps=cap, **kw)
     np.testing.assert_allclose(constrained.context["recommended"], capped, atol=2e-3)
