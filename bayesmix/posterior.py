@@ -247,10 +247,6 @@ class Posterior:
         far = np.atleast_1d(self.far(N, D))
         return self.extrapolation_sd[None, None, :] * far[None, :, None] * z[:, None, :]
 
-    def bias_factor(self, N: float, D: float, seed: int) -> np.ndarray:
-        """(S, T) exp(delta): the bias at one scale as a factor on each draw's loss."""
-        return np.exp(self.log_bias(N, D, self.bias_normals(seed))[:, 0, :])
-
     # ------------------------------------------------------------ prediction
     def predictive(self, h, N, D, seed: int = 0) -> dict[str, np.ndarray]:
         """Draws of the loss at each row: ``{"mean": (S, n, T), "pred": (S, n, T)}``.

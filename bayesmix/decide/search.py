@@ -15,7 +15,7 @@ from .objective import Risk
 from .problem import MixtureDecision
 from .solver import Solved, batch_minimise, solve
 
-__all__ = ["best_of_starts", "candidate_mixtures", "per_draw_optima", "start_points"]
+__all__ = ["best_of_starts", "candidate_mixtures", "minimise_draws", "per_draw_optima", "start_points"]
 
 
 def best_of_starts(
@@ -95,15 +95,42 @@ def per_draw_optima(
     bound where the law has several optima.
     """
     n = len(idx)
-    mult = prob.mult(N, D)[idx]
-    q2 = {k: jnp.asarray(np.concatenate([v[idx], v[idx]])) for k, v in prob.p_used.items()}
     H0 = np.vstack([np.tile(h_rec, (n, 1)), cands[np.argmin(scores, axis=1)]])
-    b = C.baseline if C.baseline is not None else cands[0]  # unused without a TV bound
+    X, F, PG = minimise_draws(prob, C, N, D, np.concatenate([idx, idx]), H0, iters=iters, method=method)
+    pick = np.where(F[:n] <= F[n:], 0, n) + np.arange(n)
+    opt, best_val, pg = X[pick], F[pick], PG[pick]
+    at_rec = at_pair[:, 0]
+    worse = ~(best_val < at_rec)  # no better than the recommendation itself (or not finite): keep it
+    opt[worse], best_val[worse] = h_rec, at_rec[worse]
+    opt = np.array([C.project(x) for x in opt])  # exact feasibility (the jax projection is within rounding)
+    regret = at_rec - best_val
+    base_regret = None if C.baseline is None else at_pair[:, 1] - np.minimum(best_val, at_pair[:, 1])
+    return opt, regret, base_regret, pg
+
+
+def minimise_draws(
+    prob: MixtureDecision,
+    C: MixtureConstraints,
+    N: float,
+    D: float,
+    rows: np.ndarray,
+    H0: np.ndarray,
+    iters: int = 200,
+    method: str = "both",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row i minimises the target loss of draw ``rows[i]`` alone from ``H0[i]`` over ``C``, all rows at once.
+
+    Returns the minimisers (n, K), their losses (n,) and projected-gradient
+    norms (n,), from :func:`~bayesmix.decide.solver.batch_minimise`.
+    """
+    K = len(C.domains)
+    q = {k: jnp.asarray(v[rows]) for k, v in prob.p_used.items()}
+    b = C.baseline if C.baseline is not None else np.full(K, 1.0 / K)  # unused without a TV bound
     X, F, PG = batch_minimise(
         prob.law,
-        q2,
+        q,
         jnp.asarray(H0),
-        jnp.asarray(np.vstack([mult, mult])),
+        jnp.asarray(prob.mult(N, D)[rows]),
         float(N),
         float(D),
         prob.N0,
@@ -117,13 +144,4 @@ def per_draw_optima(
         iters,
         method=method,
     )
-    X, F, PG = np.asarray(X), np.asarray(F), np.asarray(PG)
-    pick = np.where(F[:n] <= F[n:], 0, n) + np.arange(n)
-    opt, best_val, pg = X[pick], F[pick], PG[pick]
-    at_rec = at_pair[:, 0]
-    worse = ~(best_val < at_rec)  # no better than the recommendation itself (or not finite): keep it
-    opt[worse], best_val[worse] = h_rec, at_rec[worse]
-    opt = np.array([C.project(x) for x in opt])  # exact feasibility (the jax projection is within rounding)
-    regret = at_rec - best_val
-    base_regret = None if C.baseline is None else at_pair[:, 1] - np.minimum(best_val, at_pair[:, 1])
-    return opt, regret, base_regret, pg
+    return np.asarray(X), np.asarray(F), np.asarray(PG)

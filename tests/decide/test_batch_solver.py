@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bayesmix.decide import MixtureDecision, Risk, build_constraints
-from bayesmix.decide.search import per_draw_optima
-from bayesmix.decide.solver import batch_minimise, project_scaled, solve
+from bayesmix.decide.search import minimise_draws, per_draw_optima
+from bayesmix.decide.solver import project_scaled, solve
 from bayesmix.laws import get_law
 from bayesmix.laws.additive import from_paper_parameters
 from bayesmix.posterior import Posterior
@@ -49,29 +49,8 @@ def _problem(gamma: float = 0.3) -> MixtureDecision:
 
 
 def _run(prob, C, H0, rows, method="both", iters=ITERS):
-    """batch_minimise on draws ``rows`` (one per row of H0), arguments as per_draw_optima builds them."""
-    mult = prob.mult(N, D)[rows]
-    q = {k: jnp.asarray(v[rows]) for k, v in prob.p_used.items()}
-    b = C.baseline if C.baseline is not None else np.full(K, 1.0 / K)
-    X, F, PG = batch_minimise(
-        prob.law,
-        q,
-        jnp.asarray(H0),
-        jnp.asarray(mult),
-        float(N),
-        float(D),
-        prob.N0,
-        prob.D0,
-        prob.own_used,
-        jnp.asarray(C.lower_internal),
-        jnp.asarray(C.upper),
-        jnp.asarray(b),
-        float(C.max_tv or 0.0),
-        C.max_tv is not None,
-        iters,
-        method=method,
-    )
-    return np.asarray(X), np.asarray(F), np.asarray(PG)
+    """batch_minimise on draws ``rows`` (one per row of H0), through the helper per_draw_optima uses."""
+    return minimise_draws(prob, C, N, D, np.asarray(rows), H0, iters=iters, method=method)
 
 
 def _reference(prob, C, corners: bool = False, seed: int = 1) -> np.ndarray:
