@@ -5,7 +5,11 @@ The canonical run table is a wide CSV (or DataFrame) with one row per checkpoint
 * ``weight_<domain>`` columns: the training mixture (each row sums to 1);
 * ``model_size``: parameter count; ``n_tokens``: tokens seen at the checkpoint;
 * ``<target>_loss`` columns: validation losses (a target need not be a domain);
-* optionally ``run``: a run id (otherwise a run is a (mixture, model_size) pair).
+* optionally ``run``: a run id (otherwise a run is a (mixture, model_size) pair,
+  or a (mixture, model_size, run_tokens) triple when ``run_tokens`` is given);
+* optionally ``run_tokens``: the tokens at which the run's learning-rate schedule
+  ends, one value per run (otherwise the run's last checkpoint, its largest
+  ``n_tokens``).
 
 Every reader either returns clean data plus a note for each cleaning action, or
 raises :class:`RunTableError` whose message names the source, the row (1-based
@@ -309,6 +313,7 @@ class _Layout:
     n_tokens: str
     run: str | None
     ignored: list[str]
+    run_tokens: str | None = None  # None: each run's schedule ends at its last checkpoint
 
 
 def _layout_runs(inp: _Input) -> _Layout:
@@ -324,7 +329,7 @@ def _layout_runs(inp: _Input) -> _Layout:
             if c == "_loss":
                 raise RunTableError(f"{inp.source}, column '_loss': no target name before '_loss'")
             losses.append((c[: -len("_loss")], c))
-        elif c in ("model_size", "n_tokens", "run"):
+        elif c in ("model_size", "n_tokens", "run", "run_tokens"):
             special[c] = c
         else:
             ignored.append(c)
@@ -339,7 +344,9 @@ def _layout_runs(inp: _Input) -> _Layout:
             f"{inp.source}: missing required column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(map(repr, missing))} (columns found: {found})"
         )
-    return _Layout(weights, losses, "model_size", "n_tokens", special.get("run"), ignored)
+    return _Layout(
+        weights, losses, "model_size", "n_tokens", special.get("run"), ignored, run_tokens=special.get("run_tokens")
+    )
 
 
 def _check_delimiter(inp: _Input) -> None:
@@ -387,6 +394,7 @@ class _Columns:
     tokens: np.ndarray
     loss: np.ndarray  # (n, T), positive or NaN
     runs: np.ndarray | None  # str ids, or None until assigned
+    run_tokens: np.ndarray | None  # schedule ends, or None when the table gives none
 
 
 def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
@@ -405,11 +413,18 @@ def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
 
     domains = tuple(d for d, _ in lay.weights)
     targets = tuple(t for t, _ in lay.losses)
+    if cols.run_tokens is None and (pd.Series(cols.runs[keep]).value_counts() > 1).any():
+        # Only worth saying when a run has checkpoints before its end; final losses need no schedule.
+        notes.append(
+            (logging.INFO, "no 'run_tokens' column: each run's schedule is taken to end at its last checkpoint")
+        )
     frame = pd.DataFrame(
         {
             **{f"weight_{d}": cols.w[keep, k] for k, d in enumerate(domains)},
             "model_size": cols.size[keep],
             "n_tokens": cols.tokens[keep],
+            # Absent: RunTable fills in each run's largest kept n_tokens.
+            **({"run_tokens": cols.run_tokens[keep]} if cols.run_tokens is not None else {}),
             **{f"{t}_loss": cols.loss[keep, k] for k, t in enumerate(targets)},
             "run": pd.Series([str(r) for r in cols.runs[keep]], dtype=str),
         }
@@ -424,7 +439,8 @@ def _validated_columns(inp: _Input, lay: _Layout, tol: float, notes: list[tuple[
     """Parse and check every used cell; raise on the first kind of problem found."""
     wcols = [c for _, c in lay.weights]
     lcols = [c for _, c in lay.losses]
-    values = _parse_numbers(inp, [*wcols, lay.model_size, lay.n_tokens, *lcols])
+    sched = [lay.run_tokens] if lay.run_tokens else []
+    values = _parse_numbers(inp, [*wcols, lay.model_size, lay.n_tokens, *sched, *lcols])
     w = np.column_stack([values[c] for c in wcols])
     w, renorm = _check_weights(inp, w, [_col(c) for c in wcols], tol)
     if renorm:
@@ -436,11 +452,16 @@ def _validated_columns(inp: _Input, lay: _Layout, tol: float, notes: list[tuple[
             )
         )
     size, tokens = values[lay.model_size], values[lay.n_tokens]
-    _check_positive(inp, {lay.model_size: size, lay.n_tokens: tokens})
+    run_tokens = values[lay.run_tokens] if lay.run_tokens else None
+    _check_positive(
+        inp, {lay.model_size: size, lay.n_tokens: tokens, **({lay.run_tokens: run_tokens} if lay.run_tokens else {})}
+    )
+    if lay.run_tokens:
+        _check_schedule_end(inp, lay.run_tokens, run_tokens, tokens)
     loss = np.column_stack([values[c] for c in lcols])
     _check_losses(inp, loss, lcols)
-    runs = _parse_runs(inp, lay.run, w, size) if lay.run else None
-    return _Columns(w, size, tokens, loss, runs)
+    runs = _parse_runs(inp, lay.run, w, size, lay.run_tokens, run_tokens) if lay.run else None
+    return _Columns(w, size, tokens, loss, runs, run_tokens)
 
 
 def _drop_rows(inp: _Input, cols: _Columns, notes: list[tuple[int, str]]) -> np.ndarray:
@@ -458,12 +479,13 @@ def _drop_rows(inp: _Input, cols: _Columns, notes: list[tuple[int, str]]) -> np.
 
     # Numbered after the drop above, so the ids of kept runs have no gaps.
     if cols.runs is None:
-        cols.runs, names = _auto_runs(cols.w, cols.size, keep)
+        cols.runs, names = _auto_runs(cols.w, cols.size, keep, cols.run_tokens)
         span = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+        key = "(mixture, model_size)" if cols.run_tokens is None else "(mixture, model_size, run_tokens)"
         notes.append(
             (
                 logging.INFO,
-                f"no 'run' column: identified {_plural(len(names), 'run')} by (mixture, model_size), named {span}",
+                f"no 'run' column: identified {_plural(len(names), 'run')} by {key}, named {span}",
             )
         )
 
@@ -497,7 +519,17 @@ def _check_positive(inp: _Input, columns: dict[str, np.ndarray]) -> None:
             detail = "missing value" if math.isnan(v) else f"must be finite and positive, got {_num(v)}"
             bad.append((i, _col(c), detail))
     if bad:
-        _fail(inp, "invalid model_size/n_tokens", bad)
+        _fail(inp, f"invalid {'/'.join(columns)}", bad)
+
+
+def _check_schedule_end(inp: _Input, col: str, run_tokens: np.ndarray, tokens: np.ndarray) -> None:
+    # A checkpoint cannot lie past its run's schedule end; within _SAME_TOKENS is rounding, as for duplicates.
+    bad = [
+        (i, _col(col), f"run_tokens {_num(run_tokens[i])} is below this checkpoint's n_tokens {_num(tokens[i])}")
+        for i in np.flatnonzero(run_tokens < tokens * (1 - _SAME_TOKENS))
+    ]
+    if bad:
+        _fail(inp, "run_tokens below n_tokens", bad)
 
 
 def _check_losses(inp: _Input, loss: np.ndarray, lcols: Sequence[str]) -> None:
@@ -516,7 +548,14 @@ def _check_losses(inp: _Input, loss: np.ndarray, lcols: Sequence[str]) -> None:
         _fail(inp, "targets without any finite loss", empty)
 
 
-def _parse_runs(inp: _Input, col: str, w: np.ndarray, size: np.ndarray) -> np.ndarray:
+def _parse_runs(
+    inp: _Input,
+    col: str,
+    w: np.ndarray,
+    size: np.ndarray,
+    sched_col: str | None = None,
+    run_tokens: np.ndarray | None = None,
+) -> np.ndarray:
     ids = [_id_string(v) for v in inp.frame[col].tolist()]
     where = _col(col)
     bad = [(i, where, "missing run id") for i, r in enumerate(ids) if r is None]
@@ -538,18 +577,36 @@ def _parse_runs(inp: _Input, col: str, w: np.ndarray, size: np.ndarray) -> np.nd
                     f"run {r!r} has model_size {_num(size[i])} but {_num(size[f])} in its first row, {inp.labels[f]}",
                 )
             )
+        elif run_tokens is not None and run_tokens[i] != run_tokens[f]:
+            # One run has one schedule; a row that says otherwise belongs to another run or is a typo.
+            bad.append(
+                (
+                    i,
+                    _col(sched_col),
+                    f"run {r!r} has run_tokens {_num(run_tokens[i])} but {_num(run_tokens[f])} in its first row, "
+                    f"{inp.labels[f]}",
+                )
+            )
     if bad:
-        _fail(inp, "runs whose rows disagree on mixture or model_size", bad)
+        what = "mixture or model_size" if run_tokens is None else "mixture, model_size or run_tokens"
+        _fail(inp, f"runs whose rows disagree on {what}", bad)
     return np.asarray(ids, dtype=object)
 
 
-def _auto_runs(w: np.ndarray, size: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _auto_runs(
+    w: np.ndarray, size: np.ndarray, keep: np.ndarray, run_tokens: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Name runs run001, run002, ... by first appearance of (mixture, model_size) among
-    kept rows; return (run id per row, "" for dropped rows; the distinct ids in order)."""
-    ids: dict[tuple[bytes, float], int] = {}
+    kept rows; return (run id per row, "" for dropped rows; the distinct ids in order).
+
+    With ``run_tokens`` the key is (mixture, model_size, run_tokens): two runs of one
+    mixture and size with different schedules are different runs, not one merged run.
+    """
+    ids: dict[tuple[bytes, float, float], int] = {}
     code = np.full(len(w), -1)
     for i in np.flatnonzero(keep):
-        code[i] = ids.setdefault((w[i].tobytes(), float(size[i])), len(ids))
+        end = 0.0 if run_tokens is None else float(run_tokens[i])  # 0.0, not NaN: NaN keys never compare equal
+        code[i] = ids.setdefault((w[i].tobytes(), float(size[i]), end), len(ids))
     width = max(3, len(str(len(ids))))
     names = [f"run{c + 1:0{width}d}" for c in range(len(ids))]
     per_row = np.asarray([names[c] if c >= 0 else "" for c in code], dtype=object)

@@ -90,7 +90,7 @@ class TestSlimPajama:
         assert slim.targets == SLIM_DOMAINS + ("openhermes",)
         assert list(slim.frame.columns) == (
             [f"weight_{d}" for d in SLIM_DOMAINS]
-            + ["model_size", "n_tokens"]
+            + ["model_size", "n_tokens", "run_tokens"]
             + [f"{t}_loss" for t in slim.targets]
             + ["run"]
         )
@@ -181,7 +181,10 @@ class TestReadRunsValid:
         np.testing.assert_array_equal(t.model_size, df["model_size"].to_numpy())
         np.testing.assert_array_equal(t.losses, df[["a_loss", "x_loss"]].to_numpy())
         assert t.weights.shape == (9, 2) and t.n_tokens.shape == (9,)
-        assert t.notes == ("no 'run' column: identified 3 runs by (mixture, model_size), named run001..run003",)
+        assert t.notes == (
+            "no 'run' column: identified 3 runs by (mixture, model_size), named run001..run003",
+            "no 'run_tokens' column: each run's schedule is taken to end at its last checkpoint",
+        )
 
     def test_csv_same_as_dataframe(self, tmp_path):
         df = small_frame()

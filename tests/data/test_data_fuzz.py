@@ -166,7 +166,7 @@ def check_outcome(source, n_in: int) -> None:
         assert np.all(np.isfinite(x) & (x > 0))
     assert list(table.frame.columns) == (
         [f"weight_{d}" for d in table.domains]
-        + ["model_size", "n_tokens"]
+        + ["model_size", "n_tokens", "run_tokens"]
         + [f"{t}_loss" for t in table.targets]
         + ["run"]
     )
