@@ -9,6 +9,7 @@ import numpy as np
 
 from .laws.base import Inputs, own_index
 from .model import Observed, bucket
+from .schedule import basis as schedule_basis
 
 
 def round_sig(x: float, digits: int = 2) -> float:
@@ -42,13 +43,16 @@ def observed_from_table(
     sizes: np.ndarray,
     pad: bool = True,
     like: Observed | None = None,
+    checkpoints: bool = False,
 ) -> tuple[Observed, np.ndarray]:
     """The model's data for a run table, padded to bucketed shapes.
 
     Returns the Observed pytree and the run label of every run slot (padding
     slots are labelled ""). ``sizes`` are the fitted model sizes, in slot order.
     ``like``: pad to that Observed's shapes instead (a subset of a table then
-    reuses the table's compiled code).
+    reuses the table's compiled code). ``checkpoints``: add each row's
+    schedule basis and log fraction of its run (the checkpoint model's
+    covariates; padding rows sit at the end of a run, where both are 0).
     """
     h, mix = table.mixtures()
     losses = table.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
@@ -98,5 +102,11 @@ def observed_from_table(
         run=jnp.asarray(padded(run_idx, n_pad), dtype=jnp.int32),
         run_slots=jnp.zeros(R_pad, dtype=jnp.float64),
     )
+    if checkpoints:
+        frac = np.clip(table.token_fraction(), 1e-12, 1.0)
+        obs = obs._replace(
+            basis=jnp.asarray(padded(schedule_basis(frac), n_pad), dtype=jnp.float64),
+            log_frac=jnp.asarray(padded(np.log(frac), n_pad), dtype=jnp.float64),
+        )
     labels = np.array(list(runs) + [""] * (R_pad - R), dtype=object)
     return obs, labels

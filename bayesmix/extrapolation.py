@@ -69,9 +69,12 @@ def learn_extrapolation_sd(
     largest = sizes[-1]
     train = table.subset(table.model_size < largest)
     held = table.subset(table.model_size == largest)
-    mode = fit_mode(train, law, targets=targets, priors=priors, seed=seed, N0=N0, D0=D0, like=like)
+    checkpoints = "schedule" in priors
+    mode = fit_mode(
+        train, law, targets=targets, priors=priors, seed=seed, N0=N0, D0=D0, like=like, checkpoints=checkpoints
+    )
     p = {k: v[0] for k, v in mode.draws.items()}
-    log_mu = mode.log_means(held.weights, held.model_size, held.n_tokens)[0]
+    log_mu = mode.log_means(held.weights, held.model_size, held.n_tokens, held.run_tokens)[0]
     y = held.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
     resid = pd.DataFrame(np.log(y) - log_mu, columns=list(targets))
     by_run = resid.groupby(held.run)
@@ -83,7 +86,10 @@ def learn_extrapolation_sd(
     )
 
     sigma2, tau2 = np.asarray(p["sigma"]) ** 2, np.asarray(p.get("tau_run", np.zeros(T))) ** 2
-    excess = (run_mean**2).mean().to_numpy() - tau2 - (sigma2 / run_count.clip(lower=1)).mean().to_numpy()
+    # A run's own slope moves its mean residual by kappa times its mean log fraction.
+    mean_x = pd.Series(np.log(np.clip(held.token_fraction(), 1e-12, 1.0))).groupby(held.run).mean()
+    slope2 = np.asarray(p.get("kappa_run", np.zeros(T))) ** 2 * float((mean_x**2).mean())
+    excess = (run_mean**2).mean().to_numpy() - tau2 - slope2 - (sigma2 / run_count.clip(lower=1)).mean().to_numpy()
     sd = np.sqrt(np.clip(excess, 0.0, None)) / max(float(far.mean()), 1e-3)
     sd = np.maximum(np.nan_to_num(sd, nan=DEFAULT), FLOOR)
     note = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -22,7 +23,10 @@ from .laws.base import dims_coords
 from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
 from .posterior import Posterior
 from .priors import Prior
+from .schedule import describe as describe_schedule
 from .version import __version__
+
+log = logging.getLogger("bayesmix")
 
 
 @dataclass
@@ -59,9 +63,14 @@ class Fit:
         """Training domains, in weight order."""
         return self.table.domains
 
+    @property
+    def checkpoints(self) -> bool:
+        """True when the fit modelled mid-schedule checkpoints (it has a schedule term)."""
+        return "schedule" in self.draws
+
     def coords(self) -> dict[str, list[list[str]]]:
         """Per site, the labels of each of its dimensions."""
-        spec = all_params(self.law, self.domains, self.targets)
+        spec = all_params(self.law, self.domains, self.targets, self.checkpoints)
         labels = dims_coords(self.domains, self.targets)
         out = {name: [labels[d] for d in p.dims] for name, p in spec.items()}
         return out
@@ -75,7 +84,7 @@ class Fit:
         """The posterior and sample statistics as an ArviZ DataTree."""
         import arviz_base as az
 
-        spec = all_params(self.law, self.domains, self.targets)
+        spec = all_params(self.law, self.domains, self.targets, self.checkpoints)
         dims = {name: list(p.dims) for name, p in spec.items()}
         labels = dims_coords(self.domains, self.targets)
         coords = dict(labels)
@@ -94,22 +103,27 @@ class Fit:
         tokens: float | np.ndarray,
         seed: int = 0,
         max_draws: int | None = None,
+        run_tokens: float | np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Posterior draws of the loss at each mixture and scale.
 
-        Returns ``{"mean": (S, M, T), "pred": (S, M, T)}``: ``mean`` is the law
-        plus its misfit at that size (what a very long run would show); ``pred``
-        adds a new run's offset and checkpoint noise (what one run would show).
-        Beyond the fitted range both include the law's extrapolation bias
-        (``extrapolation_sd`` per e-fold of model size or tokens).
-        ``model_size`` and ``tokens`` are scalars or length-M arrays. See
+        Returns ``{"mean": (S, M, T), "pred": (S, M, T)}``: ``mean`` is the
+        expected loss; ``pred`` adds a new run's offset and checkpoint noise
+        (what one run would show). By default each row is the final loss of a
+        run trained to ``tokens``; with ``run_tokens`` it is the checkpoint at
+        ``tokens`` of a run whose schedule ends at ``run_tokens`` (the
+        schedule term of a fit of checkpoints applies). Beyond the fitted
+        range both include the law's extrapolation bias (``extrapolation_sd``
+        per e-fold of model size or tokens). ``model_size``, ``tokens`` and
+        ``run_tokens`` are scalars or length-M arrays. See
         :meth:`bayesmix.posterior.Posterior.predictive`.
         """
         h = np.atleast_2d(np.asarray(mixtures, dtype=float))
         M = h.shape[0]
         N = np.broadcast_to(np.asarray(model_size, dtype=float), (M,))
         D = np.broadcast_to(np.asarray(tokens, dtype=float), (M,))
-        return Posterior.from_fit(self, max_draws).predictive(h, N, D, seed=seed)
+        end = None if run_tokens is None else np.broadcast_to(np.asarray(run_tokens, dtype=float), (M,))
+        return Posterior.from_fit(self, max_draws).predictive(h, N, D, seed=seed, run_tokens=end)
 
     def predict(
         self,
@@ -119,16 +133,25 @@ class Fit:
         interval: float = 0.9,
         target_weights: Mapping[str, float] | str | None = None,
         seed: int = 0,
+        trajectory: bool = False,
+        fractions: Sequence[float] | np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Predicted losses with credible and predictive intervals.
 
-        Returns one row per (mixture, target) with columns ``mixture`` (row
-        number of the mixtures given), ``target``, ``mean``, ``median``,
-        ``lower``, ``upper`` (equal-tailed credible interval of the expected
-        loss), ``pred_lower``, ``pred_upper`` (posterior predictive interval
-        of one run, with noise), ``interval``, ``model_size`` and ``tokens``.
-        With ``target_weights`` a target ``weighted`` (the weighted sum of
-        targets) is added.
+        By default the final loss of a run of ``model_size`` parameters
+        trained to ``tokens``: one row per (mixture, target) with columns
+        ``mixture`` (row number of the mixtures given), ``target``, ``mean``,
+        ``median``, ``lower``, ``upper`` (equal-tailed credible interval of
+        the expected loss), ``pred_lower``, ``pred_upper`` (posterior
+        predictive interval of one run, with noise), ``interval``,
+        ``model_size`` and ``tokens``. With ``target_weights`` a target
+        ``weighted`` (the weighted sum of targets) is added.
+
+        ``trajectory=True``: the whole training curve of that run instead,
+        at checkpoints ``fractions`` of ``tokens`` (default
+        :func:`default_fractions`): one row per (mixture, target, checkpoint)
+        with an ``n_tokens`` column; a fit of checkpoints adds its schedule
+        term, a fit of final losses gives the final-loss curve.
         """
         from .data import parse_target_weights, read_mixtures
 
@@ -142,7 +165,17 @@ class Fit:
                 f"mixtures have {h.shape[1]} weights; this model has {len(self.domains)} domains "
                 f"({', '.join(self.domains)})"
             )
-        d = self.predict_draws(h, model_size, tokens, seed=seed)
+        M0 = h.shape[0]
+        if trajectory:
+            f = default_fractions(self) if fractions is None else np.asarray(fractions, dtype=float).ravel()
+            if f.size == 0 or np.any(~np.isfinite(f)) or np.any((f <= 0) | (f > 1)):
+                raise ValueError(f"fractions must be numbers in (0, 1] (shares of the run's tokens); got {f}")
+            f = np.unique(f)
+            h = np.repeat(h, len(f), axis=0)
+            D = np.tile(f, M0) * tokens
+            d = self.predict_draws(h, model_size, D, seed=seed, run_tokens=tokens)
+        else:
+            d = self.predict_draws(h, model_size, tokens, seed=seed)
         names = list(self.targets)
         if target_weights is not None:
             if isinstance(target_weights, str):
@@ -151,25 +184,30 @@ class Fit:
             d = {k: np.concatenate([v, (v * w).sum(-1, keepdims=True)], axis=-1) for k, v in d.items()}
             names.append("weighted")
         M, T = d["mean"].shape[1:]
-        return pd.DataFrame(
+        per = M // M0
+        out = pd.DataFrame(
             {
-                "mixture": np.repeat(np.arange(M), T),
+                "mixture": np.repeat(np.arange(M0), per * T),
                 "target": np.tile(names, M),
+                **({"n_tokens": np.repeat(D, T)} if trajectory else {}),
                 **_interval_columns(d, interval),
                 "model_size": float(model_size),
                 "tokens": float(tokens),
             }
         )
+        return out
 
     def predict_table(self, table: RunTable, interval: float = 0.9, seed: int = 0) -> pd.DataFrame:
         """Predictions at every row of a run table, beside the observed losses.
 
+        Each row is predicted as what it is: the checkpoint at its
+        ``n_tokens`` of a run whose schedule ends at its ``run_tokens``.
         Returns a long table: one row per (row, target) with ``row``, ``run``,
         ``model_size``, ``tokens``, ``target``, ``observed`` (NaN if masked) and
         the prediction columns of :meth:`predict`.
         """
         h = table.weights
-        d = self.predict_draws(h, table.model_size, table.n_tokens, seed=seed)
+        d = self.predict_draws(h, table.model_size, table.n_tokens, seed=seed, run_tokens=table.run_tokens)
         n, T = d["mean"].shape[1:]
         obs = table.frame[[f"{t}_loss" for t in self.targets]].to_numpy(dtype=float)
         return pd.DataFrame(
@@ -212,6 +250,13 @@ class Fit:
         )
 
 
+def default_fractions(fit: "Fit", points: int = 12) -> np.ndarray:
+    """Checkpoints of a predicted training curve, as shares of its tokens: evenly from the earliest share the
+    fit saw (0.1 for a fit of final losses) to the end."""
+    first = float(np.min(fit.table.token_fraction())) if fit.checkpoints else 0.1
+    return np.linspace(max(first, 0.01), 1.0, points)
+
+
 def _interval_columns(d: Mapping[str, np.ndarray], interval: float) -> dict[str, np.ndarray | float]:
     """The prediction columns shared by :meth:`Fit.predict` and :meth:`Fit.predict_table`, flattened (point, target)."""
     a = (1 - interval) / 2
@@ -231,6 +276,14 @@ def _interval_columns(d: Mapping[str, np.ndarray], interval: float) -> dict[str,
 def _sample_stats_for_arviz(extra: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     names = {"diverging": "diverging", "num_steps": "n_steps", "energy": "energy", "accept_prob": "acceptance_rate"}
     return {names.get(k, k): v for k, v in extra.items()}
+
+
+def checkpoint_note(table: RunTable) -> str:
+    """What the fit saw along each run, and whether it fitted the schedule term (one line for the notes)."""
+    seen = table.describe_checkpoints()
+    if table.has_checkpoints:
+        return f"{seen}; fitted a schedule term (checkpoints before the end of their run's schedule)"
+    return f"{seen}; no schedule term (every row is the end of its run's schedule)"
 
 
 def prior_sd(
@@ -264,13 +317,14 @@ def fit(
     """Fit a law to a run table with NUTS and return a :class:`Fit`.
 
     ``runs`` is a RunTable, a DataFrame or a CSV path in the canonical format.
-    ``min_fraction`` drops every checkpoint taken before that fraction of its
-    run's final token count: early checkpoints carry warm-up and
-    learning-rate-schedule transients that no law of (N, D) describes (on
-    SlimPajama, keeping them pulled beta to ~0.9 and doubled the error at the
-    next model size; 0.35 is what ``benchmarks/scale_extrapolation.py``
-    uses). The number of rows dropped is logged and kept in the fitted
-    table's notes. ``extrapolation_sd`` (log-scale bias per e-fold beyond
+    Every checkpoint is used: when the table has checkpoints before the end
+    of their run's schedule (``n_tokens < run_tokens``), the fit adds the
+    checkpoint model of :mod:`bayesmix.schedule` (a schedule term that
+    vanishes at the end of each run, and each run's own slope), so that the
+    law still describes final losses; a table of final losses fits without
+    it. The fit says which in its notes. ``min_fraction`` (default 0: keep
+    all) drops every checkpoint taken before that fraction of its run's
+    schedule, with the count in the notes. ``extrapolation_sd`` (log-scale bias per e-fold beyond
     the fitted range, see :mod:`bayesmix.extrapolation`) is measured by
     holding out the largest model size unless given (a number, or one per
     target). Diagnostics are checked after sampling; problems are
@@ -288,7 +342,8 @@ def fit(
         )
     table.require_mixtures(law.min_mixtures, law.name)
     table.require_scales(law.min_scales, law.name, law.why_scales)
-    prior_map = resolve_priors(law, table.domains, targets, priors)
+    checkpoints = table.has_checkpoints
+    prior_map = resolve_priors(law, table.domains, targets, priors, checkpoints)
     target_accept = law.target_accept if target_accept is None else target_accept
     config = SamplerConfig(
         chains=chains, warmup=warmup, draws=draws, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth
@@ -296,19 +351,30 @@ def fit(
 
     sizes = np.unique(table.model_size)
     N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
-    obs, _ = observed_from_table(table, targets, N0, D0, sizes)
-    model = make_model(law, table.domains, targets, prior_map)
+    obs, _ = observed_from_table(table, targets, N0, D0, sizes, checkpoints=checkpoints)
+    model = make_model(law, table.domains, targets, prior_map, checkpoints)
     t0 = time.perf_counter()
     draws_, extra, info = sample(model, (obs,), config, progress=progress)
-    notes = list(table.notes)
+    notes = list(table.notes) + [checkpoint_note(table)]
+    log.info("%s: %s", table.source, notes[-1])
     lone = unidentified_run_offsets(obs)
     if lone.any():
         # The likelihood left these offsets out (model.group_loglik): their
         # draws are the prior's, and sigma already carries the run-to-run noise.
         draws_ = dict(draws_, tau_run=np.where(lone, 0.0, draws_["tau_run"]))
+        if "kappa_run" in draws_:
+            draws_["kappa_run"] = np.where(lone, 0.0, draws_["kappa_run"])
         notes.append(
             f"run offsets not identified for {', '.join(t for t, l in zip(targets, lone) if l)}: no run has two "
             "checkpoints of it, so tau_run is set to 0 and sigma carries all of the run-to-run noise"
+        )
+    if checkpoints:
+        notes.append(
+            describe_schedule(
+                draws_["schedule"].reshape((-1,) + draws_["schedule"].shape[2:]),
+                targets,
+                float(np.min(table.token_fraction())),
+            )
         )
     if extrapolation_sd is None:
         kappa, note = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
@@ -335,7 +401,7 @@ def fit(
         timing=info,
         extrapolation_sd=kappa,  # type: ignore[arg-type]
     )
-    shapes = param_shapes(all_params(law, table.domains, targets), table.domains, targets)
+    shapes = param_shapes(all_params(law, table.domains, targets, checkpoints), table.domains, targets)
     result.diagnostics = diagnose(draws_, extra, result.coords(), max_tree_depth, prior_sd(prior_map, shapes, seed))
     report(result.diagnostics, f"{law.name} fit")
     return result

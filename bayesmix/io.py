@@ -134,7 +134,9 @@ def from_datatree(tree: xr.DataTree, path: str | os.PathLike = "model") -> dict[
             f"{path}: saved with revision {saved_revision} of the {law.name!r} law's parameters; "
             f"this bayesmix has revision {law.revision}, which reads them differently; refit the model"
         )
-    expected = param_shapes(all_params(law, domains, targets), domains, targets)
+    # A fit of mid-schedule checkpoints also holds the schedule term's sites.
+    checkpoints = "schedule" in post
+    expected = param_shapes(all_params(law, domains, targets, checkpoints), domains, targets)
     for name, shape in expected.items():
         if name not in post:
             raise ModelFileError(

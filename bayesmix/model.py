@@ -3,13 +3,17 @@
 Observation model (why each piece is there):
 
 - Losses are positive and their errors relative, so we model log losses:
-  ``log y[r, t] = log mu_t(h, N, D) + delta[size, t] + u[run, t] + eps``.
+  ``log y[r, t] = log mu_t(h, N, D) + g_t(f) + u[run, t] + s[run, t] x + eps``.
+- ``g_t(f)``: the schedule term of a checkpoint at fraction ``f = D / D_end``
+  of its run's schedule, zero at the end (:mod:`bayesmix.schedule`). Fitted
+  only when the table has mid-schedule checkpoints (``checkpoints=True``).
 - ``eps ~ Normal(0, sigma_t)``: checkpoint-to-checkpoint noise.
-- ``u[run, t] ~ Normal(0, tau_run_t)``: a run's own offset. Checkpoints of one
-  run share their seed, data order and any misfit of the law at that mixture,
-  so they are not independent; treating them as such makes intervals too
-  narrow. The offset is integrated out in closed form (compound symmetry), so
-  it costs no sampled dimension.
+- ``u[run, t] ~ Normal(0, tau_run_t)``: a run's own offset at the end of its
+  schedule, and ``s[run, t] ~ Normal(0, kappa_run_t)`` its own slope in
+  ``x = log f``. Checkpoints of one run share their seed, data order and any
+  misfit of the law at that mixture, so they are not independent; treating
+  them as such makes intervals too narrow. Both are integrated out in closed
+  form (a 2 x 2 Woodbury identity per run), so they cost no sampled dimension.
 - No per-size offset: we tried one (a random misfit per fitted model size) and
   it absorbed the size trend itself, so the exponents stopped being learned
   (alpha drifted to 1-2 and the next-size error grew to 5-10%). Extrapolation
@@ -28,6 +32,7 @@ import numpyro
 
 from .laws.base import Inputs, Law, Param, dims_sizes
 from .priors import Prior, coerce_prior
+from .schedule import SCHEDULE_PARAMS
 
 NOISE_PARAMS: dict[str, Param] = {
     "sigma": Param(
@@ -51,10 +56,15 @@ class Observed(NamedTuple):
     mask: jnp.ndarray  # (n, T) 1.0 observed, 0.0 missing or padding
     run: jnp.ndarray  # (n,) int run slot
     run_slots: jnp.ndarray  # (R,) only its length is used
+    basis: jnp.ndarray | None = None  # (n, 3) schedule basis at each row's fraction of its run (0 at the end)
+    log_frac: jnp.ndarray | None = None  # (n,) log(D / D_end): the covariate of a run's own slope
 
     def head(self, rows: int) -> "Observed":
         """The first ``rows`` rows: enough to trace a model's sites cheaply."""
-        return self._replace(x=self.x.head(rows), y=self.y[:rows], mask=self.mask[:rows], run=self.run[:rows])
+        cut = self._replace(x=self.x.head(rows), y=self.y[:rows], mask=self.mask[:rows], run=self.run[:rows])
+        if self.basis is not None:
+            cut = cut._replace(basis=self.basis[:rows], log_frac=self.log_frac[:rows])
+        return cut
 
 
 class Block(NamedTuple):
@@ -92,19 +102,27 @@ class LawKey:
         return isinstance(other, LawKey) and other._key == self._key
 
 
-def all_params(law: Law, domains, targets) -> dict[str, Param]:
-    """The law's parameters followed by the shared noise parameters."""
+def all_params(law: Law, domains, targets, checkpoints: bool = False) -> dict[str, Param]:
+    """The law's parameters followed by the shared noise parameters (and the checkpoint ones with ``checkpoints``).
+
+    Names are unique across the three sets, so ``checkpoints=True`` also
+    serves to look up the dims of any site a fit may hold.
+    """
     spec = dict(law.params(domains, targets))
-    clash = set(spec) & set(NOISE_PARAMS)
+    clash = set(spec) & (set(NOISE_PARAMS) | set(SCHEDULE_PARAMS))
     if clash:
         raise ValueError(f"law {law.name!r} reuses reserved parameter names {sorted(clash)}")
     spec.update(NOISE_PARAMS)
+    if checkpoints:
+        spec.update(SCHEDULE_PARAMS)
     return spec
 
 
-def resolve_priors(law: Law, domains, targets, overrides: Mapping[str, Any] | None) -> dict[str, Prior]:
+def resolve_priors(
+    law: Law, domains, targets, overrides: Mapping[str, Any] | None, checkpoints: bool = False
+) -> dict[str, Prior]:
     """The law's default priors with the user's overrides applied (unknown names are an error)."""
-    spec = all_params(law, domains, targets)
+    spec = all_params(law, domains, targets, checkpoints)
     priors = {name: p.prior for name, p in spec.items()}
     for name, value in (overrides or {}).items():
         if name not in priors:
@@ -120,11 +138,21 @@ def param_shapes(spec: Mapping[str, Param], domains, targets) -> dict[str, tuple
     return {name: s for name, s in shapes.items() if all(n > 0 for n in s)}
 
 
-def group_loglik(resid: jnp.ndarray, obs: Observed, sigma: jnp.ndarray, tau_run: jnp.ndarray) -> jnp.ndarray:
-    """(R, T) log density of each run's residuals with its offset integrated out.
+def group_loglik(
+    resid: jnp.ndarray,
+    obs: Observed,
+    sigma: jnp.ndarray,
+    tau_run: jnp.ndarray,
+    kappa_run: jnp.ndarray | None = None,
+) -> jnp.ndarray:
+    """(R, T) log density of each run's residuals with its offset (and slope) integrated out.
 
-    For a run with n observed residuals r, Cov = sigma^2 I + tau^2 11^T, whose
-    inverse and determinant are closed-form; a run with n = 0 contributes 0.
+    A run's n residuals r have covariance ``sigma^2 I + Z L Z^T`` with
+    ``Z = [1, log f]`` and ``L = diag(tau^2, kappa^2)``; by the Woodbury
+    identity its inverse and determinant need only the 2 x 2 matrix
+    ``M = I + L Z^T Z / sigma^2``, built from per-run sums. A run with n = 0
+    contributes 0. Without ``kappa_run`` (or ``obs.log_frac``) this is the
+    offset alone (compound symmetry).
 
     A target that no run observes twice (one checkpoint per run, as in a
     sweep of final losses) sees only sigma^2 + tau^2: the split is not
@@ -134,16 +162,35 @@ def group_loglik(resid: jnp.ndarray, obs: Observed, sigma: jnp.ndarray, tau_run:
     at sigma << tau or the reverse). For such a target the offset is left
     out here (sigma carries all the noise) and ``tau_run`` is its prior
     only; :func:`unidentified_run_offsets` finds these targets so that the
-    fit can set their ``tau_run`` draws to 0.
+    fit can set their ``tau_run`` (and ``kappa_run``) draws to 0.
     """
     R = obs.run_slots.shape[0]
     n = _run_counts(obs)
-    s1 = jax.ops.segment_sum(resid * obs.mask, obs.run, R)
-    s2 = jax.ops.segment_sum(resid**2 * obs.mask, obs.run, R)
-    var, tau2 = sigma**2, jnp.where(_observed_twice(n), tau_run**2, 0.0)
-    total = var + n * tau2
-    quad = (s2 - tau2 / total * s1**2) / var
-    logdet = (n - 1.0) * jnp.log(var) + jnp.log(total)
+    m = obs.mask
+    s1 = jax.ops.segment_sum(resid * m, obs.run, R)
+    s2 = jax.ops.segment_sum(resid**2 * m, obs.run, R)
+    var = sigma**2
+    twice = _observed_twice(n)
+    tau2 = jnp.where(twice, tau_run**2, 0.0)
+    if kappa_run is None or obs.log_frac is None:
+        total = var + n * tau2
+        quad = (s2 - tau2 / total * s1**2) / var
+        logdet = (n - 1.0) * jnp.log(var) + jnp.log(total)
+        return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
+    x = obs.log_frac[:, None]
+    kap2 = jnp.where(twice, kappa_run**2, 0.0)
+    sx = jax.ops.segment_sum(x * m, obs.run, R)
+    sxx = jax.ops.segment_sum(x**2 * m, obs.run, R)
+    gx = jax.ops.segment_sum(x * resid * m, obs.run, R)
+    # M = I + L Z'Z / var, Z'Z = [[n, sx], [sx, sxx]], L = diag(tau2, kap2).
+    m11, m12 = 1.0 + tau2 * n / var, tau2 * sx / var
+    m21, m22 = kap2 * sx / var, 1.0 + kap2 * sxx / var
+    det = m11 * m22 - m12 * m21
+    # g' M^-1 L g with g = Z'r = (s1, gx); M^-1 = [[m22, -m12], [-m21, m11]] / det.
+    a1, a2 = tau2 * s1, kap2 * gx  # L g
+    b1, b2 = (m22 * a1 - m12 * a2) / det, (-m21 * a1 + m11 * a2) / det  # M^-1 L g
+    quad = s2 / var - (s1 * b1 + gx * b2) / var**2
+    logdet = n * jnp.log(var) + jnp.log(det)
     return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
 
 
@@ -163,23 +210,31 @@ def unidentified_run_offsets(obs: Observed) -> np.ndarray:
     return ~np.asarray(_observed_twice(_run_counts(obs)))
 
 
-def make_model(law: Law, domains, targets, priors: Mapping[str, Prior]):
+def make_model(law: Law, domains, targets, priors: Mapping[str, Prior], checkpoints: bool = False):
     """The NumPyro model ``model(obs)`` for a law on a table's domains and targets.
+
+    ``checkpoints``: the table has mid-schedule checkpoints, so the schedule
+    term and the runs' own slopes are in the model (``obs`` must then carry
+    ``basis`` and ``log_frac``).
 
     The returned function also carries ``model.split(obs)``: the blocks the
     sampler runs one by one (one per target when targets share no parameter,
     see :func:`split_targets`), and ``model.prior_sites``: each latent site's
     prior distribution.
     """
-    spec = all_params(law, domains, targets)
+    spec = all_params(law, domains, targets, checkpoints)
     shapes = param_shapes(spec, domains, targets)
 
     def model(obs: Observed):
         p = {name: numpyro.sample(name, priors[name].to_numpyro(shape)) for name, shape in shapes.items()}
         resid = obs.y - log_mean(law, p, obs.x)
-        numpyro.factor("loglik", group_loglik(resid, obs, p["sigma"], p["tau_run"]).sum())
+        if checkpoints:
+            size = jnp.exp(p["schedule_size"][None, :] * jnp.log(obs.x.N / obs.x.N0)[:, None])
+            resid = resid - (obs.basis @ p["schedule"].T) * size
+        ll = group_loglik(resid, obs, p["sigma"], p["tau_run"], p.get("kappa_run"))
+        numpyro.factor("loglik", ll.sum())
 
-    model.split = lambda obs: split_targets(law, domains, targets, priors, obs, whole=model)
+    model.split = lambda obs: split_targets(law, domains, targets, priors, obs, whole=model, checkpoints=checkpoints)
     # The latent sites and their priors, so the sampler need not trace the model to find them.
     model.prior_sites = {name: priors[name].to_numpyro(shape) for name, shape in shapes.items()}
     return model
@@ -197,7 +252,9 @@ def clear_models() -> None:
     _SEPARABLE.clear()
 
 
-def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: Observed, whole=None) -> list:
+def split_targets(
+    law: Law, domains, targets, priors: Mapping[str, Prior], obs: Observed, whole=None, checkpoints: bool = False
+) -> list:
     """The blocks to sample: one per target when no parameter is shared between targets, else the whole model.
 
     A law's targets are independent when every parameter block carries a
@@ -215,7 +272,7 @@ def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: 
     """
     targets, domains = tuple(targets), tuple(domains)
     prior_key = tuple(sorted((k, str(v)) for k, v in priors.items()))
-    spec = all_params(law, domains, targets)
+    spec = all_params(law, domains, targets, checkpoints)
     separable = all("target" in p.dims or "foreign" in p.dims for p in spec.values())
     if separable and len(targets) > 1:
         key = (LawKey(law), domains, targets, prior_key)
@@ -223,16 +280,16 @@ def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: 
             _SEPARABLE[key] = _targets_separate(law, domains, targets, priors, obs.x)
         separable = _SEPARABLE[key]
     if not separable:
-        signature = ("whole", LawKey(law), domains, targets, prior_key)
+        signature = ("whole", LawKey(law), domains, targets, prior_key, checkpoints)
         if signature not in _MODELS:
-            _MODELS[signature] = whole if whole is not None else make_model(law, domains, targets, priors)
+            _MODELS[signature] = whole if whole is not None else make_model(law, domains, targets, priors, checkpoints)
         return [Block("all targets", _MODELS[signature], (obs,), None, signature)]
 
     foreign = [t for t in targets if t not in domains]
     blocks = []
     for i, t in enumerate(targets):
         sub = (t,)
-        sub_spec = all_params(law, domains, sub)
+        sub_spec = all_params(law, domains, sub, checkpoints)
         sub_shapes = param_shapes(sub_spec, domains, sub)
         place = {}
         for name in sub_shapes:
@@ -248,7 +305,7 @@ def split_targets(law: Law, domains, targets, priors: Mapping[str, Prior], obs: 
             tuple(sorted((k, s, str(priors[k])) for k, s in sub_shapes.items())),
         )
         if signature not in _MODELS:
-            _MODELS[signature] = make_model(law, domains, sub, priors)
+            _MODELS[signature] = make_model(law, domains, sub, priors, checkpoints)
         x = obs.x._replace(own=obs.x.own[i : i + 1])
         sub_obs = obs._replace(x=x, y=obs.y[:, i : i + 1], mask=obs.mask[:, i : i + 1])
         blocks.append(Block(t, _MODELS[signature], (sub_obs,), place, signature))

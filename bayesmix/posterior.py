@@ -29,6 +29,7 @@ import numpy as np
 from .design import make_inputs
 from .laws.base import Inputs, Law, own_index
 from .model import LawKey, all_params, log_mean
+from .schedule import log_offset as schedule_offset
 
 # Rows per compiled call: a request is cut into chunks of this many rows, and a
 # shorter request (or the last chunk) is padded to the next power of two, so a
@@ -187,7 +188,7 @@ class Posterior:
         used = np.array([self.targets.index(t) for t in targets], dtype=int)
         foreign = [t for t in self.targets if t not in self.domains]
         used_foreign = np.array([foreign.index(t) for t in targets if t in foreign], dtype=int)
-        spec = all_params(self.law, self.domains, self.targets)
+        spec = all_params(self.law, self.domains, self.targets, checkpoints=True)
         out = {}
         for name, v in self.draws.items():
             for axis, d in enumerate(spec[name].dims if name in spec else ()):
@@ -206,13 +207,41 @@ class Posterior:
     def _jax_draws(self) -> dict[str, jnp.ndarray]:
         return {k: jnp.asarray(v) for k, v in self.draws.items()}
 
+    @property
+    def checkpoints(self) -> bool:
+        """True when the fit has a schedule term (it saw mid-schedule checkpoints)."""
+        return "schedule" in self.draws
+
     # ------------------------------------------------------------ the law
-    def log_means(self, h, N, D) -> np.ndarray:
+    def log_means(self, h, N, D, run_tokens=None) -> np.ndarray:
         """(S, n, T) log of the law's expected loss at rows (h (n, K), N, D) in every draw.
 
         ``N`` and ``D`` are scalars or one per row. Rows go through one
-        compiled kernel per law in chunks of fixed, padded lengths.
+        compiled kernel per law in chunks of fixed, padded lengths. Without
+        ``run_tokens`` a row is the final loss of a run trained to D tokens;
+        with it (scalar or one per row), a checkpoint at D of a run whose
+        schedule ends at ``run_tokens``, which adds the schedule term.
         """
+        out = self._law_log_means(h, N, D)
+        if run_tokens is not None and self.checkpoints:
+            n = out.shape[1]
+            out = out + schedule_offset(self.draws, self.fraction(D, run_tokens, n), np.broadcast_to(N, (n,)), self.N0)
+        return out
+
+    @staticmethod
+    def fraction(D, run_tokens, n: int) -> np.ndarray:
+        """(n,) each row's share of its run's schedule, ``D / run_tokens`` (an error above 1 + 1e-3)."""
+        D = np.broadcast_to(np.asarray(D, dtype=float), (n,))
+        end = np.broadcast_to(np.asarray(run_tokens, dtype=float), (n,))
+        f = D / end
+        if np.any(f > 1 + 1e-3):
+            raise ValueError(
+                f"a checkpoint's tokens exceed its run's schedule end (run_tokens): {D[f > 1 + 1e-3][0]:.4g} > "
+                f"{end[f > 1 + 1e-3][0]:.4g}"
+            )
+        return np.minimum(f, 1.0)
+
+    def _law_log_means(self, h, N, D) -> np.ndarray:
         h = np.atleast_2d(np.asarray(h, dtype=float))
         n = h.shape[0]
         N = np.broadcast_to(np.asarray(N, dtype=float), (n,))
@@ -248,16 +277,19 @@ class Posterior:
         return self.extrapolation_sd[None, None, :] * far[None, :, None] * z[:, None, :]
 
     # ------------------------------------------------------------ prediction
-    def predictive(self, h, N, D, seed: int = 0) -> dict[str, np.ndarray]:
+    def predictive(self, h, N, D, seed: int = 0, run_tokens=None) -> dict[str, np.ndarray]:
         """Draws of the loss at each row: ``{"mean": (S, n, T), "pred": (S, n, T)}``.
 
-        ``mean`` is the law with its extrapolation bias (what a very long run
-        would show); ``pred`` adds a new run's offset and checkpoint noise
-        (what one run would show). Random numbers, in this order from
+        ``mean`` is the law with its extrapolation bias (the expected loss);
+        ``pred`` adds a new run's offset and checkpoint noise (what one run
+        would show). Without ``run_tokens`` each row is the final loss of a
+        run trained to D tokens; with it, a checkpoint at D of a run whose
+        schedule ends at ``run_tokens``: the schedule term joins the mean and
+        the run's own slope the noise. Random numbers, in this order from
         ``default_rng(seed)``: the bias (S, T), the run offsets (S, n, T),
-        the checkpoint noise (S, n, T).
+        the checkpoint noise (S, n, T), then the run slopes (S, n, T).
         """
-        log_mu = self.log_means(h, N, D)
+        log_mu = self.log_means(h, N, D, run_tokens)
         S, n, T = log_mu.shape
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((S, T))  # == bias_normals(seed)
@@ -265,6 +297,9 @@ class Posterior:
         tau_run = self.draws.get("tau_run", np.zeros((S, T)))
         run = tau_run[:, None, :] * rng.standard_normal((S, n, T))
         noise = self.draws["sigma"][:, None, :] * rng.standard_normal((S, n, T))
+        if run_tokens is not None and "kappa_run" in self.draws:
+            x = np.log(np.maximum(self.fraction(D, run_tokens, n), 1e-12))
+            noise = noise + self.draws["kappa_run"][:, None, :] * x[None, :, None] * rng.standard_normal((S, n, T))
         return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
 
 

@@ -18,6 +18,7 @@ from .design import make_inputs, reference_scale
 from .laws import Law
 from .laws.base import own_index
 from .model import all_params, param_shapes
+from .schedule import curve as schedule_curve
 
 
 def sweep_design(
@@ -67,7 +68,11 @@ def simulate_losses(
     """Add ``<target>_loss`` columns drawn from the law and the shared observation model.
 
     ``params`` holds the law's parameters plus ``sigma`` and (optionally)
-    ``tau_run``, with the shapes the law declares. Returns a new DataFrame.
+    ``tau_run``, with the shapes the law declares; with ``schedule`` (T, 3)
+    and ``kappa_run`` (T,) the checkpoints also carry the schedule term and
+    each run's own slope (:mod:`bayesmix.schedule`), at each row's fraction of
+    its run's ``run_tokens`` (default: the run's last checkpoint). Returns a
+    new DataFrame.
     """
     domains = [c[len("weight_") :] for c in design.columns if c.startswith("weight_")]
     N0 = N0 or reference_scale(design.model_size.to_numpy())
@@ -87,7 +92,22 @@ def simulate_losses(
     runs, run_idx = np.unique(design.run.to_numpy(), return_inverse=True)
     tau = np.asarray(params.get("tau_run", np.zeros(len(targets))))
     offsets = tau * rng.standard_normal((len(runs), len(targets)))
-    y = mu * np.exp(offsets[run_idx] + np.asarray(params["sigma"]) * rng.standard_normal(mu.shape))
+    log_y = np.log(mu) + offsets[run_idx] + np.asarray(params["sigma"]) * rng.standard_normal(mu.shape)
+    tokens = design.n_tokens.to_numpy(dtype=float)
+    end = (
+        design.run_tokens.to_numpy(dtype=float)
+        if "run_tokens" in design
+        else design.groupby("run").n_tokens.transform("max").to_numpy(dtype=float)
+    )
+    frac = tokens / end
+    if "schedule" in params:
+        log_y = log_y + schedule_curve(
+            frac, params["schedule"], params.get("schedule_size"), design.model_size.to_numpy(float), N0
+        )
+    if "kappa_run" in params:
+        slopes = np.asarray(params["kappa_run"]) * rng.standard_normal((len(runs), len(targets)))
+        log_y = log_y + slopes[run_idx] * np.log(frac)[:, None]
+    y = np.exp(log_y)
     out = design.copy()
     for j, t in enumerate(targets):
         out[f"{t}_loss"] = y[:, j]
@@ -95,10 +115,11 @@ def simulate_losses(
 
 
 def draw_from_prior(
-    law: Law, domains: Sequence[str], targets: Sequence[str], priors=None, seed: int = 0
+    law: Law, domains: Sequence[str], targets: Sequence[str], priors=None, seed: int = 0, checkpoints: bool = False
 ) -> dict[str, np.ndarray]:
-    """One draw of every parameter (law and noise) from the priors."""
-    spec = all_params(law, domains, targets)
+    """One draw of every parameter (law and noise, and the checkpoint model's with ``checkpoints``) from the
+    priors."""
+    spec = all_params(law, domains, targets, checkpoints)
     shapes = param_shapes(spec, domains, targets)
     priors = priors or {k: p.prior for k, p in spec.items()}
     keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))

@@ -50,19 +50,21 @@ def far_beyond(fit, table: RunTable) -> np.ndarray:
 
 
 def _residual_chunks(fit, table: RunTable, obs, max_draws: int | None):
-    """(n, resid (_CHUNK, rows, T), sigma, tau (_CHUNK, T)) per chunk of draws; short chunks padded (one compile)."""
+    """(n, resid (_CHUNK, rows, T), sigma, tau, kappa (_CHUNK, T)) per chunk of draws; short chunks padded (one
+    compile). Residuals are of each row as what it is: a checkpoint of its run (the schedule term removed)."""
     post = Posterior.from_fit(fit, max_draws)
     y = np.asarray(obs.y)
     for start in range(0, post.S, _CHUNK):
         part = post.take(slice(start, start + _CHUNK))
         n = part.S
-        resid = y[None] - part.log_means(table.weights, table.model_size, table.n_tokens)
+        resid = y[None] - part.log_means(table.weights, table.model_size, table.n_tokens, table.run_tokens)
         sigma = part.draws["sigma"]
         tau = part.draws.get("tau_run", np.zeros_like(sigma))
+        kappa = part.draws.get("kappa_run", np.zeros_like(sigma))
         if n < _CHUNK:
             pad = lambda a: np.concatenate([a, np.repeat(a[-1:], _CHUNK - n, 0)])  # noqa: E731
-            resid, sigma, tau = pad(resid), pad(sigma), pad(tau)
-        yield n, jnp.asarray(resid), jnp.asarray(sigma), jnp.asarray(tau)
+            resid, sigma, tau, kappa = pad(resid), pad(sigma), pad(tau), pad(kappa)
+        yield n, jnp.asarray(resid), jnp.asarray(sigma), jnp.asarray(tau), jnp.asarray(kappa)
 
 
 def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -75,14 +77,16 @@ def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None)
     No extrapolation term: this is the model's own likelihood.
     """
     table = fit.table if table is None else table
-    obs, runs = observed_from_table(table, fit.targets, fit.N0, fit.D0, fit.sizes, pad=False)
+    obs, runs = _observed(fit, table)
     key = ("run", obs.y.shape, obs.run_slots.shape)
     fn = _CACHE.get(key)
     if fn is None:
-        fn = _CACHE[key] = jax.jit(jax.vmap(lambda r, s, t, o: group_loglik(r, o, s, t), in_axes=(0, 0, 0, None)))
+        fn = _CACHE[key] = jax.jit(
+            jax.vmap(lambda r, s, t, k, o: group_loglik(r, o, s, t, k), in_axes=(0, 0, 0, 0, None))
+        )
     out = [
-        np.asarray(fn(resid, sigma, tau, obs))[:n]
-        for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)
+        np.asarray(fn(resid, sigma, tau, kappa, obs))[:n]
+        for n, resid, sigma, tau, kappa in _residual_chunks(fit, table, obs, max_draws)
     ]
     return np.concatenate(out, 0), np.asarray(runs)
 
@@ -132,7 +136,7 @@ def heldout_loglik(
         sds = np.broadcast_to(sd.reshape(-1), (T,))[None, :]  # (1, T)
     if not np.all(np.isfinite(sds) & (sds >= 0)):
         raise ValueError("heldout_loglik: extrapolation_sd values must be non-negative numbers")
-    obs, runs = observed_from_table(table, fit.targets, fit.N0, fit.D0, fit.sizes, pad=False)
+    obs, runs = _observed(fit, table)
     R = len(runs)
     group = np.zeros(R, dtype=np.int32) if shared else np.arange(R, dtype=np.int32)
     G = 1 if shared else R
@@ -141,41 +145,62 @@ def heldout_loglik(
     fn = _CACHE.get(key)
     if fn is None:
 
-        def one(resid, sigma, tau, o, far, group, sds):
-            return jax.vmap(lambda s: _rank_one_loglik(resid, o.mask, o.run, R, far, group, G, sigma, tau, s))(sds)
+        def one(resid, sigma, tau, kappa, o, far, group, sds):
+            return jax.vmap(
+                lambda s: _rank_one_loglik(resid, o.mask, o.run, o.log_frac, R, far, group, G, sigma, tau, kappa, s)
+            )(sds)
 
-        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None, None, None), out_axes=1))
+        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None, None), out_axes=1))
     sds_j = jnp.asarray(np.ascontiguousarray(sds))
     group_j = jnp.asarray(group)
     out = [
-        np.asarray(fn(resid, sigma, tau, obs, far, group_j, sds_j))[:, :n]
-        for n, resid, sigma, tau in _residual_chunks(fit, table, obs, max_draws)
+        np.asarray(fn(resid, sigma, tau, kappa, obs, far, group_j, sds_j))[:, :n]
+        for n, resid, sigma, tau, kappa in _residual_chunks(fit, table, obs, max_draws)
     ]
     labels = np.array(["all"]) if shared else np.asarray(runs)
     ll = np.concatenate(out, 1)
     return (ll if grid is not None else ll[0]), labels
 
 
-def _rank_one_loglik(resid, mask, run, R, far, group, G, sigma, tau, sd):
-    """(G, T) log N(r_g; 0, A_g + sd^2 f_g f_g^T), A_g block-diagonal over runs (sigma^2 I + tau^2 11^T); sd is (T,).
+def _observed(fit, table: RunTable):
+    """The table as the fit's model sees it (unpadded), with each row's log fraction of its run."""
+    obs, runs = observed_from_table(table, fit.targets, fit.N0, fit.D0, fit.sizes, pad=False, checkpoints=True)
+    return obs, runs
 
-    Closed form: A's blocks invert in closed form and the bias adds a rank-one
-    term (matrix determinant lemma and Sherman-Morrison), so the cost is a few
-    segment sums, whatever the number of rows.
+
+def _rank_one_loglik(resid, mask, run, log_frac, R, far, group, G, sigma, tau, kappa, sd):
+    """(G, T) log N(r_g; 0, A_g + sd^2 f_g f_g^T); sd is (T,).
+
+    ``A_g`` is block-diagonal over runs, each block ``sigma^2 I + Z L Z^T``
+    (a run's offset and slope in log fraction, ``Z = [1, x]``,
+    ``L = diag(tau^2, kappa^2)``). Closed form: each block inverts by the
+    Woodbury identity through a 2 x 2 matrix and the bias adds a rank-one
+    term (matrix determinant lemma and Sherman-Morrison), so the cost is a
+    few segment sums, whatever the number of rows.
     """
+    x = log_frac[:, None] * mask
     f = far[:, None] * mask
     r = resid * mask
     seg = lambda a: jax.ops.segment_sum(a, run, R)  # noqa: E731  (rows -> runs)
-    n, s_r, s_rr = seg(mask), seg(r), seg(r * r)
-    s_f, s_ff, s_fr = seg(f), seg(f * f), seg(f * r)
-    var, tau2 = sigma**2, tau**2
-    c = tau2 / (var + n * tau2)  # (R, T)
+    n, sx, sxx = seg(mask), seg(x), seg(x * x)
+    var, tau2, kap2 = sigma**2, tau**2, kappa**2
+    m11, m12 = 1.0 + tau2 * n / var, tau2 * sx / var
+    m21, m22 = kap2 * sx / var, 1.0 + kap2 * sxx / var
+    det = m11 * m22 - m12 * m21
+
+    def quad(ab, a1, ax, b1, bx):
+        """a^T A^-1 b per run from sum(a b), Z^T a and Z^T b."""
+        l1, l2 = tau2 * b1, kap2 * bx
+        c1, c2 = (m22 * l1 - m12 * l2) / det, (-m21 * l1 + m11 * l2) / det
+        return ab / var - (a1 * c1 + ax * c2) / var**2
+
+    s_r, s_xr, s_f, s_xf = seg(r), seg(x * r), seg(f), seg(x * f)
     to_group = lambda a: jax.ops.segment_sum(a, group, G)  # noqa: E731  (runs -> groups)
-    q_rr = to_group((s_rr - c * s_r**2) / var)
-    q_fr = to_group((s_fr - c * s_f * s_r) / var)
-    q_ff = to_group((s_ff - c * s_f**2) / var)
-    logdet_a = to_group((n - 1.0) * jnp.log(var) + jnp.log(var + n * tau2))
+    q_rr = to_group(quad(seg(r * r), s_r, s_xr, s_r, s_xr))
+    q_fr = to_group(quad(seg(f * r), s_f, s_xf, s_r, s_xr))
+    q_ff = to_group(quad(seg(f * f), s_f, s_xf, s_f, s_xf))
+    logdet_a = to_group(n * jnp.log(var) + jnp.log(det))
     m = to_group(n)
     k = 1.0 + sd**2 * q_ff
-    quad = q_rr - sd**2 * q_fr**2 / k
-    return -0.5 * (quad + logdet_a + jnp.log(k) + m * math.log(2 * math.pi))
+    quad_all = q_rr - sd**2 * q_fr**2 / k
+    return -0.5 * (quad_all + logdet_a + jnp.log(k) + m * math.log(2 * math.pi))

@@ -133,9 +133,16 @@ def default_design(law: Law, seed: int = 0) -> tuple[pd.DataFrame, tuple[str, ..
     return design, (DEFAULT_DOMAINS[0],)
 
 
-def prior_draws(law: Law, domains, targets, n: int, seed: int) -> dict[str, np.ndarray]:
-    """``n`` joint draws of every parameter from its default prior: site -> (n, ...)."""
-    spec = all_params(law, domains, targets)
+def has_checkpoints(design: pd.DataFrame) -> bool:
+    """True when some row of a design lies before its run's schedule end (the fit then has the checkpoint model)."""
+    end = design["run_tokens"] if "run_tokens" in design else design.groupby("run").n_tokens.transform("max")
+    return bool((design.n_tokens / end < 1 - 1e-9).any())
+
+
+def prior_draws(law: Law, domains, targets, n: int, seed: int, checkpoints: bool = False) -> dict[str, np.ndarray]:
+    """``n`` joint draws of every parameter (with the checkpoint model's, when ``checkpoints``) from its default
+    prior: site -> (n, ...)."""
+    spec = all_params(law, domains, targets, checkpoints)
     shapes = param_shapes(spec, domains, targets)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
     return {
@@ -202,6 +209,7 @@ class _Engine:
         target_accept: float,
         max_tree_depth: int,
         newton_iters: int = 40,
+        checkpoints: bool = False,
     ):
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
@@ -209,18 +217,19 @@ class _Engine:
         from ..inference import SamplerConfig, _runner
 
         self.law, self.targets = law, tuple(targets)
-        priors = {k: p.prior for k, p in all_params(law, table.domains, targets).items()}
+        spec = all_params(law, table.domains, targets, checkpoints)
+        priors = {k: p.prior for k, p in spec.items()}
         N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
-        self.obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size))
+        self.obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size), checkpoints=checkpoints)
         self.N0, self.D0 = N0, D0
-        model = make_model(law, table.domains, targets, priors)
+        model = make_model(law, table.domains, targets, priors, checkpoints)
         info = initialize_model(
             jax.random.PRNGKey(0), model, model_args=(self.obs,), dynamic_args=True, init_strategy=init_to_median()
         )
         pot_gen = info.potential_fn
         z0, unravel = ravel_pytree(info.param_info.z)
         dim = int(z0.shape[0])
-        self.sites = list(param_shapes(all_params(law, table.domains, targets), table.domains, targets))
+        self.sites = list(param_shapes(spec, table.domains, targets))
         config = SamplerConfig(
             chains=chains,
             warmup=warmup,
@@ -300,7 +309,9 @@ def sbc(
     if chains * draws < n_ranks:
         raise ValueError(f"{chains} chains x {draws} draws give fewer than n_ranks={n_ranks} draws to rank among")
     t0 = time.perf_counter()
-    truth = prior_draws(law, domains, targets, replications, seed)
+    # The model users get: a design of mid-schedule checkpoints is simulated and fitted with the checkpoint model.
+    checkpoints = has_checkpoints(design)
+    truth = prior_draws(law, domains, targets, replications, seed, checkpoints)
     frames = []
     for r in range(replications):
         frame = simulate_losses(law, design, targets, {k: v[r] for k, v in truth.items()}, seed=seed * 1_000_003 + r)
@@ -317,17 +328,26 @@ def sbc(
         target_accept,
         max_tree_depth,
         pd.util.hash_pandas_object(design, index=False).sum(),
+        checkpoints,
     )
     engine = _ENGINES.get(key)
     if engine is None:  # the compile is most of the cost: reuse it for every call on the same design
         engine = _ENGINES[key] = _Engine(
-            law, read_runs(frames[0], quiet=True), targets, chains, warmup, draws, target_accept, max_tree_depth
+            law,
+            read_runs(frames[0], quiet=True),
+            targets,
+            chains,
+            warmup,
+            draws,
+            target_accept,
+            max_tree_depth,
+            checkpoints=checkpoints,
         )
     ys = np.stack([engine.y_of(f) for f in frames])
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), replications)
 
     coords = dims_coords(domains, targets)
-    spec = all_params(law, domains, targets)
+    spec = all_params(law, domains, targets, checkpoints)
     take = np.linspace(0, chains * draws - 1, n_ranks).round().astype(int)  # evenly thinned draws
     rank_rows, run_rows = [], []
     for start in range(0, replications, batch):

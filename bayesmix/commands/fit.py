@@ -27,8 +27,8 @@ def add_arguments(p):
         type=float,
         default=0.0,
         help=(
-            "drop checkpoints before this share of their run's final tokens (warm-up transients; 0.35 on SlimPajama; "
-            "default 0)"
+            "drop checkpoints before this share of their run's schedule (default 0: every checkpoint is used, "
+            "and mid-schedule ones get the checkpoint model's schedule term)"
         ),
     )
     p.add_argument(

@@ -18,7 +18,9 @@ from ..priors import Prior
 
 # Dimension names a parameter may carry. "foreign" runs over the targets that
 # are not training domains (e.g. a downstream evaluation set).
-DIMS = ("target", "domain", "foreign")
+DIMS = ("target", "domain", "foreign", "basis")
+# The schedule term's basis functions (bayesmix.schedule), named by where along a run each one changes.
+SCHEDULE_BASIS = ("late", "mid", "early")
 
 
 class Inputs(NamedTuple):
@@ -112,7 +114,7 @@ class Law:
 def dims_sizes(domains: Sequence[str], targets: Sequence[str]) -> dict[str, int]:
     """Length of each named dimension for a table."""
     foreign = [t for t in targets if t not in domains]
-    return {"target": len(targets), "domain": len(domains), "foreign": len(foreign)}
+    return {"target": len(targets), "domain": len(domains), "foreign": len(foreign), "basis": len(SCHEDULE_BASIS)}
 
 
 def dims_coords(domains: Sequence[str], targets: Sequence[str]) -> dict[str, list[str]]:
@@ -121,6 +123,7 @@ def dims_coords(domains: Sequence[str], targets: Sequence[str]) -> dict[str, lis
         "target": list(targets),
         "domain": list(domains),
         "foreign": [t for t in targets if t not in domains],
+        "basis": list(SCHEDULE_BASIS),
     }
 
 

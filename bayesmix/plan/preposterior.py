@@ -300,9 +300,10 @@ def weighted_variance(weights: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 
 def flat_parameters(
-    fit, draws: DrawSet, exclude: tuple[str, ...] = ("sigma", "tau_run")
+    fit, draws: DrawSet, exclude: tuple[str, ...] = ("sigma", "tau_run", "kappa_run", "schedule")
 ) -> tuple[np.ndarray, list[str]]:
-    """(S, P) every scalar law parameter per draw, and its label, e.g. ``a[github]`` (noise scales excluded)."""
+    """(S, P) every scalar law parameter per draw, and its label, e.g. ``a[github]`` (noise scales and the
+    checkpoint model excluded: a new run's final loss does not inform them)."""
     coords = fit.coords()
     cols, names = [], []
     for site, v in draws.p.items():
@@ -320,4 +321,4 @@ def flat_parameters(
 
 def describe_parameters(fit) -> Mapping[str, str]:
     """Site -> one line of meaning (from the law's parameter docs)."""
-    return {k: p.doc for k, p in all_params(fit.law, fit.domains, fit.targets).items()}
+    return {k: p.doc for k, p in all_params(fit.law, fit.domains, fit.targets, checkpoints=True).items()}
