@@ -144,6 +144,7 @@ def group_loglik(
     sigma: jnp.ndarray,
     tau_run: jnp.ndarray,
     kappa_run: jnp.ndarray | None = None,
+    noise_early: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """(R, T) log density of each run's residuals with its offset (and slope) integrated out.
 
@@ -167,30 +168,34 @@ def group_loglik(
     R = obs.run_slots.shape[0]
     n = _run_counts(obs)
     m = obs.mask
-    s1 = jax.ops.segment_sum(resid * m, obs.run, R)
-    s2 = jax.ops.segment_sum(resid**2 * m, obs.run, R)
-    var = sigma**2
     twice = _observed_twice(n)
     tau2 = jnp.where(twice, tau_run**2, 0.0)
     if kappa_run is None or obs.log_frac is None:
+        var = sigma**2
+        s1 = jax.ops.segment_sum(resid * m, obs.run, R)
+        s2 = jax.ops.segment_sum(resid**2 * m, obs.run, R)
         total = var + n * tau2
         quad = (s2 - tau2 / total * s1**2) / var
         logdet = (n - 1.0) * jnp.log(var) + jnp.log(total)
         return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
     x = obs.log_frac[:, None]
+    # Per-row variance: early checkpoints (x = log f far below 0) carry more noise than a law and a smooth
+    # schedule term explain (warm-up transients), by (1 + (omega x)^2).
+    var = sigma**2 * (1.0 + (0.0 if noise_early is None else (noise_early * x) ** 2))  # (n, T)
+    w = m / var
     kap2 = jnp.where(twice, kappa_run**2, 0.0)
-    sx = jax.ops.segment_sum(x * m, obs.run, R)
-    sxx = jax.ops.segment_sum(x**2 * m, obs.run, R)
-    gx = jax.ops.segment_sum(x * resid * m, obs.run, R)
-    # M = I + L Z'Z / var, Z'Z = [[n, sx], [sx, sxx]], L = diag(tau2, kap2).
-    m11, m12 = 1.0 + tau2 * n / var, tau2 * sx / var
-    m21, m22 = kap2 * sx / var, 1.0 + kap2 * sxx / var
+    seg = lambda a: jax.ops.segment_sum(a, obs.run, R)  # noqa: E731
+    nw, sx, sxx = seg(w), seg(w * x), seg(w * x**2)
+    s1, gx, s2 = seg(w * resid), seg(w * x * resid), seg(w * resid**2)
+    # M = I + L Z'WZ, Z'WZ = [[nw, sx], [sx, sxx]], L = diag(tau2, kap2).
+    m11, m12 = 1.0 + tau2 * nw, tau2 * sx
+    m21, m22 = kap2 * sx, 1.0 + kap2 * sxx
     det = m11 * m22 - m12 * m21
-    # g' M^-1 L g with g = Z'r = (s1, gx); M^-1 = [[m22, -m12], [-m21, m11]] / det.
+    # g' M^-1 L g with g = Z'W r = (s1, gx); M^-1 = [[m22, -m12], [-m21, m11]] / det.
     a1, a2 = tau2 * s1, kap2 * gx  # L g
     b1, b2 = (m22 * a1 - m12 * a2) / det, (-m21 * a1 + m11 * a2) / det  # M^-1 L g
-    quad = s2 / var - (s1 * b1 + gx * b2) / var**2
-    logdet = n * jnp.log(var) + jnp.log(det)
+    quad = s2 - (s1 * b1 + gx * b2)
+    logdet = seg(m * jnp.log(var)) + jnp.log(det)
     return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
 
 
@@ -231,7 +236,7 @@ def make_model(law: Law, domains, targets, priors: Mapping[str, Prior], checkpoi
         if checkpoints:
             size = jnp.exp(p["schedule_size"][None, :] * jnp.log(obs.x.N / obs.x.N0)[:, None])
             resid = resid - (obs.basis @ p["schedule"].T) * size
-        ll = group_loglik(resid, obs, p["sigma"], p["tau_run"], p.get("kappa_run"))
+        ll = group_loglik(resid, obs, p["sigma"], p["tau_run"], p.get("kappa_run"), p.get("noise_early"))
         numpyro.factor("loglik", ll.sum())
 
     model.split = lambda obs: split_targets(law, domains, targets, priors, obs, whole=model, checkpoints=checkpoints)

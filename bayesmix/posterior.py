@@ -277,6 +277,13 @@ class Posterior:
         return self.extrapolation_sd[None, None, :] * far[None, :, None] * z[:, None, :]
 
     # ------------------------------------------------------------ prediction
+    def noise_variance(self, D, run_tokens=None) -> np.ndarray:
+        """(S, n, T) variance of one new run's log loss around the mean at rows of tokens ``D`` (its checkpoint
+        noise, offset and, at a checkpoint of a run ending at ``run_tokens``, slope)."""
+        D = np.atleast_1d(np.asarray(D, dtype=float))
+        x = np.zeros(len(D)) if run_tokens is None else np.log(np.maximum(self.fraction(D, run_tokens, len(D)), 1e-12))
+        return _noise_variance(self.draws, x)
+
     def predictive(self, h, N, D, seed: int = 0, run_tokens=None) -> dict[str, np.ndarray]:
         """Draws of the loss at each row: ``{"mean": (S, n, T), "pred": (S, n, T)}``.
 
@@ -298,9 +305,22 @@ class Posterior:
         run = tau_run[:, None, :] * rng.standard_normal((S, n, T))
         noise = self.draws["sigma"][:, None, :] * rng.standard_normal((S, n, T))
         if run_tokens is not None and "kappa_run" in self.draws:
-            x = np.log(np.maximum(self.fraction(D, run_tokens, n), 1e-12))
-            noise = noise + self.draws["kappa_run"][:, None, :] * x[None, :, None] * rng.standard_normal((S, n, T))
+            x = np.log(np.maximum(self.fraction(D, run_tokens, n), 1e-12))[None, :, None]
+            if "noise_early" in self.draws:
+                noise = noise * np.sqrt(1.0 + (self.draws["noise_early"][:, None, :] * x) ** 2)
+            noise = noise + self.draws["kappa_run"][:, None, :] * x * rng.standard_normal((S, n, T))
         return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
+
+
+def _noise_variance(draws, x: np.ndarray) -> np.ndarray:
+    """(S, n, T) variance of one new checkpoint around the mean at log fractions ``x`` (n,): noise, offset, slope."""
+    x = np.asarray(x, dtype=float)[None, :, None]
+    sigma2 = draws["sigma"][:, None, :] ** 2
+    if "noise_early" in draws:
+        sigma2 = sigma2 * (1.0 + (draws["noise_early"][:, None, :] * x) ** 2)
+    tau2 = draws.get("tau_run", np.zeros_like(draws["sigma"]))[:, None, :] ** 2
+    kappa2 = draws.get("kappa_run", np.zeros_like(draws["sigma"]))[:, None, :] ** 2
+    return sigma2 + tau2 + kappa2 * x**2
 
 
 def clear_kernels() -> None:

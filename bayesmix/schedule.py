@@ -58,6 +58,15 @@ SCHEDULE_PARAMS: dict[str, Param] = {
         ),
         "schedule term's exponent in model size: the term scales as (N/N0)^schedule_size",
     ),
+    "noise_early": Param(
+        ("target",),
+        Prior(
+            "HalfNormal",
+            {"scale": 1.0},
+            "early checkpoints may scatter more than late ones (warm-up transients); the data say how much",
+        ),
+        "growth of the checkpoint noise towards the start of a run: sd = sigma sqrt(1 + (noise_early log f)^2)",
+    ),
     "kappa_run": Param(
         ("target",),
         Prior("HalfNormal", {"scale": 0.01}, "runs' curves differ in slope by well under 1% per e-fold of tokens"),

@@ -36,9 +36,9 @@ def test_basis_is_zero_at_the_end_and_monotone_for_any_nonnegative_weights():
     assert np.argmax(np.abs(np.gradient(b[:, 0]))) > np.argmax(np.abs(np.gradient(b[:, 2])))
 
 
-def _dense_run_loglik(r, x, sigma, tau, kappa):
+def _dense_run_loglik(r, x, sigma, tau, kappa, early=0.0):
     Z = np.column_stack([np.ones_like(x), x])
-    cov = sigma**2 * np.eye(len(r)) + Z @ np.diag([tau**2, kappa**2]) @ Z.T
+    cov = np.diag(sigma**2 * (1 + (early * x) ** 2)) + Z @ np.diag([tau**2, kappa**2]) @ Z.T
     return multivariate_normal(np.zeros(len(r)), cov).logpdf(r)
 
 
@@ -62,24 +62,27 @@ def _toy_obs(rng, runs=3, rows=5):
 def test_run_likelihood_with_offset_and_slope_matches_a_dense_gaussian():
     rng = np.random.default_rng(1)
     obs, resid, run, x, mask = _toy_obs(rng)
-    sigma, tau, kappa = 0.004, 0.006, 0.003
-    got = np.asarray(group_loglik(jnp.asarray(resid), obs, jnp.array([sigma]), jnp.array([tau]), jnp.array([kappa])))
+    sigma, tau, kappa, early = 0.004, 0.006, 0.003, 1.5
+    arr = [jnp.array([v]) for v in (sigma, tau, kappa, early)]
+    got = np.asarray(group_loglik(jnp.asarray(resid), obs, *arr))
     for g in range(3):
         keep = (run == g) & (mask[:, 0] > 0)
-        want = _dense_run_loglik(resid[keep, 0], x[keep], sigma, tau, kappa)
+        want = _dense_run_loglik(resid[keep, 0], x[keep], sigma, tau, kappa, early)
         assert got[g, 0] == pytest.approx(want, rel=1e-9)
     # Without the slope it is the offset model (compound symmetry), and the slope changes the density.
     off = np.asarray(group_loglik(jnp.asarray(resid), obs, jnp.array([sigma]), jnp.array([tau])))
     keep = (run == 0) & (mask[:, 0] > 0)
     assert off[0, 0] == pytest.approx(_dense_run_loglik(resid[keep, 0], x[keep], sigma, tau, 0.0), rel=1e-9)
     assert abs(off[0, 0] - got[0, 0]) > 1e-3
+    flat = np.asarray(group_loglik(jnp.asarray(resid), obs, *arr[:3]))  # without the early noise
+    assert flat[0, 0] == pytest.approx(_dense_run_loglik(resid[keep, 0], x[keep], sigma, tau, kappa), rel=1e-9)
 
 
 def test_heldout_density_with_bias_slope_and_offset_matches_a_dense_gaussian():
     rng = np.random.default_rng(2)
     obs, resid, run, x, mask = _toy_obs(rng)
     far = np.linspace(0.0, 1.0, len(run))
-    sigma, tau, kappa, sd = 0.004, 0.006, 0.003, 0.02
+    sigma, tau, kappa, sd, early = 0.004, 0.006, 0.003, 0.02, 1.5
     got = np.asarray(
         _rank_one_loglik(
             jnp.asarray(resid),
@@ -94,12 +97,13 @@ def test_heldout_density_with_bias_slope_and_offset_matches_a_dense_gaussian():
             jnp.array([tau]),
             jnp.array([kappa]),
             jnp.array([sd]),
+            jnp.array([early]),
         )
     )
     keep = mask[:, 0] > 0
     Z = np.column_stack([np.ones(keep.sum()), x[keep]])
     same = run[keep][:, None] == run[keep][None, :]
-    cov = sigma**2 * np.eye(keep.sum()) + same * (Z @ np.diag([tau**2, kappa**2]) @ Z.T)
+    cov = np.diag(sigma**2 * (1 + (early * x[keep]) ** 2)) + same * (Z @ np.diag([tau**2, kappa**2]) @ Z.T)
     cov += sd**2 * np.outer(far[keep], far[keep])
     want = multivariate_normal(np.zeros(keep.sum()), cov).logpdf(resid[keep, 0])
     assert got[0, 0] == pytest.approx(want, rel=1e-9)
@@ -158,7 +162,8 @@ def test_recovers_the_law_and_the_schedule_term():
     true_g = curve(f, SCHEDULE)
     inside += list(((lo <= true_g) & (true_g <= hi)).ravel())
     assert np.mean(inside) >= 0.9, f"only {np.mean(inside):.0%} of scalars inside their 95% interval"
-    assert np.all(np.abs(np.median(g, 0)[0] - true_g[0]) < 0.01)  # the gap at 10% of the run within 1 point
+    # The gap at 10% of the run (at the reference size) within 20% of the truth.
+    assert np.all(np.abs(np.median(g, 0)[0] - true_g[0]) < 0.2 * true_g[0])
     assert fit.diagnostics.divergences <= 0.01 * 800
 
 
@@ -170,3 +175,27 @@ def test_negative_control_without_a_schedule_term_says_so():
     assert any("not supported by the data" in n for n in fit.table.notes), fit.table.notes
     # ...while the sweep with the term has 6-9%.
     assert SCHEDULE.sum(1).min() > 0.05
+
+
+@pytest.mark.slow
+def test_a_table_of_final_losses_fits_without_the_term_as_before():
+    """Same posterior as the code before the checkpoint model (tests/golden/record_final_only.py), within MC error."""
+    import sys
+    from pathlib import Path
+
+    golden = Path(__file__).resolve().parent / "golden"
+    sys.path.insert(0, str(golden))
+    from record_final_only import final_only_fit
+
+    fit = final_only_fit()
+    assert not fit.checkpoints
+    assert not {"schedule", "kappa_run", "noise_early"} & set(fit.draws)
+    assert any("no schedule term" in n for n in fit.table.notes), fit.table.notes
+    ref = np.load(golden / "final-only-before.npz")
+    flat = fit.flat_draws()
+    assert {k[: -len("/mean")] for k in ref.files if k.endswith("/mean")} == set(flat)
+    for site, v in flat.items():
+        old_mean, old_sd = ref[f"{site}/mean"], ref[f"{site}/sd"]
+        # Monte Carlo error of a mean over ~600 correlated draws is well under 0.15 posterior sd.
+        gap = np.abs(v.mean(0) - old_mean) / np.maximum(old_sd, 1e-12)
+        assert np.all((gap < 0.3) | (np.abs(v.mean(0) - old_mean) < 1e-12)), (site, gap.max())

@@ -61,10 +61,11 @@ def _residual_chunks(fit, table: RunTable, obs, max_draws: int | None):
         sigma = part.draws["sigma"]
         tau = part.draws.get("tau_run", np.zeros_like(sigma))
         kappa = part.draws.get("kappa_run", np.zeros_like(sigma))
+        early = part.draws.get("noise_early", np.zeros_like(sigma))
         if n < _CHUNK:
             pad = lambda a: np.concatenate([a, np.repeat(a[-1:], _CHUNK - n, 0)])  # noqa: E731
-            resid, sigma, tau, kappa = pad(resid), pad(sigma), pad(tau), pad(kappa)
-        yield n, jnp.asarray(resid), jnp.asarray(sigma), jnp.asarray(tau), jnp.asarray(kappa)
+            resid, sigma, tau, kappa, early = pad(resid), pad(sigma), pad(tau), pad(kappa), pad(early)
+        yield n, jnp.asarray(resid), jnp.asarray(sigma), jnp.asarray(tau), jnp.asarray(kappa), jnp.asarray(early)
 
 
 def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -82,11 +83,11 @@ def run_loglik(fit, table: RunTable | None = None, max_draws: int | None = None)
     fn = _CACHE.get(key)
     if fn is None:
         fn = _CACHE[key] = jax.jit(
-            jax.vmap(lambda r, s, t, k, o: group_loglik(r, o, s, t, k), in_axes=(0, 0, 0, 0, None))
+            jax.vmap(lambda r, s, t, k, e, o: group_loglik(r, o, s, t, k, e), in_axes=(0, 0, 0, 0, 0, None))
         )
     out = [
-        np.asarray(fn(resid, sigma, tau, kappa, obs))[:n]
-        for n, resid, sigma, tau, kappa in _residual_chunks(fit, table, obs, max_draws)
+        np.asarray(fn(resid, sigma, tau, kappa, early, obs))[:n]
+        for n, resid, sigma, tau, kappa, early in _residual_chunks(fit, table, obs, max_draws)
     ]
     return np.concatenate(out, 0), np.asarray(runs)
 
@@ -145,17 +146,19 @@ def heldout_loglik(
     fn = _CACHE.get(key)
     if fn is None:
 
-        def one(resid, sigma, tau, kappa, o, far, group, sds):
+        def one(resid, sigma, tau, kappa, early, o, far, group, sds):
             return jax.vmap(
-                lambda s: _rank_one_loglik(resid, o.mask, o.run, o.log_frac, R, far, group, G, sigma, tau, kappa, s)
+                lambda s: _rank_one_loglik(
+                    resid, o.mask, o.run, o.log_frac, R, far, group, G, sigma, tau, kappa, s, early
+                )
             )(sds)
 
-        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None, None), out_axes=1))
+        fn = _CACHE[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None, None, None, None), out_axes=1))
     sds_j = jnp.asarray(np.ascontiguousarray(sds))
     group_j = jnp.asarray(group)
     out = [
-        np.asarray(fn(resid, sigma, tau, kappa, obs, far, group_j, sds_j))[:, :n]
-        for n, resid, sigma, tau, kappa in _residual_chunks(fit, table, obs, max_draws)
+        np.asarray(fn(resid, sigma, tau, kappa, early, obs, far, group_j, sds_j))[:, :n]
+        for n, resid, sigma, tau, kappa, early in _residual_chunks(fit, table, obs, max_draws)
     ]
     labels = np.array(["all"]) if shared else np.asarray(runs)
     ll = np.concatenate(out, 1)
@@ -168,38 +171,41 @@ def _observed(fit, table: RunTable):
     return obs, runs
 
 
-def _rank_one_loglik(resid, mask, run, log_frac, R, far, group, G, sigma, tau, kappa, sd):
+def _rank_one_loglik(resid, mask, run, log_frac, R, far, group, G, sigma, tau, kappa, sd, early=None):
     """(G, T) log N(r_g; 0, A_g + sd^2 f_g f_g^T); sd is (T,).
 
-    ``A_g`` is block-diagonal over runs, each block ``sigma^2 I + Z L Z^T``
-    (a run's offset and slope in log fraction, ``Z = [1, x]``,
-    ``L = diag(tau^2, kappa^2)``). Closed form: each block inverts by the
-    Woodbury identity through a 2 x 2 matrix and the bias adds a rank-one
-    term (matrix determinant lemma and Sherman-Morrison), so the cost is a
-    few segment sums, whatever the number of rows.
+    ``A_g`` is block-diagonal over runs, each block ``V + Z L Z^T``: the
+    checkpoint noise ``V = diag(sigma^2 (1 + (early x)^2))`` and a run's
+    offset and slope in ``x = log f`` (``Z = [1, x]``, ``L = diag(tau^2,
+    kappa^2)``). Closed form: each block inverts by the Woodbury identity
+    through a 2 x 2 matrix and the bias adds a rank-one term (matrix
+    determinant lemma and Sherman-Morrison), so the cost is a few segment
+    sums, whatever the number of rows.
     """
     x = log_frac[:, None] * mask
+    var = sigma**2 * (1.0 + (0.0 if early is None else (early * x) ** 2))  # (n, T)
+    w = mask / var
     f = far[:, None] * mask
     r = resid * mask
     seg = lambda a: jax.ops.segment_sum(a, run, R)  # noqa: E731  (rows -> runs)
-    n, sx, sxx = seg(mask), seg(x), seg(x * x)
-    var, tau2, kap2 = sigma**2, tau**2, kappa**2
-    m11, m12 = 1.0 + tau2 * n / var, tau2 * sx / var
-    m21, m22 = kap2 * sx / var, 1.0 + kap2 * sxx / var
+    n, nw, sx, sxx = seg(mask), seg(w), seg(w * x), seg(w * x * x)
+    tau2, kap2 = tau**2, kappa**2
+    m11, m12 = 1.0 + tau2 * nw, tau2 * sx
+    m21, m22 = kap2 * sx, 1.0 + kap2 * sxx
     det = m11 * m22 - m12 * m21
 
     def quad(ab, a1, ax, b1, bx):
-        """a^T A^-1 b per run from sum(a b), Z^T a and Z^T b."""
+        """a^T A^-1 b per run from sum(w a b), Z^T W a and Z^T W b."""
         l1, l2 = tau2 * b1, kap2 * bx
         c1, c2 = (m22 * l1 - m12 * l2) / det, (-m21 * l1 + m11 * l2) / det
-        return ab / var - (a1 * c1 + ax * c2) / var**2
+        return ab - (a1 * c1 + ax * c2)
 
-    s_r, s_xr, s_f, s_xf = seg(r), seg(x * r), seg(f), seg(x * f)
+    s_r, s_xr, s_f, s_xf = seg(w * r), seg(w * x * r), seg(w * f), seg(w * x * f)
     to_group = lambda a: jax.ops.segment_sum(a, group, G)  # noqa: E731  (runs -> groups)
-    q_rr = to_group(quad(seg(r * r), s_r, s_xr, s_r, s_xr))
-    q_fr = to_group(quad(seg(f * r), s_f, s_xf, s_r, s_xr))
-    q_ff = to_group(quad(seg(f * f), s_f, s_xf, s_f, s_xf))
-    logdet_a = to_group(n * jnp.log(var) + jnp.log(det))
+    q_rr = to_group(quad(seg(w * r * r), s_r, s_xr, s_r, s_xr))
+    q_fr = to_group(quad(seg(w * f * r), s_f, s_xf, s_r, s_xr))
+    q_ff = to_group(quad(seg(w * f * f), s_f, s_xf, s_f, s_xf))
+    logdet_a = to_group(seg(mask * jnp.log(var)) + jnp.log(det))
     m = to_group(n)
     k = 1.0 + sd**2 * q_ff
     quad_all = q_rr - sd**2 * q_fr**2 / k

@@ -1,0 +1,61 @@
+"""Record the posterior of a sweep of final losses on the code before the checkpoint model (issue 14).
+
+Run from outside the repository with the old code first on the path, e.g.::
+
+    git worktree add /tmp/old ef9d71b
+    cd /tmp && PYTHONPATH=/tmp/old python /path/to/tests/golden/record_final_only.py /path/to/tests/golden
+
+It writes ``final-only-before.npz``: per site the posterior mean and sd of
+:func:`final_only_fit` (tests/test_schedule.py refits it and compares).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def final_only_frame():
+    """A sweep of final losses: 3 domains, 4 sizes, 10 mixtures, one row per run (simulated, additive law)."""
+    from bayesmix.laws import additive
+    from bayesmix.simulate import simulate_losses, sweep_design
+
+    d = sweep_design(("web", "code", "math"), (4e7, 1e8, 2.5e8, 6e8), 10, checkpoints=1, seed=5)
+    p = additive.from_paper_parameters(
+        E=np.array([1.9, 0.8, 1.2]),
+        A=np.full(3, 0.35),
+        alpha=np.array([0.34, 0.30, 0.36]),
+        B=np.full(3, 0.30),
+        beta=np.array([0.28, 0.30, 0.26]),
+        w=0.08 + 0.6 * np.eye(3),
+        gamma=np.full((3, 3), 0.45),
+    )
+    return simulate_losses(additive.Additive(), d, ("web", "code", "math"), {**p, "sigma": np.full(3, 0.005)}, seed=6)
+
+
+def final_only_fit():
+    import bayesmix
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayesmix.FitWarning)
+        return bayesmix.fit(
+            final_only_frame(),
+            "additive",
+            chains=2,
+            warmup=300,
+            draws=300,
+            seed=1,
+            progress=False,
+            extrapolation_sd=0.01,
+        )
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) / "final-only-before.npz"
+    fit = final_only_fit()
+    flat = fit.flat_draws()
+    np.savez(out, **{f"{k}/mean": v.mean(0) for k, v in flat.items()}, **{f"{k}/sd": v.std(0) for k, v in flat.items()})
+    print("wrote", out, sorted(flat))
