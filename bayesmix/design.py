@@ -50,9 +50,10 @@ def observed_from_table(
     Returns the Observed pytree and the run label of every run slot (padding
     slots are labelled ""). ``sizes`` are the fitted model sizes, in slot order.
     ``like``: pad to that Observed's shapes instead (a subset of a table then
-    reuses the table's compiled code). ``checkpoints``: add each row's
-    schedule basis and log fraction of its run (the checkpoint model's
-    covariates; padding rows sit at the end of a run, where both are 0).
+    reuses the table's compiled code). ``checkpoints``: the checkpoint
+    model's data: the law at each run's end (``run_tokens``), and each
+    row's curve basis and log fraction of its run (padding rows sit at the
+    end of a run, where both are 0).
     """
     h, mix = table.mixtures()
     losses = table.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
@@ -103,6 +104,8 @@ def observed_from_table(
         run_slots=jnp.zeros(R_pad, dtype=jnp.float64),
     )
     if checkpoints:
+        # The checkpoint model evaluates the law at each run's end (bayesmix.schedule says why).
+        obs = obs._replace(x=obs.x._replace(D=jnp.asarray(padded(table.run_tokens, n_pad, D0), dtype=jnp.float64)))
         frac = np.clip(table.token_fraction(), 1e-12, 1.0)
         obs = obs._replace(
             basis=jnp.asarray(padded(schedule_basis(frac), n_pad), dtype=jnp.float64),

@@ -220,13 +220,15 @@ class Posterior:
         compiled kernel per law in chunks of fixed, padded lengths. Without
         ``run_tokens`` a row is the final loss of a run trained to D tokens;
         with it (scalar or one per row), a checkpoint at D of a run whose
-        schedule ends at ``run_tokens``, which adds the schedule term.
+        schedule ends at ``run_tokens``: for a fit of checkpoints, the law at
+        ``run_tokens`` plus the checkpoint curve.
         """
-        out = self._law_log_means(h, N, D)
-        if run_tokens is not None and self.checkpoints:
-            n = out.shape[1]
-            out = out + schedule_offset(self.draws, self.fraction(D, run_tokens, n), np.broadcast_to(N, (n,)), self.N0)
-        return out
+        if run_tokens is None or not self.checkpoints:
+            return self._law_log_means(h, N, D)
+        # A checkpoint: the law at its run's end plus the run's curve above it (bayesmix.schedule).
+        out = self._law_log_means(h, N, run_tokens)
+        n = out.shape[1]
+        return out + schedule_offset(self.draws, self.fraction(D, run_tokens, n), np.broadcast_to(N, (n,)), self.N0)
 
     @staticmethod
     def fraction(D, run_tokens, n: int) -> np.ndarray:

@@ -1,31 +1,33 @@
-"""The checkpoint observation model: what a mid-schedule checkpoint adds to a law's final loss.
+"""The checkpoint observation model: how a run's checkpoints relate to the law's final loss.
 
 Every law describes the final loss of a run trained to D tokens, with its
 learning-rate schedule run to the end. A sweep's rows are mostly checkpoints
-along a longer schedule: at D_t < D_end the learning rate has not decayed yet,
-so the loss sits above the law's curve at D_t, and more so early in the run.
-bayesmix models the log loss at checkpoint t of a run whose schedule ends at
-D_end as
+along such runs. bayesmix models the log loss at checkpoint t of a run whose
+schedule ends at D_end as
 
-    log y = log L(h, N, D_t) + g_target(f) + u_run + s_run * x + eps,
+    log y = log L(h, N, D_end) + g_target(f, N) + u_run + s_run * x + eps,
 
-with f = D_t / D_end and x = log f (both 1 and 0 at the end of the run):
+with f = D_t / D_end and x = log f (1 and 0 at the end of the run):
 
-- ``g(f, N) = (N/N0)^rho sum_i d_i phi_i(1 - f)``, ``d_i >= 0``: the schedule term. The
-  ``phi_i`` are the cumulative Bernstein polynomials of degree 3
-  (``phi_i(u) = P(Binomial(3, u) >= i)``), each rising from 0 at u = 0 to 1
-  at u = 1, so g is smooth, zero at the end of the run and never increasing
-  along it, for any ``d >= 0``: the family holds a linear decay
-  (``1 - f^3``), the smoothstep that a cosine schedule's annealing gap
-  follows, and late drops like a WSD schedule's (``(1 - f)^3`` mirrored).
-  One curve per target, shared by every run, whose size scales with the
-  model as ``(N/N0)^rho`` (measured on SlimPajama: the gap at 10% of a run
-  grows from ~1% at 122M to 3-9% at 1.2B). See docs/checkpoints.md for the
-  choice against schedule-aware laws that need the learning rate itself.
+- ``L(h, N, D_end)``: the law, at the run's end. Within a run, the law's own
+  token term and the schedule's annealing gap both fall with f and cannot be
+  told apart (measured on SlimPajama: asking the law to follow the curve at
+  D_t drove the token exponent to ~1 and doubled the error at 2.7B), so the
+  law learns from each run's level at its end, estimated from all of its
+  checkpoints, and the curve's shape is learned here.
+- ``g(f, N) = (N/N0)^rho sum_i d_i phi_i(f)``, ``d_i >= 0``: the run's curve
+  above its final loss. The pieces ``phi`` are ``log(1/f)``, ``1/f - 1`` and
+  ``1/f^2 - 1``, each scaled to 1 at f = 0.1: each is 0 at the end of the run
+  and falls along it, so g is smooth, exactly zero at the end and never rises
+  along the run, for any ``d >= 0``, from a gently curving loss (mostly
+  ``log``) to a steep early drop (mostly ``1/f^2``). One curve per target,
+  shared by every run, whose size scales with the model as ``(N/N0)^rho``.
+  docs/checkpoints.md says why this form and not a schedule-aware law.
 - ``u_run`` and ``s_run``: a run's own offset and slope in log tokens,
   integrated out in closed form (:func:`bayesmix.model.group_loglik`): the
   checkpoints of one run share its seed and data order, so their residuals
-  are smooth along the curve, not independent.
+  are smooth along the curve, not independent. Early checkpoints may scatter
+  more (``noise_early``).
 """
 
 from __future__ import annotations
@@ -42,21 +44,20 @@ SCHEDULE_PARAMS: dict[str, Param] = {
         ("target", "basis"),
         Prior(
             "HalfNormal",
-            {"scale": 0.05},
-            "mid-schedule checkpoints sit a few % above the final-loss curve (SlimPajama: up to ~10% at 10% of "
-            "the run); each of the three pieces well under 10%",
+            {"scale": 0.3},
+            "a checkpoint at 10% of its run sits up to tens of % above the run's final loss (SlimPajama: 19-56%); "
+            "each piece's share of that below ~0.6",
         ),
-        "schedule term: the log loss a checkpoint carries above the final-loss curve, per basis function",
+        "checkpoint curve: log loss above the run's final loss at 10% of the run, per basis function",
     ),
     "schedule_size": Param(
         ("target",),
         Prior(
             "Normal",
             {"loc": 0.0, "scale": 1.0},
-            "the gap may grow or shrink with model size (SlimPajama: it grows, ~N^0.5 from 0.7B to 1.2B); "
-            "no sign assumed",
+            "the curve may steepen or flatten with model size; no sign assumed, within x/÷ e per e-fold of N at one sd",
         ),
-        "schedule term's exponent in model size: the term scales as (N/N0)^schedule_size",
+        "checkpoint curve's exponent in model size: it scales as (N/N0)^schedule_size",
     ),
     "noise_early": Param(
         ("target",),
@@ -75,11 +76,15 @@ SCHEDULE_PARAMS: dict[str, Param] = {
 }
 
 
+# Each piece's value at f = 0.1, so that a coefficient is that piece's share of the curve at 10% of a run.
+_AT_TENTH = np.array([np.log(10.0), 9.0, 99.0])
+
+
 def basis(fraction) -> np.ndarray:
-    """(n, 3) the schedule basis at fractions ``D_t / D_end`` (zero at 1; 1 - f clipped to [0, 1])."""
-    u = np.clip(1.0 - np.asarray(fraction, dtype=float), 0.0, 1.0)[..., None]
-    f = 1.0 - u
-    return np.concatenate([1.0 - f**3, 3 * u**2 - 2 * u**3, u**3], axis=-1)
+    """(n, 3) the checkpoint curve's pieces ``log(1/f)``, ``1/f - 1``, ``1/f^2 - 1`` at fractions ``D_t / D_end``,
+    each 1 at f = 0.1 and 0 at f = 1 (fractions are clipped to [1e-6, 1])."""
+    f = np.clip(np.asarray(fraction, dtype=float), 1e-6, 1.0)[..., None]
+    return np.concatenate([-np.log(f), 1.0 / f - 1.0, 1.0 / f**2 - 1.0], axis=-1) / _AT_TENTH
 
 
 def size_factor(rho, N, N0) -> np.ndarray:
@@ -109,12 +114,13 @@ def curve(fraction, schedule: np.ndarray, rho=None, N=None, N0=None) -> np.ndarr
 
 
 def describe(schedule_draws: np.ndarray, targets, earliest: float) -> str:
-    """One line on the fitted term: the gap at the earliest checkpoint per target at the reference size N0
-    (posterior median, 90% interval).
+    """One line on the fitted curve: how far above its run's final loss the earliest checkpoint sits, per
+    target at the reference size N0 (posterior median, 90% interval).
 
-    A target's term is "supported" when the 5% quantile of its gap is at
+    A target's curve is "supported" when the 5% quantile of its value is at
     least half the median: a posterior resting against 0, as the half-normal
-    prior leaves it where the data show no gap, has a 5% quantile near 0.
+    prior leaves it where checkpoints sit at their run's final loss, has a
+    5% quantile near 0.
     """
     g = np.einsum("stk,k->st", np.asarray(schedule_draws), basis([earliest])[0])  # (S, T)
     lo, med, hi = np.quantile(g, [0.05, 0.5, 0.95], axis=0)
@@ -128,6 +134,6 @@ def describe(schedule_draws: np.ndarray, targets, earliest: float) -> str:
     if absent:
         text += (
             f"; not supported by the data for {', '.join(absent)} (the posterior rests against 0: "
-            "their checkpoints sit on the final-loss curve)"
+            "their checkpoints sit at their run's final loss)"
         )
     return text

@@ -69,20 +69,27 @@ def simulate_losses(
 
     ``params`` holds the law's parameters plus ``sigma`` and (optionally)
     ``tau_run``, with the shapes the law declares; with ``schedule`` (T, 3)
-    and ``kappa_run`` (T,) the checkpoints also carry the schedule term and
-    each run's own slope (:mod:`bayesmix.schedule`), at each row's fraction of
-    its run's ``run_tokens`` (default: the run's last checkpoint). Returns a
-    new DataFrame.
+    (and optionally ``schedule_size``, ``kappa_run``, ``noise_early``) the
+    rows follow the checkpoint model of :mod:`bayesmix.schedule`: the law at
+    each run's end (``run_tokens``, default the run's last checkpoint) plus
+    the run's curve, slope and early noise. Returns a new DataFrame.
     """
     domains = [c[len("weight_") :] for c in design.columns if c.startswith("weight_")]
     N0 = N0 or reference_scale(design.model_size.to_numpy())
     D0 = D0 or reference_scale(design.n_tokens.to_numpy())
     h = design[[f"weight_{d}" for d in domains]].to_numpy()
+    tokens = design.n_tokens.to_numpy(dtype=float)
+    end = (
+        design.run_tokens.to_numpy(dtype=float)
+        if "run_tokens" in design
+        else design.groupby("run").n_tokens.transform("max").to_numpy(dtype=float)
+    )
+    curve = "schedule" in params  # the checkpoint model: the law at each run's end plus the run's curve
     x = make_inputs(
         h,
         np.arange(len(h)),
         design.model_size.to_numpy(),
-        design.n_tokens.to_numpy(),
+        end if curve else tokens,
         N0,
         D0,
         own_index(domains, targets),
@@ -92,15 +99,12 @@ def simulate_losses(
     runs, run_idx = np.unique(design.run.to_numpy(), return_inverse=True)
     tau = np.asarray(params.get("tau_run", np.zeros(len(targets))))
     offsets = tau * rng.standard_normal((len(runs), len(targets)))
-    log_y = np.log(mu) + offsets[run_idx] + np.asarray(params["sigma"]) * rng.standard_normal(mu.shape)
-    tokens = design.n_tokens.to_numpy(dtype=float)
-    end = (
-        design.run_tokens.to_numpy(dtype=float)
-        if "run_tokens" in design
-        else design.groupby("run").n_tokens.transform("max").to_numpy(dtype=float)
-    )
     frac = tokens / end
-    if "schedule" in params:
+    sigma = np.asarray(params["sigma"]) * np.sqrt(
+        1.0 + (np.asarray(params.get("noise_early", 0.0)) * np.log(frac)[:, None]) ** 2
+    )
+    log_y = np.log(mu) + offsets[run_idx] + sigma * rng.standard_normal(mu.shape)
+    if curve:
         log_y = log_y + schedule_curve(
             frac, params["schedule"], params.get("schedule_size"), design.model_size.to_numpy(float), N0
         )

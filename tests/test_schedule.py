@@ -1,10 +1,11 @@
 """The checkpoint observation model: the schedule basis, the run likelihood against dense algebra, and recovery.
 
-Recovery: runs simulated from the additive law with a known schedule term
-(a cosine-like gap of 6-9% at 10% of the run) and per-run slopes; the fit
-must recover both the law's parameters and the term, truth inside the 95%
-interval for at least 90% of scalars. Negative control: the same sweep
-without the term; the fit must say that the data do not support one.
+Recovery: runs simulated from the checkpoint model with the additive law (a
+curve 6-9% above the run's final loss at 10% of the run) and per-run slopes;
+the fit must recover both the law's parameters and the curve, truth inside
+the 95% interval for at least 90% of scalars. Negative control: the same
+sweep with flat runs (every checkpoint at its run's final loss); the fit must
+say that the data do not support a curve.
 """
 
 from __future__ import annotations
@@ -128,8 +129,9 @@ def _truth(schedule: bool) -> dict[str, np.ndarray]:
         gamma=np.array([[0.5, 0.4, 0.45], [0.35, 0.6, 0.4], [0.4, 0.5, 0.55]]),
     )
     p = {**p, "sigma": np.full(3, 0.004), "tau_run": np.full(3, 0.003)}
-    if schedule:
-        p.update(schedule=SCHEDULE, kappa_run=np.full(3, 0.004))
+    p.update(
+        schedule=SCHEDULE if schedule else np.zeros_like(SCHEDULE), kappa_run=np.full(3, 0.004 if schedule else 0.0)
+    )
     return p
 
 

@@ -19,8 +19,8 @@ from ..priors import Prior
 # Dimension names a parameter may carry. "foreign" runs over the targets that
 # are not training domains (e.g. a downstream evaluation set).
 DIMS = ("target", "domain", "foreign", "basis")
-# The schedule term's basis functions (bayesmix.schedule), named by where along a run each one changes.
-SCHEDULE_BASIS = ("late", "mid", "early")
+# The checkpoint curve's pieces (bayesmix.schedule): log(1/f), 1/f - 1, 1/f^2 - 1.
+SCHEDULE_BASIS = ("log", "inverse", "inverse_square")
 
 
 class Inputs(NamedTuple):
