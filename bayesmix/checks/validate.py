@@ -236,9 +236,9 @@ def validate(
     :func:`bayesmix.fit` does (posterior mode without its largest training
     size). The per-target value the held-out errors call for is measured from
     the full-posterior fold fits and returned beside it. ``min_fraction``
-    drops every checkpoint before that share of its run's final token count
-    from training and held-out runs alike (the rule of :func:`bayesmix.fit`:
-    warm-up transients that no law of (N, D) describes; 0.35 on SlimPajama).
+    drops every checkpoint before that share of its run's schedule from
+    training and held-out runs alike (default 0: every checkpoint, with the
+    checkpoint model of :mod:`bayesmix.schedule`, as :func:`bayesmix.fit`).
     Returns a :class:`ValidationResult`.
     """
     from ..diagnostics import FitWarning

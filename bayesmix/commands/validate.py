@@ -37,8 +37,8 @@ def add_arguments(p):
         type=float,
         default=0.0,
         metavar="F",
-        help="drop checkpoints before this share of their run's final token count, in training and held-out "
-        "runs (warm-up transients; 0.35 on SlimPajama; default 0)",
+        help="drop checkpoints before this share of their run's schedule, in training and held-out "
+        "runs (default 0: every checkpoint, with the checkpoint model)",
     )
     add_sampler_arguments(p)
 
