@@ -30,7 +30,7 @@ def fit_mode(
     N0: float | None = None,
     D0: float | None = None,
     like: Observed | None = None,
-    checkpoints: bool | None = None,
+    checkpoints: bool = False,
 ) -> Posterior:
     """The law's posterior mode on ``runs`` as a :class:`~bayesmix.posterior.Posterior` with one draw.
 
@@ -39,15 +39,15 @@ def fit_mode(
     larger table's to compare with it. ``like``: pad the data to that
     Observed's shapes, so a subset of a table reuses the table's compiled
     code. The posterior's ``reach`` is the table's largest model size and
-    token count. ``checkpoints``: fit the schedule term (default: when the
-    table has mid-schedule checkpoints, as :func:`bayesmix.fit` decides).
+    token count. ``checkpoints``: fit the checkpoint model when the table
+    has mid-schedule checkpoints (as :func:`bayesmix.fit` with it).
     """
     table = runs if isinstance(runs, RunTable) else read_runs(runs)
     law = get_law(law) if isinstance(law, str) else law
     targets = tuple(targets) if targets is not None else table.targets
     N0 = reference_scale(table.model_size) if N0 is None else float(N0)
     D0 = reference_scale(table.n_tokens) if D0 is None else float(D0)
-    checkpoints = table.has_checkpoints if checkpoints is None else bool(checkpoints)
+    checkpoints = bool(checkpoints) and table.has_checkpoints
     prior_map = resolve_priors(law, table.domains, targets, priors, checkpoints)
     obs, _ = observed_from_table(
         table, targets, N0, D0, np.unique(table.model_size), like=like, checkpoints=checkpoints

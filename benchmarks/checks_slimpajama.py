@@ -40,9 +40,10 @@ def main(argv=None) -> int:
     p.add_argument(
         "--min-fraction",
         type=float,
-        default=0.0,
-        help="drop checkpoints before this share of their run's schedule (default 0: every checkpoint, with "
-        "the checkpoint model, as bayesmix fit)",
+        default=0.35,
+        help="drop checkpoints before this share of their run's tokens, as "
+        "benchmarks/scale_extrapolation.py does (default 0.35: earlier ones carry warm-up transients "
+        "no law of (N, D) describes)",
     )
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)

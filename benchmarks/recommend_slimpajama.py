@@ -167,9 +167,9 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--min-fraction",
         type=float,
-        default=0.0,
-        help="drop checkpoints before this share of their run's schedule "
-        "(default 0: every checkpoint, with the checkpoint model, as bayesmix fit)",
+        default=0.35,
+        help="drop checkpoints before this share of their run's tokens "
+        "(default 0.35, as benchmarks/scale_extrapolation.py)",
     )
     ap.add_argument(
         "--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9, the library's)"

@@ -101,7 +101,7 @@ class Config:
     # fits and from the 2.718B test runs, as in benchmarks/scale_extrapolation.py:
     # they carry warm-up transients no law of (N, D) describes (kept, they put
     # every strategy's 2.718B error near 10%).
-    min_fraction: float = 0.0  # every checkpoint, with the checkpoint model (bayesmix fit's default)
+    min_fraction: float = 0.35
     strategies: tuple[str, ...] = ("active", "random", "cheapest")
 
 

@@ -83,6 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="scale split: drop checkpoints before this share of their run's tokens (default 0: keep every one)",
     )
     p.add_argument(
+        "--plain",
+        action="store_true",
+        help="fit checkpoints as final losses (bayesmix fit's default today) instead of the checkpoint model",
+    )
+    p.add_argument(
         "--run-effects",
         choices=("offset+slope", "offset", "none"),
         default="offset+slope",
@@ -240,6 +245,7 @@ def run_fit(table, law, targets, args, min_fraction):
             progress=False,
             min_fraction=min_fraction,
             priors=priors,
+            checkpoints=not getattr(args, "plain", False),
         )
         caught = [str(x.message) for x in w if issubclass(x.category, bayesmix.FitWarning)]
     seconds = time.perf_counter() - t0

@@ -23,6 +23,11 @@ def add_arguments(p):
     )
     p.add_argument("--max-model-size", type=float, help="fit only rows with model_size <= this (hold out larger runs)")
     p.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="fit the checkpoint model (the law at each run's end plus a learned curve above it; docs/checkpoints.md)",
+    )
+    p.add_argument(
         "--min-fraction",
         type=float,
         default=0.0,
@@ -74,6 +79,7 @@ def run(args) -> int:
         seed=args.seed,
         progress=args.progress,
         min_fraction=args.min_fraction,
+        checkpoints=args.checkpoints,
         extrapolation_sd=args.extrapolation_sd,
         target_accept=args.target_accept,
     )
