@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .laws.base import SCHEDULE_BASIS, Param
+from .laws.base import Param
 from .priors import Prior
-
-BASIS = SCHEDULE_BASIS
 
 SCHEDULE_PARAMS: dict[str, Param] = {
     "schedule": Param(
