@@ -308,18 +308,23 @@ class Posterior:
         noise = self.draws["sigma"][:, None, :] * rng.standard_normal((S, n, T))
         if run_tokens is not None and "kappa_run" in self.draws:
             x = np.log(np.maximum(self.fraction(D, run_tokens, n), 1e-12))[None, :, None]
-            if "noise_early" in self.draws:
-                noise = noise * np.sqrt(1.0 + (self.draws["noise_early"][:, None, :] * x) ** 2)
+            noise = noise * _early_scale(self.draws, x)
             noise = noise + self.draws["kappa_run"][:, None, :] * x * rng.standard_normal((S, n, T))
         return {"mean": np.exp(log_mu + delta), "pred": np.exp(log_mu + delta + run + noise)}
+
+
+def _early_scale(draws, x: np.ndarray) -> np.ndarray | float:
+    """How much more a checkpoint at log fraction ``x`` (1, n, 1) scatters than one at its run's end:
+    sqrt(1 + (noise_early x)^2), the model's rule (bayesmix.model.group_loglik); 1 without the term."""
+    if "noise_early" not in draws:
+        return 1.0
+    return np.sqrt(1.0 + (draws["noise_early"][:, None, :] * x) ** 2)
 
 
 def _noise_variance(draws, x: np.ndarray) -> np.ndarray:
     """(S, n, T) variance of one new checkpoint around the mean at log fractions ``x`` (n,): noise, offset, slope."""
     x = np.asarray(x, dtype=float)[None, :, None]
-    sigma2 = draws["sigma"][:, None, :] ** 2
-    if "noise_early" in draws:
-        sigma2 = sigma2 * (1.0 + (draws["noise_early"][:, None, :] * x) ** 2)
+    sigma2 = (draws["sigma"][:, None, :] * _early_scale(draws, x)) ** 2
     tau2 = draws.get("tau_run", np.zeros_like(draws["sigma"]))[:, None, :] ** 2
     kappa2 = draws.get("kappa_run", np.zeros_like(draws["sigma"]))[:, None, :] ** 2
     return sigma2 + tau2 + kappa2 * x**2
