@@ -138,6 +138,7 @@ def exact_run_elpd(fit, run: str, draws: int | None = None, progress: bool | Non
             target_accept=c.target_accept,
             max_tree_depth=c.max_tree_depth,
             progress=progress,
+            checkpoints=fit.checkpoints,
             extrapolation_sd=0.0,
         )  # scored without the bias term: skip fit()'s measurement of it
     if not refit.diagnostics.ok:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._common import add_sampler_arguments, default_model_path, parse_prior_args
 
 NAME = "fit"
@@ -24,8 +26,12 @@ def add_arguments(p):
     p.add_argument("--max-model-size", type=float, help="fit only rows with model_size <= this (hold out larger runs)")
     p.add_argument(
         "--checkpoints",
-        action="store_true",
-        help="fit the checkpoint model (the law at each run's end plus a learned curve above it; docs/checkpoints.md)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=(
+            "fit mid-schedule checkpoints with the checkpoint model: the law at each run's end plus a learned curve "
+            "above it (default; docs/checkpoints.md); --no-checkpoints fits every checkpoint as a final loss"
+        ),
     )
     p.add_argument(
         "--min-fraction",
