@@ -278,15 +278,31 @@ def _sample_stats_for_arviz(extra: Mapping[str, np.ndarray]) -> dict[str, np.nda
     return {names.get(k, k): v for k, v in extra.items()}
 
 
+def retry_notes(blocks: Sequence[dict]) -> list[str]:
+    """One note per block that diverged and was sampled again at a higher target_accept (see
+    :class:`~bayesmix.inference.SamplerConfig`), saying which draws were kept."""
+    notes = []
+    for b in blocks:
+        if "first_divergences" in b:
+            notes.append(
+                f"{b['block']}: {b['first_divergences']} divergences at target_accept {b['first_target_accept']:g}; "
+                f"sampled again at {b['target_accept']:g}, {b['divergences']} divergences (these draws are kept)"
+            )
+        elif "retried_divergences" in b:
+            notes.append(
+                f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; "
+                f"sampled again at a higher target_accept: {b['retried_divergences']}, so the first draws are kept"
+            )
+    return notes
+
+
 def checkpoint_note(table: RunTable, fitted: bool) -> str:
     """What the fit saw along each run, and whether it fitted the schedule term (one line for the notes)."""
     seen = table.describe_checkpoints()
     if fitted:
         return f"{seen}; fitted a schedule term (checkpoints before the end of their run's schedule)"
     if table.has_checkpoints:
-        return (
-            f"{seen}; no schedule term: checkpoints fitted as final losses (checkpoints=True / --checkpoints adds it)"
-        )
+        return f"{seen}; no schedule term: checkpoints fitted as final losses, as asked (--no-checkpoints)"
     return f"{seen}; no schedule term (every row is the end of its run's schedule)"
 
 
@@ -317,19 +333,19 @@ def fit(
     progress: bool | None = None,
     min_fraction: float = 0.0,
     extrapolation_sd: float | Sequence[float] | None = None,
-    checkpoints: bool = False,
+    checkpoints: bool = True,
 ) -> Fit:
     """Fit a law to a run table with NUTS and return a :class:`Fit`.
 
     ``runs`` is a RunTable, a DataFrame or a CSV path in the canonical format.
-    Every checkpoint is used. With ``checkpoints=True``, when the table has
-    checkpoints before the end of their run's schedule (``n_tokens <
-    run_tokens``), the fit adds the checkpoint model of
-    :mod:`bayesmix.schedule` (the law at each run's end, a learned curve
-    above it that vanishes at the end, each run's own slope); a table of
-    final losses fits without it. It is off by default for now: NUTS still
-    diverges on it (docs/checkpoints.md). The fit says which it did in its
-    notes. ``min_fraction`` (default 0: keep
+    Every checkpoint is used. When the table has checkpoints before the end
+    of their run's schedule (``n_tokens < run_tokens``), the fit adds the
+    checkpoint model of :mod:`bayesmix.schedule` (the law at each run's end,
+    a learned curve above it that vanishes at the end, each run's own slope);
+    a table of final losses fits without it, and ``checkpoints=False`` fits
+    every checkpoint as a final loss (the model before the checkpoint model,
+    right only where the law holds at every checkpoint, e.g. a sweep
+    simulated that way). The fit says which it did in its notes. ``min_fraction`` (default 0: keep
     all) drops every checkpoint taken before that fraction of its run's
     schedule, with the count in the notes. ``extrapolation_sd`` (log-scale bias per e-fold beyond
     the fitted range, see :mod:`bayesmix.extrapolation`) is measured by
@@ -364,6 +380,7 @@ def fit(
     draws_, extra, info = sample(model, (obs,), config, progress=progress)
     notes = list(table.notes) + [checkpoint_note(table, checkpoints)]
     log.info("%s: %s", table.source, notes[-1])
+    notes += retry_notes(info.get("blocks", []))
     lone = unidentified_run_offsets(obs)
     if lone.any():
         # The likelihood left these offsets out (model.group_loglik): their
