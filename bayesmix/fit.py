@@ -291,7 +291,8 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
         elif "retried_divergences" in b:
             notes.append(
                 f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; "
-                f"sampled again at a higher target_accept: {b['retried_divergences']}, so the first draws are kept"
+                f"sampled again at a higher target_accept: {b['retried_divergences']} divergences, "
+                f"{b.get('retried_depth_hits', 0)} draws at the maximum tree depth, so the first draws are kept"
             )
     return notes
 

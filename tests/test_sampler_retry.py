@@ -3,34 +3,46 @@
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-import pytest
 
 from bayesmix.inference import SamplerConfig, sample
 
 
-def funnel():
+def funnel(scale: float):
     """Neal's funnel: the scale of x follows v, so a step that suits the mouth diverges in the neck."""
-    v = numpyro.sample("v", dist.Normal(0.0, 3.0))
-    numpyro.sample("x", dist.Normal(0.0, jnp.exp(v / 2.0)).expand([4]))
+
+    def model():
+        v = numpyro.sample("v", dist.Normal(0.0, scale))
+        numpyro.sample("x", dist.Normal(0.0, jnp.exp(v / 2.0)).expand([4]))
+
+    return model
 
 
 CONFIG = dict(chains=2, warmup=150, draws=150, seed=1, target_accept=0.6, dense_mass=False)
 
 
-@pytest.mark.slow
 def test_a_block_that_diverged_is_sampled_again_and_the_better_run_kept():
-    _, extra, info = sample(funnel, (), SamplerConfig(**CONFIG, retry_target_accept=0.0), progress=False)
+    _, _, info = sample(funnel(1.5), (), SamplerConfig(**CONFIG, retry_target_accept=0.0), progress=False)
     (off,) = info["blocks"]
     assert off["divergences"] > 0  # the funnel diverges at this target_accept...
     assert "first_divergences" not in off and "retried_divergences" not in off  # ...left as it was when turned off
 
-    _, extra, info = sample(funnel, (), SamplerConfig(**CONFIG), progress=False)
+    _, extra, info = sample(funnel(1.5), (), SamplerConfig(**CONFIG), progress=False)
     (block,) = info["blocks"]
     assert block["first_divergences"] == off["divergences"]  # same key: the first try is the run above
     assert block["target_accept"] == 0.99
-    assert block["divergences"] < block["first_divergences"]  # the retry diverged less, so it was kept
+    assert block["divergences"] < block["first_divergences"]  # the retry diverged less and still moves: kept
+    assert block["depth_hits"] <= 0.01 * 300
     assert int(extra["diverging"].sum()) == block["divergences"]
     assert info["nuts_seconds"] > block["nuts_seconds"]  # the first try's time is counted
+
+
+def test_a_retry_stuck_at_the_maximum_tree_depth_is_not_kept():
+    # A wider funnel: at 0.99 the step is so small that the chains run to the maximum depth.
+    _, extra, info = sample(funnel(2.0), (), SamplerConfig(**CONFIG), progress=False)
+    (block,) = info["blocks"]
+    assert block["retried_depth_hits"] > 0.01 * 300
+    assert block["target_accept"] == 0.6 and block["divergences"] > 0  # the first draws are kept
+    assert int(extra["diverging"].sum()) == block["divergences"]
 
 
 def test_the_fit_notes_say_which_blocks_were_sampled_again():
@@ -43,9 +55,10 @@ def test_the_fit_notes_say_which_blocks_were_sampled_again():
         "first_target_accept": 0.9,
         "target_accept": 0.99,
     }
-    first = {"block": "c4", "divergences": 3, "retried_divergences": 5, "target_accept": 0.9}
+    first = {"block": "c4", "divergences": 3, "retried_divergences": 0, "retried_depth_hits": 900, "target_accept": 0.9}
     clean = {"block": "github", "divergences": 0}
     notes = retry_notes([kept, first, clean])
     assert len(notes) == 2
     assert "book: 230 divergences at target_accept 0.9; sampled again at 0.99, 2 divergences" in notes[0]
-    assert notes[1].startswith("c4: 3 divergences") and "first draws are kept" in notes[1]
+    assert notes[1].startswith("c4: 3 divergences") and "900 draws at the maximum tree depth" in notes[1]
+    assert "first draws are kept" in notes[1]
