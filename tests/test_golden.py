@@ -32,9 +32,21 @@ import golden_cases as gc  # noqa: E402
 #   by up to 2.5e-5 (the old one had not fully converged), and what depends on
 #   it by at most 3e-3 relative; its value of information depends on the
 #   per-draw optima and is not compared.
+#
+# - How the optimiser's starts ended (their spread, how many optima, the projected gradient) follows SLSQP's path,
+#   which differs between CPUs: on an AMD EPYC two corner starts of the example stopped 2% above the optimum while
+#   reporting success, where the recording machine's had not. solve now restarts SLSQP at a point that is not
+#   stationary, so these are checked to be no worse than recorded (up to a floor of solver noise), not equal. The
+#   restarts polish the capped CVaR optimum (its projected gradient went from 6.6e-8 to 1.2e-9): recommend's outputs
+#   agree to 1e-5 relative, and per-draw regrets may fall by solver noise (1e-6).
 NOT_COMPARED = ("argmin_draws", "next_run/table/regret_reduction", "next_run/batch/regret_reduction")
 AT_LEAST = ("regret_draws",)
-TOLERANCES: dict[str, tuple[float, float]] = {"next_run/recommended": (0.0, 1e-4), "next_run/": (5e-3, 1e-12)}
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "next_run/recommended": (0.0, 1e-4),
+    "next_run/": (5e-3, 1e-12),
+    "recommend": (1e-5, 1e-6),
+}
+REGRET_NOISE = 1e-6
 
 
 def _close(key: str, e: np.ndarray, a: np.ndarray) -> str | None:
@@ -45,6 +57,28 @@ def _close(key: str, e: np.ndarray, a: np.ndarray) -> str | None:
         err = np.nanmax(np.abs(a - e) / np.maximum(np.abs(e), 1e-300))
         return f"{key}: largest relative difference {err:.3g}"
     return None
+
+
+# how each start ended: (direction, floor); "lower" means the new value must not exceed max(old, floor)
+SEARCH_NO_WORSE = {
+    "projected_gradient_norm": ("lower", 1e-5),
+    "starts_max_tv": ("lower", 1e-5),
+    "near_best_max_tv": ("lower", 1e-5),
+    "starts_loss_range": ("lower", 1e-9),
+    "local_optima": ("lower", 1.0),
+    "starts_at_best": ("higher", 0.0),
+}
+
+
+def _no_worse_search(key: str, e: dict, a: dict) -> list[str]:
+    out = []
+    for name, (way, floor) in SEARCH_NO_WORSE.items():
+        if name not in e:
+            continue
+        worse = a[name] > max(e[name], floor) if way == "lower" else a[name] < e[name]
+        if worse:
+            out.append(f"{key}[{name}]: {a[name]:.3g}, worse than the recorded {e[name]:.3g}")
+    return out
 
 
 def _compare(expected, actual) -> list[str]:
@@ -61,11 +95,13 @@ def _compare(expected, actual) -> list[str]:
         if any(k in key for k in NOT_COMPARED):
             continue
         if any(k in key for k in AT_LEAST):
-            if e.shape != a.shape or np.any(a < e - 1e-12):
-                problems.append(f"{key}: lower than before in {np.sum(a < e - 1e-12)} draws")
+            if e.shape != a.shape or np.any(a < e - REGRET_NOISE):
+                problems.append(f"{key}: lower than before in {np.sum(a < e - REGRET_NOISE)} draws")
             continue
         if key.endswith("/metrics"):  # regret metrics follow the per-draw optima (see above)
-            keep = np.array(["regret" not in n for n in actual[key + "_names"]])
+            names = np.asarray(actual[key + "_names"]).astype(str)
+            problems += _no_worse_search(key, dict(zip(names, e)), dict(zip(names, a)))
+            keep = np.array(["regret" not in n and n not in SEARCH_NO_WORSE for n in names])
             e, a = e[keep], a[keep]
         if key == "next_run/q":  # (mean, variance, expected regret) of Q
             if a[2] < e[2] * (1 - 5e-3):  # h_rec moved a little (see above); a better optimum cannot lower it more
