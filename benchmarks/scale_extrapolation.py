@@ -18,7 +18,8 @@ Two splits, both from ``../shared/data/dmsl_llm_slimpajama.csv`` (Shukor et al.
 
 Printed per law (and per target): MRE % of the posterior mean, coverage % of
 the 90% posterior predictive interval, mean held-out log predictive density
-per point (nats, on the loss scale), mean width of the 90% predictive interval
+per point (nats, on the loss scale), mean width and interval score (Gneiting
+and Raftery 2007) of the 90% predictive interval
 as % of the predicted loss, fit wall time (end to end, draws
 materialised), divergences, max R-hat, min bulk/tail ESS and leapfrog steps
 per draw, and the extrapolation_sd the fit measured by holding out its own
@@ -45,6 +46,7 @@ import pandas as pd
 
 import bayesmix  # (sets the XLA device count before jax starts)
 from bayesmix import available_laws, get_law
+from bayesmix.checks.ppc import interval_score
 from bayesmix.data import RunTable, RunTableError, read_runs
 from bayesmix.posterior import Posterior
 
@@ -195,6 +197,7 @@ def score(fit, table: RunTable, seed: int) -> pd.DataFrame:
     pt["rel_err"] = np.abs(pt["mean"] - pt.observed) / pt.observed
     pt["covered"] = (pt.observed >= pt.pred_lower) & (pt.observed <= pt.pred_upper)
     pt["width"] = (pt.pred_upper - pt.pred_lower) / pt["mean"]
+    pt["iscore"] = interval_score(pt.pred_lower, pt.pred_upper, pt.observed, INTERVAL) / pt.observed
     return pt.dropna(subset=["observed"])
 
 
@@ -205,9 +208,10 @@ def summarise(pt: pd.DataFrame, by: str | None) -> pd.DataFrame:
         mre_pct=("rel_err", "mean"),
         cover90_pct=("covered", "mean"),
         width90_pct=("width", "mean"),
+        iscore90_pct=("iscore", "mean"),
         lpd=("lpd", "mean"),
     )
-    for c in ("mre_pct", "cover90_pct", "width90_pct"):
+    for c in ("mre_pct", "cover90_pct", "width90_pct", "iscore90_pct"):
         out[c] *= 100
     return out
 
@@ -297,7 +301,11 @@ def report_law(
                 }
             ).to_string()
         )
-        print(pd.concat(groups).round({"mre_pct": 2, "cover90_pct": 1, "width90_pct": 2, "lpd": 3}).to_string())
+        print(
+            pd.concat(groups)
+            .round({"mre_pct": 2, "cover90_pct": 1, "width90_pct": 2, "iscore90_pct": 2, "lpd": 3})
+            .to_string()
+        )
     rows = per_target.reset_index()
     groups_rows = pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"})
     rows = pd.concat([rows, groups_rows], ignore_index=True)
@@ -399,6 +407,8 @@ def side_by_side(result: pd.DataFrame) -> str:
         for group, tag in (("final losses", "final"), ("final, domain targets", "final7")):
             g = r[r.target == group].set_index("law")
             if len(g):
+                if "iscore90_pct" in g:
+                    table.insert(0, f"{tag}_iscore90", g.iscore90_pct.round(2))
                 table.insert(0, f"{tag}_width90", g.width90_pct.round(2))
                 table.insert(0, f"{tag}_cover90", g.cover90_pct.round(1))
                 table.insert(0, f"{tag}_mre", g.mre_pct.round(2))

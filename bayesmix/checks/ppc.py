@@ -33,6 +33,18 @@ def interval_hits(draws: np.ndarray, observed: np.ndarray, level: float) -> np.n
     return (observed >= lo) & (observed <= hi)
 
 
+def interval_score(lower, upper, observed, level: float = 0.9):
+    """The interval score of central ``level`` intervals (Gneiting and Raftery 2007, eq. 43); lower is better.
+
+    ``(upper - lower) + (2 / a) (lower - y) [y < lower] + (2 / a) (y - upper) [y > upper]``, a = 1 - level: the
+    width, plus a penalty for each miss in proportion to how far it misses. A proper score, so an interval
+    cannot win it by being wide (the width counts) or narrow (the misses count). Same shape as the inputs.
+    """
+    lower, upper, y = (np.asarray(v, dtype=float) for v in (lower, upper, observed))
+    a = 1.0 - level
+    return (upper - lower) + (2.0 / a) * (np.maximum(lower - y, 0.0) + np.maximum(y - upper, 0.0))
+
+
 def pit(draws: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Probability integral transform: share of draws below each observation (ties count half)."""
     return (np.sum(draws < observed, axis=0) + 0.5 * np.sum(draws == observed, axis=0)) / draws.shape[0]
@@ -53,7 +65,8 @@ def predictive_points(
     ``median``, ``lower``/``upper`` (90% predictive interval), ``q25``/``q75``
     (50% predictive interval), ``in_50`` ...
     ``in_95`` (observation inside that central predictive interval), ``pit``,
-    ``rel_error`` ((observed - mean) / observed), ``z`` (log-scale
+    ``width_90`` and ``interval_score_90`` (of the 90% interval, relative to
+    the observation), ``rel_error`` ((observed - mean) / observed), ``z`` (log-scale
     standardised residual: (log observed - mean log pred) / sd log pred) and
     the mixture weights ``weight_<domain>``. Masked cells are left out.
     """
@@ -85,6 +98,9 @@ def predictive_points(
     for level in levels:
         cols[f"in_{round(100 * level)}"] = interval_hits(pred, obs, level).ravel()
     cols["pit"] = pit(pred, obs).ravel()
+    # sharpness beside coverage: the 90% interval's width and interval score, relative to the observed loss
+    cols["width_90"] = ((cols["upper"] - cols["lower"]) / obs.ravel()).ravel()
+    cols["interval_score_90"] = (interval_score(cols["lower"], cols["upper"], obs.ravel(), 0.9) / obs.ravel()).ravel()
     cols["rel_error"] = ((obs - mu) / obs).ravel()
     cols["z"] = ((np.log(obs) - log_pred.mean(0)) / log_pred.std(0)).ravel()
     w = table.weights
@@ -98,7 +114,9 @@ def summarise(points: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
     """Per target (and ``all``): cells, coverage of each interval, MRE, bias and a PIT uniformity test.
 
     Columns: ``cells``, ``coverage_50`` ... (share of observations inside the
-    central predictive interval; nominal = the level), ``mre`` (mean |relative
+    central predictive interval; nominal = the level), ``width_90`` and
+    ``interval_score_90`` (mean width and interval score of the 90% interval,
+    as fractions of the observed loss: sharpness beside coverage), ``mre`` (mean |relative
     error| of the posterior mean, as a fraction), ``bias`` (mean signed
     relative error), ``pit_ks`` and ``pit_p`` (Kolmogorov-Smirnov distance of
     the PIT values from uniform, and its p-value -- anti-conservative, since
@@ -112,6 +130,8 @@ def summarise(points: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
         row = {"target": name, "cells": len(g)}
         for level in levels:
             row[f"coverage_{round(100 * level)}"] = float(g[f"in_{round(100 * level)}"].mean()) if len(g) else np.nan
+        for c in ("width_90", "interval_score_90"):
+            row[c] = float(g[c].mean()) if len(g) and c in g else np.nan
         row["mre"] = float(g.rel_error.abs().mean()) if len(g) else np.nan
         row["bias"] = float(g.rel_error.mean()) if len(g) else np.nan
         if len(g):

@@ -34,9 +34,14 @@ def run(args) -> int:
     print(f"posterior predictive check of {fit.law.title} on {where} ({int(t.loc['all', 'cells'])} observed losses)")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         shown = t.copy()
-        for c in [c for c in shown.columns if c.startswith("coverage_")] + ["mre", "bias"]:
+        for c in [c for c in shown.columns if c.startswith("coverage_")] + ["width_90", "interval_score_90"]:
             shown[c] = (100 * shown[c]).round(1)
-        print("coverage of central predictive intervals (%, nominal = the level), MRE and bias (%):")
+        for c in ("mre", "bias"):
+            shown[c] = (100 * shown[c]).round(2)
+        print(
+            "coverage of central predictive intervals (%, nominal = the level), the 90% interval's width and "
+            "interval score (% of the loss; lower is sharper), MRE and bias (%):"
+        )
         print(shown.round({"pit_ks": 3, "pit_p": 3}).to_string())
     a = t.loc["all"]
     for level in (50, 90):

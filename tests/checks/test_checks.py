@@ -17,7 +17,7 @@ from scipy.stats import multivariate_normal
 from bayesmix.checks import check, compare, heldout_loglik, make_folds, run_loglik, verdict
 from bayesmix.checks.compare import same_data
 from bayesmix.checks.loglik import far_beyond
-from bayesmix.checks.ppc import interval_hits, pit, summarise
+from bayesmix.checks.ppc import interval_hits, interval_score, pit, summarise
 from bayesmix.checks.validate import SD_GRID, estimate_extrapolation_sd, extrapolation_profile
 from bayesmix.data import read_runs
 from bayesmix.design import make_inputs
@@ -43,6 +43,23 @@ def test_interval_hits_known_answer():
     assert pit(np.repeat(draws, 5, 1), obs).tolist() == pytest.approx(
         [0.0495, 0.0505, 0.4995, 0.9495, 0.9505]
     )  # ties count half
+
+
+def test_interval_score_known_answers():
+    # width 2; a miss by 1 below or above a 90% interval adds 2 / 0.1 = 20 per unit missed
+    s = interval_score([1.0, 1.0, 1.0], [3.0, 3.0, 3.0], [2.0, 0.0, 3.5], level=0.9)
+    np.testing.assert_allclose(s, [2.0, 22.0, 12.0])
+    # an interval that covers by being huge scores worse than a sharp one that misses a little
+    assert interval_score(0.0, 100.0, 5.0) > interval_score(4.9, 5.05, 5.1)
+
+
+def test_too_narrow_and_too_wide_both_lose_the_interval_score(truth_fit):
+    right = check(truth_fit, figures=False).table.loc["all"]
+    for scale in (0.3, 4.0):
+        off = check(point_fit(truth_fit.table.frame, TRUTH, scale={"sigma": scale}), figures=False).table.loc["all"]
+        assert off.interval_score_90 > right.interval_score_90, scale
+    wide = check(point_fit(truth_fit.table.frame, TRUTH, scale={"sigma": 4.0}), figures=False).table.loc["all"]
+    assert wide.coverage_90 > right.coverage_90 and wide.width_90 > 2 * right.width_90
 
 
 def test_summarise_counts_exactly():
