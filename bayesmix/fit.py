@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +24,7 @@ from .laws.base import dims_coords
 from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
 from .posterior import Posterior
 from .priors import Prior
+from .reach import PriorOnlyWarning, prior_only_note
 from .schedule import describe as describe_schedule
 from .version import __version__
 
@@ -152,6 +154,9 @@ class Fit:
         :func:`default_fractions`): one row per (mixture, target, checkpoint)
         with an ``n_tokens`` column; a fit of checkpoints adds its schedule
         term, a fit of final losses gives the final-loss curve.
+
+        Warns :class:`~bayesmix.reach.PriorOnlyWarning` when (model_size,
+        tokens) moves along a direction of scale the sweep never varied.
         """
         from .data import parse_target_weights, read_mixtures
 
@@ -166,6 +171,9 @@ class Fit:
                 f"({', '.join(self.domains)})"
             )
         M0 = h.shape[0]
+        note = prior_only_note(self.table, model_size, tokens)
+        if note:
+            warnings.warn(note, PriorOnlyWarning, stacklevel=2)
         if trajectory:
             f = default_fractions(self) if fractions is None else np.asarray(fractions, dtype=float).ravel()
             if f.size == 0 or np.any(~np.isfinite(f)) or np.any((f <= 0) | (f > 1)):

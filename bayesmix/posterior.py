@@ -29,12 +29,27 @@ import numpy as np
 from .design import make_inputs
 from .laws.base import Inputs, Law, own_index
 from .model import LawKey, all_params, log_mean
+from .reach import varied_axes
 from .schedule import log_offset as schedule_offset
 
 # Rows per compiled call: a request is cut into chunks of this many rows, and a
 # shorter request (or the last chunk) is padded to the next power of two, so a
 # law compiles for at most a dozen row counts whatever it is asked.
 CHUNK = 512
+
+
+def fitted_reach(table) -> tuple[float, float]:
+    """The largest fitted model size and token count; inf along an axis the sweep never varied.
+
+    Along such an axis the law's term rests on its prior alone, whose spread
+    the posterior draws already carry (:mod:`bayesmix.reach`); an
+    extrapolation bias learned along the varied axes does not apply there.
+    """
+    N_varied, D_varied = varied_axes(table)
+    return (
+        float(table.model_size.max()) if N_varied else float("inf"),
+        float(table.n_tokens.max()) if D_varied else float("inf"),
+    )
 
 
 def efolds_beyond(N, D, max_N: float, max_D: float) -> np.ndarray:
@@ -111,7 +126,8 @@ class Posterior:
 
     Build one with :meth:`from_fit`. ``draws`` maps each site to an (S, ...)
     array (chains merged); ``reach`` is the largest fitted model size and
-    token count; ``extrapolation_sd`` has one value per target.
+    token count (inf along an axis the sweep never varied, see
+    :func:`fitted_reach`); ``extrapolation_sd`` has one value per target.
     """
 
     law: Law
@@ -135,7 +151,7 @@ class Posterior:
             draws=draws,
             N0=float(fit.N0),
             D0=float(fit.D0),
-            reach=(float(fit.table.model_size.max()), float(fit.table.n_tokens.max())),
+            reach=fitted_reach(fit.table),
             extrapolation_sd=np.broadcast_to(np.asarray(fit.extrapolation_sd, dtype=float), (T,)).copy(),
         )
         return post.thin(max_draws)

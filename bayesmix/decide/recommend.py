@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..posterior import Posterior
+from ..reach import PriorOnlyWarning, prior_only_note
 from .constraints import DEFAULT_MAX_EPOCHS, InfeasibleMixtureError, MixtureConstraints, PerDomain, build_constraints
 from .objective import Risk, parse_risk, resolve_target_weights
 from .problem import MixtureDecision
@@ -397,6 +398,9 @@ def recommend(
     if starts < 0 or argmin_draws < 1 or path_points < 1:
         raise ValueError("starts must be >= 0, argmin_draws and path_points >= 1")
     N, D = float(model_size), float(tokens)
+    note = prior_only_note(fit.table, N, D)
+    if note:
+        warnings.warn(note, PriorOnlyWarning, stacklevel=2)
     risk = parse_risk(risk)
     w, words = resolve_target_weights(fit.targets, fit.domains, target, target_weights)
     C = build_constraints(

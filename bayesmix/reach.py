@@ -1,0 +1,97 @@
+"""Which directions of scale a sweep varied, and when a prediction leaves them.
+
+A law learns its model-size term from runs of different sizes and its token
+term from runs trained to different token counts (each run's schedule end,
+``run_tokens``). A sweep that trained every run to the same tokens (RegMix's
+proxies: 1B tokens each), or every run at one size, or every run at the same
+tokens per parameter (size and tokens moving together), leaves a direction of
+(log N, log D) that its data never moved along. A prediction that moves along
+it rests on the law's prior for that term alone: its interval then carries
+the prior's spread, and the user is told so in plain words
+(:class:`PriorOnlyWarning`), and no extrapolation bias is added along an
+axis never varied (:func:`bayesmix.posterior.fitted_reach`): the prior
+already carries that uncertainty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import RunTable
+
+# A direction counts as varied when the runs spread over it by at least this much (e-folds, standard deviation);
+# a prediction is off the varied directions when it moves at least this far along the others.
+VARIED = 0.05
+MOVED = 0.1
+
+
+class PriorOnlyWarning(UserWarning):
+    """A prediction moves along a direction of scale that the fitted sweep never varied."""
+
+
+def run_scales(table: RunTable) -> np.ndarray:
+    """(runs, 2) log model size and log schedule end (``run_tokens``) of each run."""
+    f = table.frame.assign(_N=table.model_size, _D=table.run_tokens).groupby("run", sort=False)[["_N", "_D"]].first()
+    return np.log(f.to_numpy(dtype=float))
+
+
+def varied_axes(table: RunTable) -> tuple[bool, bool]:
+    """Whether the runs spread in log model size, and in log schedule end (by at least ``VARIED`` e-folds)."""
+    X = run_scales(table)
+    spread = X.std(0) if len(X) > 1 else np.zeros(2)
+    return bool(spread[0] >= VARIED), bool(spread[1] >= VARIED)
+
+
+def unvaried_directions(table: RunTable) -> tuple[np.ndarray, np.ndarray]:
+    """``(center (2,), directions (k, 2))``: unit vectors in (log N, log D) along which the runs never spread.
+
+    k is 0 (both varied independently), 1 (one direction left: a single
+    size, a single token budget, or a fixed tokens-per-parameter ratio) or 2
+    (one scale only).
+    """
+    X = run_scales(table)
+    center = X.mean(0)
+    if len(X) < 2:
+        return center, np.eye(2)
+    _, s, vt = np.linalg.svd(X - center, full_matrices=True)
+    s = np.concatenate([s, np.zeros(2 - len(s))]) / np.sqrt(len(X))
+    return center, vt[s < VARIED]
+
+
+def _describe(table: RunTable, v: np.ndarray) -> str:
+    """What the sweep held fixed along direction ``v``, in words."""
+    N, D = np.exp(run_scales(table)).T
+    if abs(v[1]) > 0.98:
+        return f"every run of the sweep was trained to {np.median(D):.3g} tokens"
+    if abs(v[0]) > 0.98:
+        return f"every run of the sweep has {np.median(N):.3g} parameters"
+    return (
+        f"every run of the sweep was trained to about {np.median(D / N):.3g} tokens per parameter "
+        "(model size and tokens moved together)"
+    )
+
+
+def prior_only_note(table: RunTable, model_size, tokens) -> str | None:
+    """A plain sentence when predicting at (model_size, tokens) leaves the sweep's varied directions; else None.
+
+    ``model_size`` and ``tokens`` are scalars or arrays (the farthest point counts).
+    """
+    center, dirs = unvaried_directions(table)
+    if not len(dirs):
+        return None
+    P = np.log(np.column_stack(np.broadcast_arrays(np.asarray(model_size, float), np.asarray(tokens, float))))
+    moved = np.abs((P - center) @ dirs.T)  # (points, k)
+    if moved.max() < MOVED:
+        return None
+    if len(dirs) == 2:
+        N, D = np.exp(center)
+        what = f"every run of the sweep has {N:.3g} parameters and {D:.3g} tokens"
+        term = "the law's model-size and token terms rest"
+    else:
+        what = _describe(table, dirs[0])
+        term = "the law's term for that direction rests"
+    return (
+        f"{what}: this prediction moves {moved.max():.1f} e-folds along a direction of scale the sweep never "
+        f"varied, so {term} on its prior alone and the interval carries that prior's full spread. Read it as an "
+        "assumption, not a measurement; runs that vary it would measure it."
+    )
