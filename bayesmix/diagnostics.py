@@ -139,8 +139,9 @@ def diagnose(
     if div:
         d.problems.append(
             f"{div} divergent transitions ({100 * div / n_draws:.1f}% of draws): the posterior has regions NUTS cannot "
-            "follow, so the draws may be biased. Try target_accept=0.95 or 0.99, or tighter priors on the parameters "
-            f"with the worst R-hat ({', '.join(d.worst_rhat[:3])})."
+            "follow, so the draws may be biased. By default a diverging block was already resampled at "
+            "target_accept=0.99 and kept where that helped (the fit's notes say which); try more warm-up, or tighter "
+            f"priors on the parameters with the worst R-hat ({', '.join(d.worst_rhat[:3])})."
         )
     if d.max_rhat > RHAT_MAX:
         d.problems.append(

@@ -1,10 +1,13 @@
-"""The extrapolation bias measured by holding out the largest model size.
+"""The extrapolation error learned from nested hold-outs (bayesmix.extrapolation).
 
-A sweep simulated from the additive law, with a known log-scale bias added to
-every checkpoint of the largest size: the measured ``extrapolation_sd`` times
-the distance in e-folds must give back that bias; without a bias it must sit
-at the floor; with too few sizes the default is used and said. The last test
-checks that predictions widen with it beyond the fitted range and not inside.
+- the error model recovers known rates from errors simulated from it, and a
+  target with no growth gets a small rate (no law involved);
+- on sweeps simulated from the additive law, a law whose error grows with
+  scale (a bias added beyond the second size, growing with the e-folds) gets
+  a larger learned rate than the same sweep without it;
+- the splits: nested by size, by token budget where budgets vary, none with
+  two sizes (the prior alone, said in the note);
+- predictions widen with the sd beyond the fitted range and not inside.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import numpy as np
 from bayesmix import extrapolation
 from bayesmix.data import read_runs
 from bayesmix.design import reference_scale
-from bayesmix.extrapolation import efolds_beyond, learn_extrapolation_sd
+from bayesmix.extrapolation import efolds_beyond, holdout_splits, learn_extrapolation
 from bayesmix.fit import resolve_priors
+from bayesmix.inference import SamplerConfig, sample
 from bayesmix.laws import additive as additive_law
 from bayesmix.laws import get_law
 from bayesmix.simulate import simulate_losses, sweep_design
@@ -25,10 +29,9 @@ SIZES = (4e7, 1e8, 2.5e8, 6e8)
 TARGETS = tuple(DOMAINS)
 
 
-def sweep(bias: float, sizes=SIZES, seed: int = 0):
-    """The recovery sweep, with log(loss) raised by ``bias`` at the largest size."""
+def sweep(rate: float, sizes=SIZES, seed: int = 0):
+    """The recovery sweep; beyond the second size the log loss is raised by ``rate`` per e-fold past it."""
     d = sweep_design(DOMAINS, sizes, mixtures_per_size=10, checkpoints=5, tokens_per_param=20, seed=seed)
-    d = d[d.groupby("run").n_tokens.transform(lambda s: s / s.max()) >= 0.4].reset_index(drop=True)
     own = np.eye(3)
     truth = additive_law.from_paper_parameters(
         E=np.array([1.9, 0.8, 1.2]),
@@ -46,46 +49,103 @@ def sweep(bias: float, sizes=SIZES, seed: int = 0):
         {**truth, "sigma": np.full(3, 0.004), "tau_run": np.full(3, 0.003)},
         seed=seed + 1,
     )
-    largest = frame.model_size == max(sizes)
+    # the bias of a law that is wrong beyond the scales it was built on: it grows with the distance
+    run_end = frame.groupby("run").n_tokens.transform("max")
+    far = efolds_beyond(frame.model_size, run_end, sizes[1], 20 * sizes[1])
     for t in TARGETS:
-        frame.loc[largest, f"{t}_loss"] *= np.exp(bias)
+        frame[f"{t}_loss"] *= np.exp(rate * far)
     return read_runs(frame, quiet=True)
 
 
-def measure(table):
+def learn(table, seed: int = 0):
     law = get_law("additive")
     priors = resolve_priors(law, table.domains, TARGETS, None)
-    return learn_extrapolation_sd(
-        table, law, TARGETS, priors, reference_scale(table.model_size), reference_scale(table.n_tokens)
+    N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
+    return learn_extrapolation(table, law, TARGETS, priors, N0, D0, seed=seed)
+
+
+def test_error_model_recovers_known_rates():
+    """Errors simulated from the error model: 6 targets, 3 hold-outs of 40 runs each."""
+    rng = np.random.default_rng(0)
+    T, G, n = 6, 3, 40
+    shared = np.array([0.02, 0.03, 0.015, 0.025, 0.02, 0.0])
+    mixture = np.array([0.01, 0.01, 0.02, 0.01, 0.015, 0.0])
+    far = np.concatenate([np.full(n, 0.5 + g) + rng.uniform(0, 0.3, n) for g in range(G)])
+    group = np.repeat(np.eye(G), n, axis=0)
+    noise = np.full((G, T), 0.003**2)
+    z = rng.standard_normal((G, T))
+    err = far[:, None] * (group @ z * shared + rng.standard_normal((G * n, T)) * mixture)
+    err += rng.standard_normal(err.shape) * 0.003
+    args = (far, err, np.ones_like(err), group, noise, np.zeros(T))
+    draws, _, _ = sample(extrapolation.error_model, args, SamplerConfig(chains=2, warmup=400, draws=400, seed=1))
+    flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in draws.items()}
+    q = extrapolation._rate(flat["log_rate_mixture"], flat["spread_mixture"], flat["z_mixture"], np.zeros(T))
+    lo, hi = np.quantile(q, [0.025, 0.975], axis=0)
+    # per-mixture rates are seen in 120 runs each: recovered inside their 95% intervals
+    assert np.sum((lo[:5] <= mixture[:5]) & (mixture[:5] <= hi[:5])) >= 4, (lo, hi)
+    # the last target never errs: its rate is far below the others'
+    assert np.median(q[:, 5]) < 0.3 * np.median(q[:, :5])
+    s = extrapolation._rate(flat["log_rate_shared"], flat["spread_shared"], flat["z_shared"], np.zeros(T))
+    # shared rates: three looks per target, pooled; their typical size is right within a factor of 2
+    assert 0.5 * 0.02 < np.median(s[:, :5]) < 2 * 0.025
+
+
+def test_growing_error_gets_a_larger_rate():
+    grows, flat = learn(sweep(rate=0.02)), learn(sweep(rate=0.0))
+    assert np.all(grows.sd > 1.5 * flat.sd), (grows.sd, flat.sd)
+    assert np.all(flat.sd < 0.01)
+    assert "2 nested hold-outs" in grows.note and "sizes >= 6e+08" in grows.note
+    assert list(grows.table.index) == list(TARGETS)
+    assert np.all(grows.table.shared_lower <= grows.table.shared_upper)
+
+
+def test_splits_are_nested_and_skip_what_cannot_be_held_out():
+    table = sweep(rate=0.0)
+    labels = [label for label, _ in holdout_splits(table)]
+    assert labels == ["sizes >= 6e+08", "sizes >= 2.5e+08"]
+    masks = [m for _, m in holdout_splits(table)]
+    assert np.all(masks[1] <= masks[0])  # the second trains on a subset of the first's rows
+    # two sizes: nothing to hold out; the rates come from their prior and the note says so
+    two = sweep(rate=0.0, sizes=SIZES[:2])
+    assert holdout_splits(two) == []
+    out = learn(two)
+    assert "the prior alone" in out.note
+    assert np.all((out.sd > 0.005) & (out.sd < 0.1))
+
+
+def test_token_budget_holdouts_where_budgets_vary():
+    d = sweep_design(DOMAINS, (1e8, 2e8), mixtures_per_size=4, checkpoints=1, seed=0)
+    d = pd_concat_budgets(d, (0.25, 0.5, 1.0))
+    frame = simulate_losses(
+        get_law("additive"), d, DOMAINS, {**_prior_median_truth(), "sigma": np.full(3, 0.004)}, seed=1
     )
+    labels = [label for label, _ in holdout_splits(read_runs(frame, quiet=True))]
+    assert labels == ["the 1 largest token budget of each size"]
 
 
-def held_out_efolds(table) -> float:
-    train = table.subset(table.model_size < table.model_size.max())
-    held = table.subset(table.model_size == table.model_size.max())
-    return float(np.mean(efolds_beyond(held.model_size, held.n_tokens, train.model_size.max(), train.n_tokens.max())))
+def pd_concat_budgets(d, fractions):
+    import pandas as pd
+
+    parts = []
+    for f in fractions:
+        x = d.copy()
+        x["n_tokens"] *= f
+        x["run"] = x["run"] + f"b{f}"
+        parts.append(x)
+    return pd.concat(parts, ignore_index=True)
 
 
-def test_a_known_bias_is_measured():
-    table = sweep(bias=0.03)
-    sd, note = measure(table)
-    recovered = sd * held_out_efolds(table)
-    # the bias is 0.03 on the log scale; noise (run offsets 0.3%, 10 runs) and
-    # the mode's own error leave it within ~0.006
-    np.testing.assert_allclose(recovered, 0.03, atol=0.008)
-    assert "without the largest size" in note and "web" in note
-
-
-def test_no_bias_gives_the_floor():
-    sd, _ = measure(sweep(bias=0.0))
-    assert np.all(sd <= 2 * extrapolation.FLOOR)
-    assert np.all(sd >= extrapolation.FLOOR)
-
-
-def test_two_sizes_fall_back_to_the_default_and_say_so():
-    sd, note = measure(sweep(bias=0.0, sizes=SIZES[:2]))
-    assert np.all(sd == extrapolation.DEFAULT)
-    assert "default" in note and "3 are needed" in note
+def _prior_median_truth():
+    own = np.eye(3)
+    return additive_law.from_paper_parameters(
+        E=np.array([1.9, 0.8, 1.2]),
+        A=np.full(3, 0.35),
+        alpha=np.full(3, 0.33),
+        B=np.full(3, 0.30),
+        beta=np.full(3, 0.28),
+        w=0.08 + 0.6 * own,
+        gamma=np.full((3, 3), 0.4) + 0.15 * own,
+    )
 
 
 def test_predictions_widen_only_beyond_the_fitted_range(small_fit):
@@ -101,3 +161,20 @@ def test_predictions_widen_only_beyond_the_fitted_range(small_fit):
 
     np.testing.assert_allclose(width(inside_N, inside_D, 0.0), width(inside_N, inside_D, 0.05))
     assert np.all(width(far_N, far_D, 0.05) > width(far_N, far_D, 0.0) + 0.1)
+
+
+def test_prior_alone_is_what_nuts_gives_without_holdouts():
+    """The direct prior draws used with nothing to hold out agree with NUTS on the error model with no data."""
+    T = 3
+    ood = np.array([0.0, 0.0, 1.0])
+    args = (np.zeros(1), np.zeros((1, T)), np.zeros((1, T)), np.ones((1, 1)), np.ones((1, T)), ood)
+    draws, _, _ = sample(extrapolation.error_model, args, SamplerConfig(chains=2, warmup=500, draws=2000, seed=3))
+    flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in draws.items()}
+    direct = extrapolation._prior_draws(T, 20000, seed=0)
+    for src in (flat, direct):
+        src["rate"] = extrapolation._rate(src["log_rate_shared"], src["spread_shared"], src["z_shared"], ood)
+    for t in range(T):
+        a, b = np.log(flat["rate"][:, t]), np.log(direct["rate"][:, t])
+        assert abs(np.median(a) - np.median(b)) < 0.15 and abs(np.std(a) / np.std(b) - 1) < 0.1, t
+    # a target that is not a training domain gets a wider prior
+    assert np.std(np.log(direct["rate"][:, 2])) > 1.3 * np.std(np.log(direct["rate"][:, 0]))

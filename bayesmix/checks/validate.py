@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 
 from ..data import RunTable, read_runs
-from ..extrapolation import FLOOR
 from ..laws import Law
 from .loglik import far_beyond, heldout_loglik, log_mean_exp
 from .ppc import LEVELS, predictive_points, summarise
 
+# the least extrapolation_sd a validation reports: a lucky fold should not promise more than a law can give
+FLOOR = 0.005
 log = logging.getLogger("bayesmix")
 
 HOLDOUTS = "largest-size, sizes, size:<model_size>, tokens:<n_tokens>, mixtures:<k>"
@@ -163,7 +164,8 @@ class ValidationResult:
 
     ``folds``: one row per fold (``fold``, ``description``, ``train_runs``,
     ``test_runs``, ``cells``, ``mre``, ``bias``, ``coverage_50`` ...
-    ``coverage_95``, ``lpd`` (sum over held-out runs of the log predictive
+    ``coverage_95``, ``width_90`` and ``interval_score_90`` (as fractions
+    of the loss), ``lpd`` (sum over held-out runs of the log predictive
     density of each run, offset and extrapolation bias integrated out),
     ``lpd_per_run``, ``fit_ok``). ``points``: per held-out observation
     (:func:`bayesmix.checks.ppc.predictive_points` plus ``fold``).
@@ -172,7 +174,7 @@ class ValidationResult:
     target, the sd the fold's fit used (``sd_fit``), and the density and 90%
     coverage at each. ``extrapolation_sd``: per target (in ``targets``
     order), the value estimated from all such folds together, floored at
-    :data:`bayesmix.extrapolation.FLOOR` (None if no fold extrapolates).
+    :data:`FLOOR` (None if no fold extrapolates).
     ``default_sd``: per target, what the (last) fold's fit used.
     """
 
@@ -202,7 +204,7 @@ class ValidationResult:
         return (
             f"extrapolation_sd per target = {self.sd_text()}: the law's log-scale bias per e-fold beyond the fitted "
             "range that makes the held-out errors most probable under the full-posterior fold fits (floored at "
-            f"{FLOOR:g}, as bayesmix.fit's own measurement is). Each target's value rests on {looks} held-out "
+            f"{FLOOR:g}). Each target's value rests on {looks} held-out "
             "size(s), one look at its bias each, so it is rough. The fold fits used "
             f"{self.sd_text(self.default_sd)} (bayesmix.fit's posterior-mode measurement on the training sizes, or "
             "the value given). Use it: in Python pass extrapolation_sd=[...] to bayesmix.fit or set "
@@ -294,6 +296,7 @@ def validate(
             "bias": summary.bias,
         }
         row.update({c: summary[c] for c in summary.index if c.startswith("coverage_")})
+        row.update({c: summary[c] for c in ("width_90", "interval_score_90")})
         row.update(
             {
                 "lpd": float(lpd_runs.sum()),

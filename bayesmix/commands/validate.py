@@ -90,9 +90,12 @@ def run(args) -> int:
         min_fraction=args.min_fraction,
     )
     folds = result.folds.copy()
-    for c in [c for c in folds.columns if c.startswith("coverage_")] + ["mre", "bias"]:
+    for c in [c for c in folds.columns if c.startswith("coverage_")] + ["width_90", "interval_score_90", "mre", "bias"]:
         folds[c] = (100 * folds[c]).round(2)
-    print(f"held-out validation of the {args.law} law on {table.source} ({args.holdout}); MRE, bias and coverage in %:")
+    print(
+        f"held-out validation of the {args.law} law on {table.source} ({args.holdout}); MRE, bias, coverage, and "
+        "the 90% interval's width and interval score (lower is sharper) in % of the loss:"
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60):
         print(folds.drop(columns=["description"]).round(2).to_string(index=False))
         for _, r in result.folds.iterrows():

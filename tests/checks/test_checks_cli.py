@@ -18,8 +18,8 @@ from checks_support import DOMAINS, additive_truth, point_fit, simulated_frame
 
 import bayesmix
 from bayesmix.checks import compare, loo_runs
+from bayesmix.checks.validate import FLOOR
 from bayesmix.cli import main
-from bayesmix.extrapolation import DEFAULT, FLOOR
 
 TRUTH = additive_truth(sigma=0.01, tau=0.002)
 ONE = ("web",)
@@ -148,7 +148,12 @@ def test_validate_verb_largest_size(real_fits, tmp_path, capsys, caplog):
     """Two sizes: fit on the smaller one (so the size exponent is not informed), predict the larger."""
     _, paths = real_fits
     runs = tmp_path / "runs.csv"
-    simulated_frame(TRUTH1, targets=ONE, mixtures=8, checkpoints=4, sizes=(5e7, 1.25e8)).to_csv(runs, index=False)
+    frame = simulated_frame(TRUTH1, targets=ONE, mixtures=8, checkpoints=4, sizes=(5e7, 1.25e8))
+    # half the small runs stop at half their tokens, so the training size varies its token budget: the fold then
+    # extrapolates in tokens (a sweep that never varies an axis adds no bias along it; bayesmix.reach)
+    shorter = (frame.model_size == 5e7) & frame.run.str.endswith(("1", "3", "5", "7"))
+    frame.loc[shorter, "n_tokens"] *= 0.5
+    frame.to_csv(runs, index=False)
     out = tmp_path / "v"
     model = bayesmix.load(paths["additive"])  # a copy with a value validate cannot measure, so the update shows
     model.extrapolation_sd = np.array([0.5])
@@ -189,11 +194,11 @@ def test_validate_verb_largest_size(real_fits, tmp_path, capsys, caplog):
     assert folds.coverage_90[0] == pytest.approx(points.in_90.mean())
     assert folds.mre[0] == pytest.approx(points.rel_error.abs().mean())
     assert np.isfinite(folds.lpd[0])
-    assert (points.model_size == 1.25e8).all() and (points.far > 0).all()
+    assert (points.model_size == 1.25e8).all() and (points.groupby("run").far.max() > 0).all()
     extra = pd.read_csv(out / "validate-extrapolation.csv")
     assert len(extra) == 1 and extra.target[0] == "web"
     assert extra.lpd_joint_at_hat[0] >= extra.lpd_joint_at_fit[0]
-    assert extra.sd_fit[0] == pytest.approx(DEFAULT)  # one training size: fit() has none to hold out
+    assert 0.005 < extra.sd_fit[0] < 0.1  # one training size: fit() has none to hold out, its prior alone
     sd = float(re.search(r"extrapolation_sd per target = web ([0-9.e-]+)", printed).group(1))
     assert sd == pytest.approx(max(extra.sd_hat[0], FLOOR), rel=1e-3)
     saved = bayesmix.load(model_path)
