@@ -168,6 +168,27 @@ def error_model(far, error, mask, group, noise, out_of_domain):
     numpyro.factor("holdouts", -0.5 * jnp.sum(logdet + quad + (group.T @ mask) * math.log(2 * math.pi)))
 
 
+def _padded(far, err, mask, group, noise, ood) -> tuple[np.ndarray, ...]:
+    """The error model's data padded to MAX_HOLDOUTS groups and a power-of-two number of runs (at least 64).
+
+    Padded runs and groups have no mask and no group, so they add nothing to the likelihood; the padding lets
+    one compiled sampler serve every sweep with the same number of targets and a similar number of runs.
+    """
+    n, T = err.shape
+    G = group.shape[1]
+    rows = max(64, 1 << (n - 1).bit_length())
+    groups = max(G, MAX_HOLDOUTS)
+    pad = rows - n
+    return (
+        np.concatenate([far, np.zeros(pad)]),
+        np.vstack([err, np.zeros((pad, T))]),
+        np.vstack([mask, np.zeros((pad, T))]),
+        np.pad(group, ((0, pad), (0, groups - G))),
+        np.vstack([noise, np.ones((groups - G, T))]),
+        np.asarray(ood, dtype=float),
+    )
+
+
 def _prior_draws(T: int, n: int, seed: int) -> dict[str, np.ndarray]:
     """Draws of the error model's latent sites from their prior (what NUTS gives with no hold-out)."""
     rng = np.random.default_rng([seed, 7])
@@ -229,9 +250,10 @@ def learn_extrapolation(
         mask = np.isfinite(err).astype(float)
         group = np.concatenate([np.tile(np.eye(len(held))[g], (len(h.far), 1)) for g, h in enumerate(held)])
         noise = np.stack([h.noise for h in held])
-        args = tuple(np.asarray(a, dtype=float) for a in (far, np.nan_to_num(err), mask, group, noise, ood))
+        args = _padded(far, np.nan_to_num(err), mask, group, noise, ood)
         config = SamplerConfig(**{**ERROR_SAMPLER.to_dict(), "seed": seed})
-        draws, _, _ = sample(error_model, args, config, progress=False)
+        # compiled once per number of targets (the latent sites' shapes); other data shapes retrace under jit
+        draws, _, _ = sample(error_model, args, config, progress=False, cache_key=("extrapolation error", T))
         flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in draws.items()}
     else:  # nothing to hold out: the rates' prior alone, drawn directly
         flat = _prior_draws(T, ERROR_SAMPLER.chains * ERROR_SAMPLER.draws, seed)

@@ -178,3 +178,40 @@ def test_prior_alone_is_what_nuts_gives_without_holdouts():
         assert abs(np.median(a) - np.median(b)) < 0.15 and abs(np.std(a) / np.std(b) - 1) < 0.1, t
     # a target that is not a training domain gets a wider prior
     assert np.std(np.log(direct["rate"][:, 2])) > 1.3 * np.std(np.log(direct["rate"][:, 0]))
+
+
+def test_error_likelihood_is_the_dense_gaussian_and_padding_adds_nothing():
+    from numpyro.infer.util import log_density
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    T, n, G = 2, 12, 2
+    far = rng.uniform(0.5, 2, n)
+    g = rng.integers(0, G, n)
+    group = np.eye(G)[g]
+    err = rng.normal(0, 0.02, (n, T))
+    mask = np.ones_like(err)
+    mask[3, 1] = 0.0  # a missing loss
+    noise = np.array([[1e-5, 4e-5], [2e-5, 1e-5]])
+    ood = np.zeros(T)
+    z = {"shared": np.array([0.1, -0.2]), "mixture": np.array([0.3, 0.0])}
+    params = {"log_rate_shared": -4.0, "spread_shared": 0.3, "log_rate_mixture": -4.5, "spread_mixture": 0.2}
+    params.update({f"z_{k}": v for k, v in z.items()})
+    s = extrapolation._rate(-4.0, 0.3, z["shared"], ood)
+    q = extrapolation._rate(-4.5, 0.2, z["mixture"], ood)
+    dense = 0.0
+    for k in range(G):
+        for t in range(T):
+            rows = (g == k) & (mask[:, t] > 0)
+            f = far[rows]
+            cov = s[t] ** 2 * np.outer(f, f) + np.diag(f**2 * q[t] ** 2 + noise[k, t])
+            dense += multivariate_normal(np.zeros(rows.sum()), cov).logpdf(err[rows, t])
+
+    def likelihood(args):
+        full = float(log_density(extrapolation.error_model, args, {}, params)[0])
+        no_data = (args[0], args[1], np.zeros_like(args[2]), args[3], args[4], args[5])
+        return full - float(log_density(extrapolation.error_model, no_data, {}, params)[0])
+
+    args = (far, err, mask, group, noise, ood)
+    np.testing.assert_allclose(likelihood(args), dense, rtol=1e-9)
+    np.testing.assert_allclose(likelihood(extrapolation._padded(*args)), dense, rtol=1e-9)
