@@ -65,7 +65,6 @@ class HeldOut:
     far: np.ndarray  # (n,) e-folds of each held-out run's final checkpoint beyond the refitted range
     error: np.ndarray  # (n, T) log loss minus the mode's log mean there; NaN where the loss is missing
     noise: np.ndarray  # (T,) the mode's sigma^2 + tau_run^2: what a final checkpoint scatters by itself
-    n_train_sizes: int
 
 
 def holdout_splits(table: RunTable, max_holdouts: int = MAX_HOLDOUTS) -> list[tuple[str, np.ndarray]]:
@@ -89,13 +88,12 @@ def holdout_splits(table: RunTable, max_holdouts: int = MAX_HOLDOUTS) -> list[tu
     sizes = np.unique(table.model_size)
     for k in range(1, len(sizes) - 1):
         add(f"sizes >= {sizes[-k]:.4g}", table.model_size < sizes[-k])
-    budgets = pd.Series(np.round(np.log(table.run_tokens), 3)).groupby(table.model_size).nunique()
-    if (budgets >= 3).any():
-        end = np.round(np.log(table.run_tokens), 3)
-        rank = pd.Series(end).groupby(table.model_size).rank(method="dense", ascending=False).to_numpy()
-        for k in (1, 2):
-            if (budgets >= k + 2).all():
-                add(f"the {k} largest token budget{'s' if k > 1 else ''} of each size", rank > k)
+    end = pd.Series(np.round(np.log(table.run_tokens), 3)).groupby(table.model_size)
+    budgets = end.nunique()
+    rank = end.rank(method="dense", ascending=False).to_numpy()
+    for k in (1, 2):  # keep at least two budgets at every size to refit on
+        if (budgets >= k + 2).all():
+            add(f"the {k} largest token budget{'s' if k > 1 else ''} of each size", rank > k)
     return out[:max_holdouts]
 
 
@@ -130,7 +128,7 @@ def holdout_errors(
         T = len(targets)
         noise = np.asarray(p["sigma"]) ** 2 + np.asarray(p.get("tau_run", np.zeros(T))) ** 2
         far = efolds_beyond(held.model_size, held.n_tokens, train.model_size.max(), train.n_tokens.max())
-        out.append(HeldOut(label, far, np.log(y) - log_mu, noise, len(np.unique(train.model_size))))
+        out.append(HeldOut(label, far, np.log(y) - log_mu, noise))
         log.info("extrapolation hold-out %s: %d runs, %.2f-%.2f e-folds out", label, len(far), far.min(), far.max())
     return out
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from bayesmix import extrapolation
 from bayesmix.data import read_runs
@@ -27,26 +28,25 @@ from bayesmix.simulate import simulate_losses, sweep_design
 DOMAINS = ("web", "code", "math")
 SIZES = (4e7, 1e8, 2.5e8, 6e8)
 TARGETS = tuple(DOMAINS)
+TRUTH = additive_law.from_paper_parameters(
+    E=np.array([1.9, 0.8, 1.2]),
+    A=np.full(3, 0.35),
+    alpha=np.array([0.34, 0.30, 0.36]),
+    B=np.full(3, 0.30),
+    beta=np.array([0.28, 0.30, 0.26]),
+    w=0.08 + 0.6 * np.eye(3),
+    gamma=np.full((3, 3), 0.4) + 0.15 * np.eye(3),
+)
 
 
 def sweep(rate: float, sizes=SIZES, seed: int = 0):
     """The recovery sweep; beyond the second size the log loss is raised by ``rate`` per e-fold past it."""
     d = sweep_design(DOMAINS, sizes, mixtures_per_size=10, checkpoints=5, tokens_per_param=20, seed=seed)
-    own = np.eye(3)
-    truth = additive_law.from_paper_parameters(
-        E=np.array([1.9, 0.8, 1.2]),
-        A=np.full(3, 0.35),
-        alpha=np.array([0.34, 0.30, 0.36]),
-        B=np.full(3, 0.30),
-        beta=np.array([0.28, 0.30, 0.26]),
-        w=0.08 + 0.6 * own,
-        gamma=np.full((3, 3), 0.4) + 0.15 * own,
-    )
     frame = simulate_losses(
         get_law("additive"),
         d,
         DOMAINS,
-        {**truth, "sigma": np.full(3, 0.004), "tau_run": np.full(3, 0.003)},
+        {**TRUTH, "sigma": np.full(3, 0.004), "tau_run": np.full(3, 0.003)},
         seed=seed + 1,
     )
     # the bias of a law that is wrong beyond the scales it was built on: it grows with the distance
@@ -115,37 +115,11 @@ def test_splits_are_nested_and_skip_what_cannot_be_held_out():
 
 def test_token_budget_holdouts_where_budgets_vary():
     d = sweep_design(DOMAINS, (1e8, 2e8), mixtures_per_size=4, checkpoints=1, seed=0)
-    d = pd_concat_budgets(d, (0.25, 0.5, 1.0))
-    frame = simulate_losses(
-        get_law("additive"), d, DOMAINS, {**_prior_median_truth(), "sigma": np.full(3, 0.004)}, seed=1
-    )
+    parts = [d.assign(n_tokens=d.n_tokens * f, run=d.run + f"b{f}") for f in (0.25, 0.5, 1.0)]
+    d = pd.concat(parts, ignore_index=True)
+    frame = simulate_losses(get_law("additive"), d, DOMAINS, {**TRUTH, "sigma": np.full(3, 0.004)}, seed=1)
     labels = [label for label, _ in holdout_splits(read_runs(frame, quiet=True))]
     assert labels == ["the 1 largest token budget of each size"]
-
-
-def pd_concat_budgets(d, fractions):
-    import pandas as pd
-
-    parts = []
-    for f in fractions:
-        x = d.copy()
-        x["n_tokens"] *= f
-        x["run"] = x["run"] + f"b{f}"
-        parts.append(x)
-    return pd.concat(parts, ignore_index=True)
-
-
-def _prior_median_truth():
-    own = np.eye(3)
-    return additive_law.from_paper_parameters(
-        E=np.array([1.9, 0.8, 1.2]),
-        A=np.full(3, 0.35),
-        alpha=np.full(3, 0.33),
-        B=np.full(3, 0.30),
-        beta=np.full(3, 0.28),
-        w=0.08 + 0.6 * own,
-        gamma=np.full((3, 3), 0.4) + 0.15 * own,
-    )
 
 
 def test_predictions_widen_only_beyond_the_fitted_range(small_fit):
