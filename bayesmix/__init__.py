@@ -21,6 +21,7 @@ _jax.config.update("jax_enable_x64", True)
 from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
 from .decide import recommend  # noqa: E402
 from .diagnostics import FitWarning  # noqa: E402
+from .ensemble import Ensemble, ensemble, load  # noqa: E402
 from .fit import Fit, fit  # noqa: E402
 from .io import ModelFileError  # noqa: E402
 from .laws import available_laws, get_law  # noqa: E402
@@ -28,8 +29,6 @@ from .mode import fit_mode  # noqa: E402
 from .plan import next_run  # noqa: E402
 from .priors import Prior  # noqa: E402
 from .version import __version__  # noqa: E402
-
-load = Fit.load
 
 
 def clear_caches() -> None:
@@ -54,6 +53,7 @@ def clear_caches() -> None:
 
 __all__ = [
     "__version__",
+    "Ensemble",
     "Fit",
     "FitWarning",
     "ModelFileError",
@@ -62,6 +62,7 @@ __all__ = [
     "RunTableError",
     "available_laws",
     "clear_caches",
+    "ensemble",
     "fit",
     "fit_mode",
     "get_law",

@@ -65,6 +65,7 @@ class HeldOut:
     far: np.ndarray  # (n,) e-folds of each held-out run's final checkpoint beyond the refitted range
     error: np.ndarray  # (n, T) log loss minus the mode's log mean there; NaN where the loss is missing
     noise: np.ndarray  # (T,) the mode's sigma^2 + tau_run^2: what a final checkpoint scatters by itself
+    runs: np.ndarray | None = None  # (n,) the held-out runs' labels
 
 
 def holdout_splits(table: RunTable, max_holdouts: int = MAX_HOLDOUTS) -> list[tuple[str, np.ndarray]]:
@@ -128,7 +129,7 @@ def holdout_errors(
         T = len(targets)
         noise = np.asarray(p["sigma"]) ** 2 + np.asarray(p.get("tau_run", np.zeros(T))) ** 2
         far = efolds_beyond(held.model_size, held.n_tokens, train.model_size.max(), train.n_tokens.max())
-        out.append(HeldOut(label, far, np.log(y) - log_mu, noise))
+        out.append(HeldOut(label, far, np.log(y) - log_mu, noise, np.asarray(held.run, dtype=str)))
         log.info("extrapolation hold-out %s: %d runs, %.2f-%.2f e-folds out", label, len(far), far.min(), far.max())
     return out
 
@@ -218,6 +219,7 @@ class ExtrapolationError:
     mixture: np.ndarray  # (S, T)
     table: pd.DataFrame
     note: str
+    holdouts: pd.DataFrame | None = None  # the errors seen, one row per (hold-out, run, target): holdout_frame
 
 
 def learn_extrapolation(
@@ -260,7 +262,31 @@ def learn_extrapolation(
     )
     sd = np.sqrt(np.mean(shared**2 + mixture**2, axis=0))
     summary = _summary(targets, shared, mixture, held, sd)
-    return ExtrapolationError(sd, shared, mixture, summary, _note(targets, held, summary))
+    return ExtrapolationError(sd, shared, mixture, summary, _note(targets, held, summary), holdout_frame(held, targets))
+
+
+def holdout_frame(held: Sequence[HeldOut], targets: Sequence[str]) -> pd.DataFrame:
+    """The hold-outs' errors as a long table: ``holdout``, ``run``, ``target``, ``far`` (e-folds out), ``error``
+    (log loss minus the refitted law's), ``noise`` (its own scatter, a variance); missing losses left out.
+
+    Saved with the fit, so that an ensemble can score each law on the same held-out runs without refitting.
+    """
+    rows = [
+        pd.DataFrame(
+            {
+                "holdout": h.label,
+                "run": np.repeat(h.runs if h.runs is not None else np.arange(len(h.far)).astype(str), len(targets)),
+                "target": np.tile(np.asarray(targets, dtype=object), len(h.far)),
+                "far": np.repeat(h.far, len(targets)),
+                "error": h.error.ravel(),
+                "noise": np.tile(h.noise, len(h.far)),
+            }
+        )
+        for h in held
+    ]
+    cols = ["holdout", "run", "target", "far", "error", "noise"]
+    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({c: [] for c in cols})
+    return out[np.isfinite(out.error.to_numpy(dtype=float))].reset_index(drop=True)
 
 
 def _summary(targets, shared, mixture, held: list[HeldOut], sd) -> pd.DataFrame:
@@ -309,8 +335,9 @@ def learn_extrapolation_sd(
     D0: float,
     seed: int = 0,
     like: Observed | None = None,
-) -> tuple[np.ndarray, str]:
-    """Per-target extrapolation_sd and the note saying how it was learned (see :func:`learn_extrapolation`)."""
+) -> tuple[np.ndarray, str, pd.DataFrame]:
+    """Per-target extrapolation_sd, the note saying how it was learned and the hold-out errors
+    (:func:`holdout_frame`); see :func:`learn_extrapolation`."""
     out = learn_extrapolation(table, law, targets, priors, N0, D0, seed=seed, like=like)
     log.info(out.note)
-    return out.sd, out.note
+    return out.sd, out.note, out.holdouts

@@ -31,71 +31,10 @@ from .version import __version__
 log = logging.getLogger("bayesmix")
 
 
-@dataclass
-class Fit:
-    """A law fitted to a run table: posterior draws with everything needed to use them.
-
-    Attributes hold plain numpy arrays; :attr:`posterior` gives the ArviZ
-    DataTree; :class:`bayesmix.posterior.Posterior` evaluates the law over
-    the draws. Create one with :func:`fit` or :meth:`Fit.load`
-    (``bayesmix.load``).
-    """
-
-    law: Law
-    table: RunTable
-    targets: tuple[str, ...]
-    priors: dict[str, Prior]
-    config: SamplerConfig
-    N0: float
-    D0: float
-    sizes: np.ndarray  # fitted model sizes, sorted
-    draws: dict[str, np.ndarray]  # site -> (chain, draw, ...)
-    sample_stats: dict[str, np.ndarray]
-    diagnostics: Diagnostics
-    timing: dict[str, float] = field(default_factory=dict)
-    version: str = __version__
-    # Log-scale sd of the law's bias per e-fold beyond the fitted sizes and
-    # token counts, one per target (a scalar applies to all). fit() measures
-    # it by holding out the largest model size (bayesmix.extrapolation).
-    extrapolation_sd: float | np.ndarray = 0.01
-
-    # ------------------------------------------------------------------ shapes
-    @property
-    def domains(self) -> tuple[str, ...]:
-        """Training domains, in weight order."""
-        return self.table.domains
-
-    @property
-    def checkpoints(self) -> bool:
-        """True when the fit modelled mid-schedule checkpoints (it has a schedule term)."""
-        return "schedule" in self.draws
-
-    def coords(self) -> dict[str, list[list[str]]]:
-        """Per site, the labels of each of its dimensions."""
-        spec = all_params(self.law, self.domains, self.targets, self.checkpoints)
-        labels = dims_coords(self.domains, self.targets)
-        out = {name: [labels[d] for d in p.dims] for name, p in spec.items()}
-        return out
-
-    def flat_draws(self) -> dict[str, np.ndarray]:
-        """Draws with chains merged: site -> (S, ...)."""
-        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.draws.items()}
-
-    @property
-    def posterior(self):
-        """The posterior and sample statistics as an ArviZ DataTree."""
-        import arviz_base as az
-
-        spec = all_params(self.law, self.domains, self.targets, self.checkpoints)
-        dims = {name: list(p.dims) for name, p in spec.items()}
-        labels = dims_coords(self.domains, self.targets)
-        coords = dict(labels)
-        coords = {k: v for k, v in coords.items() if len(v)}
-        return az.from_dict(
-            {"posterior": self.draws, "sample_stats": _sample_stats_for_arviz(self.sample_stats)},
-            dims=dims,
-            coords=coords,
-        )
+class Predicting:
+    """Predictions from ``predict_draws``: shared by a :class:`Fit` and an ensemble of fits
+    (:class:`bayesmix.ensemble.Ensemble`): both hold ``table``, ``domains``, ``targets`` and ``checkpoints``, and
+    :meth:`bayesmix.posterior.Posterior.from_fit` gives their draws."""
 
     # ------------------------------------------------------------- predicting
     def predict_draws(
@@ -228,6 +167,76 @@ class Fit:
                 "observed": obs.ravel(),
                 **_interval_columns(d, interval),
             }
+        )
+
+
+@dataclass
+class Fit(Predicting):
+    """A law fitted to a run table: posterior draws with everything needed to use them.
+
+    Attributes hold plain numpy arrays; :attr:`posterior` gives the ArviZ
+    DataTree; :class:`bayesmix.posterior.Posterior` evaluates the law over
+    the draws. Create one with :func:`fit` or :meth:`Fit.load`
+    (``bayesmix.load``).
+    """
+
+    law: Law
+    table: RunTable
+    targets: tuple[str, ...]
+    priors: dict[str, Prior]
+    config: SamplerConfig
+    N0: float
+    D0: float
+    sizes: np.ndarray  # fitted model sizes, sorted
+    draws: dict[str, np.ndarray]  # site -> (chain, draw, ...)
+    sample_stats: dict[str, np.ndarray]
+    diagnostics: Diagnostics
+    timing: dict[str, float] = field(default_factory=dict)
+    version: str = __version__
+    # Log-scale sd of the law's bias per e-fold beyond the fitted sizes and
+    # token counts, one per target (a scalar applies to all). fit() measures
+    # it by holding out the largest model size (bayesmix.extrapolation).
+    extrapolation_sd: float | np.ndarray = 0.01
+    # The law's errors on the nested hold-outs that taught extrapolation_sd
+    # (bayesmix.extrapolation.holdout_frame); None where it was given.
+    holdouts: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Training domains, in weight order."""
+        return self.table.domains
+
+    @property
+    def checkpoints(self) -> bool:
+        """True when the fit modelled mid-schedule checkpoints (it has a schedule term)."""
+        return "schedule" in self.draws
+
+    def coords(self) -> dict[str, list[list[str]]]:
+        """Per site, the labels of each of its dimensions."""
+        spec = all_params(self.law, self.domains, self.targets, self.checkpoints)
+        labels = dims_coords(self.domains, self.targets)
+        out = {name: [labels[d] for d in p.dims] for name, p in spec.items()}
+        return out
+
+    def flat_draws(self) -> dict[str, np.ndarray]:
+        """Draws with chains merged: site -> (S, ...)."""
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.draws.items()}
+
+    @property
+    def posterior(self):
+        """The posterior and sample statistics as an ArviZ DataTree."""
+        import arviz_base as az
+
+        spec = all_params(self.law, self.domains, self.targets, self.checkpoints)
+        dims = {name: list(p.dims) for name, p in spec.items()}
+        labels = dims_coords(self.domains, self.targets)
+        coords = dict(labels)
+        coords = {k: v for k, v in coords.items() if len(v)}
+        return az.from_dict(
+            {"posterior": self.draws, "sample_stats": _sample_stats_for_arviz(self.sample_stats)},
+            dims=dims,
+            coords=coords,
         )
 
     # ---------------------------------------------------------------- summary
@@ -410,8 +419,9 @@ def fit(
             )
         )
     if extrapolation_sd is None:
-        kappa, note = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
+        kappa, note, holdouts = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
     else:
+        holdouts = None
         kappa = np.broadcast_to(np.asarray(extrapolation_sd, dtype=float), (len(targets),)).copy()
         if not np.all(np.isfinite(kappa) & (kappa >= 0)):
             raise ValueError(f"extrapolation_sd must be non-negative numbers; got {extrapolation_sd}")
@@ -433,6 +443,7 @@ def fit(
         diagnostics=None,
         timing=info,
         extrapolation_sd=kappa,  # type: ignore[arg-type]
+        holdouts=holdouts,
     )
     shapes = param_shapes(all_params(law, table.domains, targets, checkpoints), table.domains, targets)
     result.diagnostics = diagnose(draws_, extra, result.coords(), max_tree_depth, prior_sd(prior_map, shapes, seed))

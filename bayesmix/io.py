@@ -9,7 +9,7 @@ Layout (an xarray DataTree written with h5netcdf):
 - ``/runs``: the run table the law was fit on (canonical columns);
 - root attributes (JSON strings): format version, package version, law name,
   domains, targets, priors, sampler settings, reference scales, fitted sizes,
-  diagnostics and timings.
+  diagnostics, timings, the extrapolation rates and the hold-out errors behind them.
 
 Loading checks the format and that the law and its parameters still match the
 code; writing goes to a temporary file that is renamed into place, so an
@@ -69,6 +69,8 @@ def to_datatree(fit) -> xr.DataTree:
         "timing": json.dumps(fit.timing, default=str),
         "extrapolation_sd": json.dumps(np.atleast_1d(np.asarray(fit.extrapolation_sd, dtype=float)).tolist()),
     }
+    if getattr(fit, "holdouts", None) is not None:
+        tree.attrs["holdouts"] = fit.holdouts.to_json(orient="split", index=False, double_precision=15)
     return tree
 
 
@@ -164,7 +166,20 @@ def from_datatree(tree: xr.DataTree, path: str | os.PathLike = "model") -> dict[
         timing=json.loads(a.get("timing", "{}")),
         version=a.get("bayesmix_version", "?"),
         extrapolation_sd=_extrapolation_sd(a.get("extrapolation_sd", "0.01")),
+        holdouts=_holdouts(a.get("holdouts")),
     )
+
+
+def _holdouts(value):
+    """The saved hold-out errors (a table), or None (given extrapolation_sd, or an older file)."""
+    import io
+
+    import pandas as pd
+
+    if value is None:
+        return None
+    out = pd.read_json(io.StringIO(value), orient="split", dtype={"holdout": str, "run": str, "target": str})
+    return out
 
 
 def _extrapolation_sd(value) -> np.ndarray:

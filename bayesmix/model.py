@@ -93,7 +93,9 @@ class LawKey:
 
     def __init__(self, law: Law):
         self.law = law
-        self._key = (type(law), repr(sorted(vars(law).items())))
+        # a mixture of laws (an ensemble's) is keyed by its laws' keys
+        key = getattr(law, "cache_key", None)
+        self._key = key() if key is not None else (type(law), repr(sorted(vars(law).items())))
 
     def __hash__(self) -> int:
         return hash(self._key)

@@ -76,9 +76,46 @@ def law_log_means(law, p, h, N, D, N0, D0, own) -> jnp.ndarray:
     their own compiled code. ``law`` may be a :class:`~bayesmix.model.LawKey`.
     """
     law = law.law if isinstance(law, LawKey) else law
+    if isinstance(law, LawMixture):  # an ensemble: each law over its own draws, stacked along the draws
+        return jnp.concatenate([law_log_means(k, q, h, N, D, N0, D0, own) for k, q in zip(law.laws, p)], axis=0)
     M = h.shape[0]
     x = Inputs(h=h, mix=jnp.arange(M), N=N, D=D, N0=N0, D0=D0, own=own)
     return jax.vmap(lambda q: log_mean(law, q, x))(p)
+
+
+class LawMixture:
+    """Several laws as one, for an ensemble's draws: draw s belongs to the law whose block of draws holds it.
+
+    It is what :class:`MixedPosterior` gives as its ``law``; :func:`law_log_means` evaluates each law over its own
+    draws (``p`` is then a tuple of draw dicts, one per law) and stacks them, so the decision's compiled code takes
+    an ensemble as it takes one law. ``name`` and ``title`` say which laws, with their weights.
+    """
+
+    name = "ensemble"
+    reference = "stacking of held-out predictive densities (Yao et al. 2018, Bayesian Analysis 13(3))"
+    revision = 1
+
+    def __init__(self, laws: Sequence[Law], weights: Sequence[float]):
+        self.laws = tuple(laws)
+        self.weights = tuple(float(w) for w in weights)
+
+    @property
+    def title(self) -> str:
+        return "ensemble of " + ", ".join(f"{law.name} ({w:.2f})" for law, w in zip(self.laws, self.weights))
+
+    @property
+    def formula(self) -> str:
+        return " + ".join(f"{w:.2f} x [{law.name}]" for law, w in zip(self.laws, self.weights)) + " (a mixture)"
+
+    def cache_key(self) -> tuple:
+        return ("mixture",) + tuple(LawKey(law)._key for law in self.laws)
+
+    def params(self, domains, targets) -> dict:
+        """Every law's parameters (the first law's where names repeat): for labels and descriptions only."""
+        out: dict = {}
+        for law in self.laws:
+            out = {**law.params(domains, targets), **out}
+        return out
 
 
 @partial(jax.jit, static_argnames=("law",))
@@ -141,7 +178,12 @@ class Posterior:
 
     @classmethod
     def from_fit(cls, fit, max_draws: int | None = None) -> "Posterior":
-        """The fit's draws with chains merged, thinned to at most ``max_draws`` (:func:`thin_index`)."""
+        """The fit's draws with chains merged, thinned to at most ``max_draws`` (:func:`thin_index`).
+
+        An ensemble (:class:`bayesmix.ensemble.Ensemble`) gives a :class:`MixedPosterior` of its laws' draws.
+        """
+        if hasattr(fit, "posterior_parts"):
+            return MixedPosterior.from_parts(fit.posterior_parts(), fit.weights).thin(max_draws)
         T = len(fit.targets)
         draws = {k: v.reshape((-1,) + v.shape[2:]) for k, v in fit.draws.items()}
         post = cls(
@@ -191,6 +233,12 @@ class Posterior:
     def take(self, index) -> "Posterior":
         """The draws at ``index`` (an index array or a slice)."""
         return replace(self, draws={k: v[index] for k, v in self.draws.items()})
+
+    def blocks(self, rows) -> list[tuple["Posterior", np.ndarray]]:
+        """[(the posterior at draws ``rows``, their positions in ``rows``)]: one block here, one per law in an
+        ensemble (:class:`MixedPosterior`), for compiled code that takes one law's draws at a time."""
+        rows = np.asarray(rows)
+        return [(self.take(rows), np.arange(len(rows)))]
 
     def select_targets(self, targets: Sequence[str]) -> "Posterior":
         """The posterior of some targets only, sliced along every "target" and "foreign" axis.
@@ -349,3 +397,86 @@ def _noise_variance(draws, x: np.ndarray) -> np.ndarray:
 def clear_kernels() -> None:
     """Drop the compiled kernels of this module (see :func:`bayesmix.clear_caches`)."""
     _kernel.clear_cache()
+
+
+@dataclass(frozen=True, eq=False)
+class MixedPosterior(Posterior):
+    """An ensemble's posterior: the draws of several laws' posteriors, one block of draws per law.
+
+    Build one with :meth:`from_parts`. A draw is one law's draw (every target, every scale): the mixture of
+    the laws' posteriors with weights in proportion to their numbers of draws, so that quantiles, the
+    decision's risk and P(beats baseline) are of the mixture. ``draws`` holds the sites every law shares (the
+    observation model's noise and schedule term), stacked; each law's own parameters stay in ``parts``. The law
+    is evaluated per part and stacked (:class:`LawMixture`), as is the extrapolation bias (each law's own rate).
+    """
+
+    parts: tuple[Posterior, ...] = ()
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[Posterior], weights: Sequence[float] | None = None) -> "MixedPosterior":
+        """Stack ``parts`` (same domains, targets and reference scales); ``weights`` (default: their draw shares)
+        only label the law."""
+        parts = tuple(parts)
+        first = parts[0]
+        for p in parts[1:]:
+            if p.domains != first.domains or p.targets != first.targets or (p.N0, p.D0) != (first.N0, first.D0):
+                raise ValueError("an ensemble's laws must be fitted to the same domains, targets and reference scales")
+        S = np.array([p.S for p in parts], dtype=float)
+        weights = S / S.sum() if weights is None else weights
+        own = set().union(*(p.law.params(first.domains, first.targets) for p in parts))
+        common = set.intersection(*(set(p.draws) for p in parts)) - own
+        draws = {k: np.concatenate([np.asarray(p.draws[k]) for p in parts]) for k in sorted(common)}
+        # which law each draw is from, as a parameter: a new run that tells the laws apart informs it
+        draws["law"] = np.repeat(np.eye(len(parts)), [p.S for p in parts], axis=0)
+        sd = np.sqrt(sum(p.S * p.extrapolation_sd**2 for p in parts) / S.sum())  # the mixture's rms rate
+        return cls(
+            law=LawMixture([p.law for p in parts], weights),
+            domains=first.domains,
+            targets=first.targets,
+            draws=draws,
+            N0=first.N0,
+            D0=first.D0,
+            reach=first.reach,
+            extrapolation_sd=sd,
+            parts=parts,
+        )
+
+    def _offsets(self) -> np.ndarray:
+        return np.cumsum([0] + [p.S for p in self.parts])
+
+    def take(self, index) -> "MixedPosterior":
+        """The draws at ``index`` (a slice, or indices grouped by law in increasing law order, e.g. sorted)."""
+        idx = np.arange(self.S)[index]
+        off = self._offsets()
+        part = np.searchsorted(off, idx, side="right") - 1
+        if np.any(np.diff(part) < 0):
+            raise ValueError("an ensemble's draws are taken law by law: pass sorted indices")
+        parts = [p.take(idx[part == i] - off[i]) for i, p in enumerate(self.parts)]
+        return MixedPosterior.from_parts(parts, self.law.weights)
+
+    def blocks(self, rows) -> list[tuple[Posterior, np.ndarray]]:
+        """[(the posterior of one law at some of ``rows``, their positions in ``rows``)], one per law with rows."""
+        rows = np.asarray(rows)
+        off = self._offsets()
+        part = np.searchsorted(off, rows, side="right") - 1
+        return [
+            (p.take(rows[part == i] - off[i]), np.nonzero(part == i)[0])
+            for i, p in enumerate(self.parts)
+            if np.any(part == i)
+        ]
+
+    def select_targets(self, targets: Sequence[str]) -> "MixedPosterior":
+        """Every law's posterior of some targets only (see :meth:`Posterior.select_targets`)."""
+        return MixedPosterior.from_parts([p.select_targets(targets) for p in self.parts], self.law.weights)
+
+    @cached_property
+    def _jax_draws(self) -> tuple[dict[str, jnp.ndarray], ...]:
+        return tuple(p.jax_draws() for p in self.parts)
+
+    def _law_log_means(self, h, N, D) -> np.ndarray:
+        return np.concatenate([p._law_log_means(h, N, D) for p in self.parts], axis=0)
+
+    def log_bias(self, N, D, z: np.ndarray) -> np.ndarray:
+        """(S, n, T) each law's extrapolation bias over its own draws (its own rate), from normals ``z`` (S, T)."""
+        off = self._offsets()
+        return np.concatenate([p.log_bias(N, D, z[off[i] : off[i + 1]]) for i, p in enumerate(self.parts)], axis=0)

@@ -28,6 +28,7 @@ largest size. ``--out`` writes the per-target table as CSV.
 Examples::
 
     python benchmarks/scale_extrapolation.py --laws additive
+    python benchmarks/scale_extrapolation.py --laws additive,joint,exponential,bimix,own_weight --ensemble
     python benchmarks/scale_extrapolation.py --split mixture
     python benchmarks/scale_extrapolation.py --quick          # smoke run
     python benchmarks/scale_extrapolation.py --combine a.csv b.csv   # side-by-side table of earlier runs
@@ -105,6 +106,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="smoke run: 2 chains x 150 warm-up x 150 draws, targets arxiv,c4 unless --targets",
     )
     p.add_argument("--out", default=None, help="write the per-target table to this CSV file")
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="also score the stacked ensemble of the laws fitted in each split (bayesmix.ensemble), as law 'ensemble'",
+    )
     p.add_argument(
         "--combine",
         nargs="+",
@@ -268,6 +274,8 @@ def report_law(
     pt: pd.DataFrame,
     extra_groups: dict[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
+    if hasattr(fit, "fits"):
+        return report_ensemble(split, fit, pt, extra_groups)
     d = fit.diagnostics
     c = fit.config
     print(
@@ -318,6 +326,43 @@ def report_law(
     return rows
 
 
+def report_ensemble(split: str, ens, pt: pd.DataFrame, extra_groups: dict[str, pd.Series] | None) -> pd.DataFrame:
+    """The ensemble's rows: its weights, then the same scores as a law's (sampler statistics are its laws')."""
+    print(f"\n[{split}] ensemble: {ens.note}")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        if len(ens.by_target.columns):
+            print(ens.by_target.round(2).to_string())
+        per_target = summarise(pt, "target")
+        groups = [summarise(pt, None).rename(index={"all": "all points"})]
+        for name, mask in (extra_groups or {}).items():
+            groups.append(summarise(pt[mask.to_numpy()], None).rename(index={"all": name}))
+        print(per_target.round(2).to_string())
+        print(pd.concat(groups).round(2).to_string())
+    rows = pd.concat(
+        [
+            per_target.reset_index(),
+            pd.concat(groups).reset_index().rename(columns={"index": "target", "_all": "target"}),
+        ],
+        ignore_index=True,
+    )
+    rows.insert(0, "law", "ensemble")
+    rows.insert(0, "split", split)
+    rows["fit_seconds"] = 0.0
+    rows["divergences_total"] = sum(f.diagnostics.divergences for f in ens.fits)
+    rows["max_rhat_total"] = max(f.diagnostics.max_rhat for f in ens.fits)
+    rows["min_ess_total"] = min(min(f.diagnostics.min_ess_bulk, f.diagnostics.min_ess_tail) for f in ens.fits)
+    rows["weights"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(ens.names, ens.weights))
+    return rows
+
+
+def with_ensemble(fits: list, args) -> list:
+    """The split's fits, and their stacked ensemble after them with --ensemble (two or more fits)."""
+    if getattr(args, "ensemble", False) and len(fits) >= 2:
+        ens = bayesmix.ensemble([f for f, _, _ in fits])
+        return fits + [(ens, 0.0, [])]
+    return fits
+
+
 def scale_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
     train = runs.subset(runs.model_size < FIT_MAX_SIZE)
     test = runs.subset(np.isclose(runs.model_size, TEST_SIZE))
@@ -329,8 +374,9 @@ def scale_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
         f"predict {test.n_rows} rows at 2.718B"
     )
     out = []
-    for law in laws:
-        fit, seconds, caught = run_fit(train, law, targets, args, args.min_fraction)
+    fits = with_ensemble([run_fit(train, law, targets, args, args.min_fraction) for law in laws], args)
+    for fit, seconds, caught in fits:
+        law = fit.law.name
         pt = score(fit, test, args.seed)
         rows = pt.row.to_numpy()
         final = pd.Series(final_mask(test)[rows], index=pt.index)
@@ -351,16 +397,17 @@ def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
         f"mixture split: {train.n_rows} runs train, {val.n_rows} validate (122M, 9.998e9 tokens); "
         "error on entries with own-domain weight >= 0.1"
     )
-    out = []
+    out, fits = [], []
     for law in laws:
         try:
-            fit, seconds, caught = run_fit(train, law, targets, args, 0.0)
+            fits.append(run_fit(train, law, targets, args, 0.0))
         except RunTableError as err:  # a law not identified at one scale says so instead of sampling a ridge
             print(f"\n[mixture] {law}: not fitted: {err}")
             out.append(
                 pd.DataFrame([{"split": "mixture", "law": law, "target": "all points", "note": f"not fitted: {err}"}])
             )
-            continue
+    for fit, seconds, caught in with_ensemble(fits, args):
+        law = fit.law.name
         pt = score(fit, val, args.seed)
         own = np.array(
             [

@@ -22,7 +22,7 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None:
     """MODEL, --model-size, --tokens (the big run the decision is for) and --target | --target-weights."""
-    p.add_argument("model", help="fitted model (.nc)")
+    p.add_argument("model", help="fitted model or ensemble (.nc)")
     p.add_argument("--model-size", type=positive_float, required=True, help="parameters N of the big run, e.g. 7e9")
     p.add_argument("--tokens", type=positive_float, required=True, help="training tokens D of the big run, e.g. 1.5e11")
     which = p.add_mutually_exclusive_group()

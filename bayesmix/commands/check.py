@@ -7,7 +7,7 @@ HELP = "posterior predictive checks of a fitted model: interval coverage, PIT, r
 
 
 def add_arguments(p):
-    p.add_argument("model", help="fitted model (.nc)")
+    p.add_argument("model", help="fitted model or ensemble (.nc)")
     p.add_argument("--out", default="report", help="folder for the figures (PNG) and tables (CSV) (default report/)")
     p.add_argument("--runs", help="check against this run table instead of the fitted runs (e.g. held-out larger runs)")
     p.add_argument("--worst", type=int, default=10, help="worst-fit runs to list (default 10)")
@@ -21,11 +21,11 @@ def run(args) -> int:
 
     from ..checks.ppc import check
     from ..data import read_runs
-    from ..fit import Fit
+    from ..ensemble import load
 
     if args.worst < 0 or args.max_draws < 1:
         raise ValueError("--worst must be >= 0 and --max-draws >= 1")
-    fit = Fit.load(args.model)
+    fit = load(args.model)
     table = read_runs(args.runs) if args.runs else None
     result = check(fit, table, seed=args.seed, max_draws=args.max_draws, worst=args.worst, figures=not args.no_figures)
     paths = result.save(args.out)

@@ -14,7 +14,15 @@ def add_arguments(p):
     from ..laws import available_laws
 
     p.add_argument("runs", help="run table (CSV): weight_<domain>, model_size, n_tokens, <target>_loss[, run]")
-    p.add_argument("--law", default="additive", choices=available_laws(), help="law to fit (default additive)")
+    p.add_argument(
+        "--law",
+        default="additive",
+        choices=available_laws() + ["auto"],
+        help=(
+            "law to fit (default additive); auto: every law the sweep can identify, saved as their stacked "
+            "ensemble (weights from held-out larger scales)"
+        ),
+    )
     p.add_argument("--targets", help="comma-separated targets to fit (default: every <target>_loss column)")
     p.add_argument(
         "--prior",
@@ -74,9 +82,7 @@ def run(args) -> int:
         print(f"fitting {table.n_rows} rows ({table.n_runs} runs) with model_size <= {args.max_model_size:g}")
     priors = parse_prior_args(args.prior)
     targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
-    result = fit(
-        table,
-        args.law,
+    kwargs = dict(
         targets=targets,
         priors=priors,
         chains=args.chains,
@@ -90,6 +96,9 @@ def run(args) -> int:
         target_accept=args.target_accept,
     )
     out = args.out or default_model_path(args.runs, args.law)
+    if args.law == "auto":
+        return _run_auto(table, kwargs, out)
+    result = fit(table, args.law, **kwargs)
     result.save(out)
     t = result.timing
     print(
@@ -102,5 +111,28 @@ def run(args) -> int:
     )
     for note in result.table.notes:
         print(f"note: {note}")
+    print(f"saved {out}")
+    return 0
+
+
+def _run_auto(table, kwargs, out) -> int:
+    """--law auto: fit the laws the sweep identifies, stack them, say which, their weights and why any is out."""
+    from ..ensemble import Ensemble, fit_laws
+
+    model, skipped = fit_laws(table, **kwargs)
+    for name, why in skipped.items():
+        print(f"left out {name}: {why}")
+    fits = model.fits if isinstance(model, Ensemble) else (model,)
+    for f in fits:
+        print(f"{f.law.name}: diagnostics: {str(f.diagnostics).splitlines()[0]}")
+    for note in fits[0].table.notes[: len(table.notes) + 1]:
+        print(f"note: {note}")
+    if isinstance(model, Ensemble):
+        print(model.note)
+        with __import__("pandas").option_context("display.width", 160):
+            print(model.summary()[["elpd", "se", "elpd_diff", "dse", "weight"]].round(3).to_string())
+    else:
+        print(f"only {fits[0].law.name} could be fitted: saved as a single fit")
+    model.save(out)
     print(f"saved {out}")
     return 0

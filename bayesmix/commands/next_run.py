@@ -70,7 +70,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..fit import Fit
+    from ..ensemble import load
     from ..plan import next_run
     from ..plan.candidates import parse_number_list
 
@@ -78,7 +78,7 @@ def run(args) -> int:
         raise ValueError("--propose needs --sizes and --tokens-list (e.g. --sizes 1.2e8,3.1e8 --tokens-list 5e9,1e10)")
     if args.candidates and (args.sizes or args.tokens_list):
         raise ValueError("--sizes and --tokens-list go with --propose, not --candidates")
-    fit = Fit.load(args.model)
+    fit = load(args.model)
     target = [t.strip() for t in args.target.split(",")] if args.target else None
     plan = next_run(
         fit,

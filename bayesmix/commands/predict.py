@@ -11,7 +11,7 @@ HELP = "predict losses at mixtures and a scale, with credible and predictive int
 
 
 def add_arguments(p):
-    p.add_argument("model", help="fitted model (.nc)")
+    p.add_argument("model", help="fitted model or ensemble (.nc)")
     p.add_argument(
         "--mixtures", required=True, help="CSV of mixtures: weight_<domain> or <domain> columns, one row per mixture"
     )
@@ -69,7 +69,7 @@ def parse_fractions(text: str) -> list[float]:
 
 
 def run(args) -> int:
-    from ..fit import Fit
+    from ..ensemble import load
 
     if not args.trajectory:
         # Check before loading the model: these flags describe a curve, and a final loss has none.
@@ -79,7 +79,7 @@ def run(args) -> int:
     fractions = parse_fractions(args.fractions) if args.fractions is not None else None
     if args.nearest < 0:
         raise ValueError(f"--nearest must be 0 or more; got {args.nearest}")
-    fit = Fit.load(args.model)
+    fit = load(args.model)
     table = fit.predict(
         args.mixtures,
         args.model_size,

@@ -44,9 +44,9 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ..decide import recommend
-    from ..fit import Fit
+    from ..ensemble import load
 
-    fit = Fit.load(args.model)
+    fit = load(args.model)
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # optimiser warnings are printed, never swallowed
         rec = recommend(

@@ -7,7 +7,7 @@ HELP = "summarise a fitted model: law, data, priors, diagnostics and parameter p
 
 
 def add_arguments(p):
-    p.add_argument("model", help="fitted model (.nc)")
+    p.add_argument("model", help="fitted model or ensemble (.nc)")
     p.add_argument("--interval", type=float, default=0.9)
     p.add_argument("--out", help="also write the parameter table to this CSV")
 
@@ -15,9 +15,11 @@ def add_arguments(p):
 def run(args) -> int:
     import pandas as pd
 
-    from ..fit import Fit
+    from ..ensemble import load
 
-    fit = Fit.load(args.model)
+    fit = load(args.model)
+    if hasattr(fit, "fits"):
+        return _ensemble(fit, args)
     print(f"{fit.law.title} ({fit.law.reference})")
     print(f"  {fit.law.formula}")
     print(
@@ -39,6 +41,32 @@ def run(args) -> int:
     table = fit.summary(args.interval)
     with pd.option_context("display.max_rows", 500, "display.width", 160):
         print(table.round(4).to_string())
+    if args.out:
+        table.to_csv(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _ensemble(ens, args) -> int:
+    """An ensemble: its weights and what they came from, then each law's diagnostics and extrapolation rates."""
+    import pandas as pd
+
+    print(f"{ens.law.title}; {ens.law.reference}")
+    t = ens.table
+    print(
+        f"data: {t.source}: {t.n_rows} rows, {t.n_runs} runs, {t.n_mixtures} mixtures; targets {', '.join(ens.targets)}"
+    )
+    print(ens.note)
+    table = ens.summary(args.interval)
+    with pd.option_context("display.max_rows", 500, "display.width", 160):
+        print(table[["elpd", "se", "elpd_diff", "dse", "weight"]].round(3).to_string())
+        if len(ens.by_target.columns):
+            print("stacking weights per target (shown, not used: the ensemble's weights are pooled over targets):")
+            print(ens.by_target.round(2).to_string())
+        for f in ens.fits:
+            print(f"{f.law.title} ({f.law.reference}): {str(f.diagnostics).splitlines()[0]}")
+            sd = ", ".join(f"{n} {v:.3g}" for n, v in zip(f.targets, f.extrapolation_sd))
+            print(f"  extrapolation_sd per e-fold: {sd}")
     if args.out:
         table.to_csv(args.out)
         print(f"wrote {args.out}")

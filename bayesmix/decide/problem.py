@@ -60,7 +60,6 @@ class MixtureDecision:
         self.used = np.nonzero(self.w > 0)[0] if slice_targets else np.arange(self.T)
         sub = posterior.select_targets([posterior.targets[i] for i in self.used]) if slice_targets else posterior
         self.used_posterior = sub
-        self.p_used = dict(sub.draws)
         self.own_used = jnp.asarray(sub.own, dtype=jnp.int32)
         self._p_used_jax = sub.jax_draws()
 

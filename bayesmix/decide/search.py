@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ..model import LawKey
 from .constraints import MixtureConstraints
 from .objective import Risk
 from .problem import MixtureDecision
@@ -124,24 +125,29 @@ def minimise_draws(
     norms (n,), from :func:`~bayesmix.decide.solver.batch_minimise`.
     """
     K = len(C.domains)
-    q = {k: jnp.asarray(v[rows]) for k, v in prob.p_used.items()}
+    rows = np.asarray(rows)
     b = C.baseline if C.baseline is not None else np.full(K, 1.0 / K)  # unused without a TV bound
-    X, F, PG = batch_minimise(
-        prob.law,
-        q,
-        jnp.asarray(H0),
-        jnp.asarray(prob.mult(N, D)[rows]),
-        float(N),
-        float(D),
-        prob.N0,
-        prob.D0,
-        prob.own_used,
-        jnp.asarray(C.lower_internal),
-        jnp.asarray(C.upper),
-        jnp.asarray(b),
-        float(C.max_tv or 0.0),
-        C.max_tv is not None,
-        iters,
-        method=method,
-    )
-    return np.asarray(X), np.asarray(F), np.asarray(PG)
+    mult = prob.mult(N, D)
+    X, F, PG = np.empty((len(rows), K)), np.empty(len(rows)), np.empty(len(rows))
+    # one law's draws per compiled call (one block, or one per law of an ensemble)
+    for post, at in prob.used_posterior.blocks(rows):
+        x, f, pg = batch_minimise(
+            LawKey(post.law),
+            post.jax_draws(),
+            jnp.asarray(np.asarray(H0)[at]),
+            jnp.asarray(mult[rows[at]]),
+            float(N),
+            float(D),
+            prob.N0,
+            prob.D0,
+            prob.own_used,
+            jnp.asarray(C.lower_internal),
+            jnp.asarray(C.upper),
+            jnp.asarray(b),
+            float(C.max_tv or 0.0),
+            C.max_tv is not None,
+            iters,
+            method=method,
+        )
+        X[at], F[at], PG[at] = np.asarray(x), np.asarray(f), np.asarray(pg)
+    return X, F, PG
