@@ -21,13 +21,13 @@ _jax.config.update("jax_enable_x64", True)
 from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
 from .decide import recommend  # noqa: E402
 from .diagnostics import FitWarning  # noqa: E402
-from .ensemble import Ensemble, ensemble, load  # noqa: E402
 from .fit import Fit, fit  # noqa: E402
 from .io import ModelFileError  # noqa: E402
 from .laws import available_laws, get_law  # noqa: E402
 from .mode import fit_mode  # noqa: E402
 from .plan import next_run  # noqa: E402
 from .priors import Prior  # noqa: E402
+from .stacking import Ensemble, ensemble, load  # noqa: E402
 from .version import __version__  # noqa: E402
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger("bayesmix")
 
 class Predicting:
     """Predictions from ``predict_draws``: shared by a :class:`Fit` and an ensemble of fits
-    (:class:`bayesmix.ensemble.Ensemble`): both hold ``table``, ``domains``, ``targets`` and ``checkpoints``, and
+    (:class:`bayesmix.stacking.Ensemble`): both hold ``table``, ``domains``, ``targets`` and ``checkpoints``, and
     :meth:`bayesmix.posterior.Posterior.from_fit` gives their draws."""
 
     # ------------------------------------------------------------- predicting

@@ -180,7 +180,7 @@ class Posterior:
     def from_fit(cls, fit, max_draws: int | None = None) -> "Posterior":
         """The fit's draws with chains merged, thinned to at most ``max_draws`` (:func:`thin_index`).
 
-        An ensemble (:class:`bayesmix.ensemble.Ensemble`) gives a :class:`MixedPosterior` of its laws' draws.
+        An ensemble (:class:`bayesmix.stacking.Ensemble`) gives a :class:`MixedPosterior` of its laws' draws.
         """
         if hasattr(fit, "posterior_parts"):
             return MixedPosterior.from_parts(fit.posterior_parts(), fit.weights).thin(max_draws)

@@ -21,7 +21,7 @@ def run(args) -> int:
 
     from ..checks.ppc import check
     from ..data import read_runs
-    from ..ensemble import load
+    from ..stacking import load
 
     if args.worst < 0 or args.max_draws < 1:
         raise ValueError("--worst must be >= 0 and --max-draws >= 1")

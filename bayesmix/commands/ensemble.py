@@ -15,7 +15,7 @@ def add_arguments(p):
 def run(args) -> int:
     import pandas as pd
 
-    from ..ensemble import ensemble
+    from ..stacking import ensemble
 
     if args.draws < 0:
         raise ValueError("--draws must be >= 0")

@@ -117,7 +117,7 @@ def run(args) -> int:
 
 def _run_auto(table, kwargs, out) -> int:
     """--law auto: fit the laws the sweep identifies, stack them, say which, their weights and why any is out."""
-    from ..ensemble import Ensemble, fit_laws
+    from ..stacking import Ensemble, fit_laws
 
     model, skipped = fit_laws(table, **kwargs)
     for name, why in skipped.items():

@@ -70,9 +70,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..ensemble import load
     from ..plan import next_run
     from ..plan.candidates import parse_number_list
+    from ..stacking import load
 
     if args.propose is not None and not (args.sizes and args.tokens_list):
         raise ValueError("--propose needs --sizes and --tokens-list (e.g. --sizes 1.2e8,3.1e8 --tokens-list 5e9,1e10)")

@@ -69,7 +69,7 @@ def parse_fractions(text: str) -> list[float]:
 
 
 def run(args) -> int:
-    from ..ensemble import load
+    from ..stacking import load
 
     if not args.trajectory:
         # Check before loading the model: these flags describe a curve, and a final loss has none.

@@ -44,7 +44,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ..decide import recommend
-    from ..ensemble import load
+    from ..stacking import load
 
     fit = load(args.model)
     with warnings.catch_warnings():

@@ -15,7 +15,7 @@ def add_arguments(p):
 def run(args) -> int:
     import pandas as pd
 
-    from ..ensemble import load
+    from ..stacking import load
 
     fit = load(args.model)
     if hasattr(fit, "fits"):

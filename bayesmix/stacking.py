@@ -358,11 +358,12 @@ LEFT_OUT = {
 }
 
 
-def candidate_laws(table, laws: Sequence[str] = AUTO_LAWS) -> tuple[list[str], dict[str, str]]:
+def candidate_laws(table, laws: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The laws of ``laws`` the sweep can identify, and the reason each other one is left out."""
     from .data import RunTableError
     from .laws import available_laws, get_law
 
+    laws = AUTO_LAWS if laws is None else laws
     ok, skipped = [], {n: why for n, why in LEFT_OUT.items() if n in available_laws() and n not in laws}
     for name in laws:
         law = get_law(name)
@@ -376,10 +377,10 @@ def candidate_laws(table, laws: Sequence[str] = AUTO_LAWS) -> tuple[list[str], d
     return ok, skipped
 
 
-def fit_laws(runs, laws: Sequence[str] = AUTO_LAWS, **fit_kwargs) -> tuple[Fit | Ensemble, dict[str, str]]:
+def fit_laws(runs, laws: Sequence[str] | None = None, **fit_kwargs) -> tuple[Fit | Ensemble, dict[str, str]]:
     """Fit every law of ``laws`` the sweep can identify and stack them (``bayesmix fit --law auto``).
 
-    Returns ``(model, skipped)``: the :class:`Ensemble` of the fitted laws (a
+    ``laws`` defaults to :data:`AUTO_LAWS`. Returns ``(model, skipped)``: the :class:`Ensemble` of the fitted laws (a
     single :class:`~bayesmix.Fit` if only one could be fitted) and, per law
     left out, why. ``fit_kwargs`` go to :func:`bayesmix.fit` for every law.
     """
@@ -387,7 +388,7 @@ def fit_laws(runs, laws: Sequence[str] = AUTO_LAWS, **fit_kwargs) -> tuple[Fit |
     from .fit import fit
 
     table = runs if isinstance(runs, RunTable) else read_runs(runs)
-    names, skipped = candidate_laws(table, laws)
+    names, skipped = candidate_laws(table, AUTO_LAWS if laws is None else laws)
     if not names:
         raise ValueError("no law can be fitted to this sweep: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
     fits = []
