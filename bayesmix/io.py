@@ -178,8 +178,7 @@ def _holdouts(value):
 
     if value is None:
         return None
-    out = pd.read_json(io.StringIO(value), orient="split", dtype={"holdout": str, "run": str, "target": str})
-    return out
+    return pd.read_json(io.StringIO(value), orient="split", dtype={"holdout": str, "run": str, "target": str})
 
 
 def _extrapolation_sd(value) -> np.ndarray:

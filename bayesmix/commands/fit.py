@@ -118,6 +118,7 @@ def run(args) -> int:
 def _run_auto(table, kwargs, out) -> int:
     """--law auto: fit the laws the sweep identifies, stack them, say which, their weights and why any is out."""
     from ..stacking import Ensemble, fit_laws
+    from .ensemble import print_weights
 
     model, skipped = fit_laws(table, **kwargs)
     for name, why in skipped.items():
@@ -128,9 +129,7 @@ def _run_auto(table, kwargs, out) -> int:
     for note in fits[0].table.notes[: len(table.notes) + 1]:
         print(f"note: {note}")
     if isinstance(model, Ensemble):
-        print(model.note)
-        with __import__("pandas").option_context("display.width", 160):
-            print(model.summary()[["elpd", "se", "elpd_diff", "dse", "weight"]].round(3).to_string())
+        print_weights(model)
     else:
         print(f"only {fits[0].law.name} could be fitted: saved as a single fit")
     model.save(out)

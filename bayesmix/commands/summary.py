@@ -49,25 +49,19 @@ def run(args) -> int:
 
 def _ensemble(ens, args) -> int:
     """An ensemble: its weights and what they came from, then each law's diagnostics and extrapolation rates."""
-    import pandas as pd
+    from .ensemble import print_weights
 
     print(f"{ens.law.title}; {ens.law.reference}")
     t = ens.table
     print(
         f"data: {t.source}: {t.n_rows} rows, {t.n_runs} runs, {t.n_mixtures} mixtures; targets {', '.join(ens.targets)}"
     )
-    print(ens.note)
-    table = ens.summary(args.interval)
-    with pd.option_context("display.max_rows", 500, "display.width", 160):
-        print(table[["elpd", "se", "elpd_diff", "dse", "weight"]].round(3).to_string())
-        if len(ens.by_target.columns):
-            print("stacking weights per target (shown, not used: the ensemble's weights are pooled over targets):")
-            print(ens.by_target.round(2).to_string())
-        for f in ens.fits:
-            print(f"{f.law.title} ({f.law.reference}): {str(f.diagnostics).splitlines()[0]}")
-            sd = ", ".join(f"{n} {v:.3g}" for n, v in zip(f.targets, f.extrapolation_sd))
-            print(f"  extrapolation_sd per e-fold: {sd}")
+    print_weights(ens)
+    for f in ens.fits:
+        print(f"{f.law.title} ({f.law.reference}): {str(f.diagnostics).splitlines()[0]}")
+        sd = ", ".join(f"{n} {v:.3g}" for n, v in zip(f.targets, f.extrapolation_sd))
+        print(f"  extrapolation_sd per e-fold: {sd}")
     if args.out:
-        table.to_csv(args.out)
+        ens.summary(args.interval).to_csv(args.out)
         print(f"wrote {args.out}")
     return 0
