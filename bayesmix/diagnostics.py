@@ -57,7 +57,7 @@ class Diagnostics:
         return head if self.ok else head + "\n" + "\n".join(f"- {p}" for p in self.problems)
 
 
-def _split_rhat_ess(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_rhat_ess(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank-normalised split R-hat, bulk and tail ESS of (chains, draws, P) scalars, via arviz-stats."""
     from arviz_stats.base import array_stats
 
@@ -103,7 +103,7 @@ def diagnose(
         n = float(flat.shape[0] * flat.shape[1])
         r, b, t = np.ones(fixed.shape), np.full(fixed.shape, n), np.full(fixed.shape, n)
         if not fixed.all():
-            r[~fixed], b[~fixed], t[~fixed] = _split_rhat_ess(flat[..., ~fixed])
+            r[~fixed], b[~fixed], t[~fixed] = split_rhat_ess(flat[..., ~fixed])
         rows += list(zip(labels, r, b, t))
     rhat = np.array([r[1] for r in rows])
     bulk = np.array([r[2] for r in rows])

@@ -18,7 +18,7 @@ from .data import RunTable, RunTableError, read_runs
 from .design import observed_from_table, reference_scale
 from .diagnostics import Diagnostics, diagnose, report
 from .extrapolation import learn_extrapolation_sd
-from .inference import SamplerConfig, sample
+from .inference import CompileClock, SamplerConfig, sample
 from .laws import Law, get_law
 from .laws.base import dims_coords
 from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
@@ -418,8 +418,11 @@ def fit(
                 float(np.min(table.token_fraction())),
             )
         )
+    t_extrapolation = time.perf_counter()
     if extrapolation_sd is None:
-        kappa, note, holdouts = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
+        with CompileClock() as clock:
+            kappa, note, holdouts = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
+        info["extrapolation_compile_seconds"] = clock.seconds
     else:
         holdouts = None
         kappa = np.broadcast_to(np.asarray(extrapolation_sd, dtype=float), (len(targets),)).copy()
@@ -427,7 +430,7 @@ def fit(
             raise ValueError(f"extrapolation_sd must be non-negative numbers; got {extrapolation_sd}")
         note = f"extrapolation_sd given: {', '.join(f'{t} {k:.3g}' for t, k in zip(targets, kappa))}"
     table = dataclasses.replace(table, notes=tuple(notes) + (note,))
-    info["total_seconds"] = time.perf_counter() - t0
+    info["extrapolation_seconds"] = time.perf_counter() - t_extrapolation
 
     result = Fit(
         law=law,
@@ -445,7 +448,10 @@ def fit(
         extrapolation_sd=kappa,  # type: ignore[arg-type]
         holdouts=holdouts,
     )
+    t_diagnose = time.perf_counter()
     shapes = param_shapes(all_params(law, table.domains, targets, checkpoints), table.domains, targets)
     result.diagnostics = diagnose(draws_, extra, result.coords(), max_tree_depth, prior_sd(prior_map, shapes, seed))
+    info["diagnostics_seconds"] = time.perf_counter() - t_diagnose
+    info["total_seconds"] = time.perf_counter() - t0
     report(result.diagnostics, f"{law.name} fit")
     return result

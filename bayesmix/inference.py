@@ -51,6 +51,7 @@ from numpyro.distributions import biject_to
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy
 
+from .diagnostics import split_rhat_ess
 from .model import Block, Observed
 
 log = logging.getLogger("bayesmix")
@@ -255,10 +256,44 @@ def _inverse_pd(hess: np.ndarray, floor: float = 1.0 / MAX_LAPLACE_VARIANCE) -> 
 # --------------------------------------------------------------------------- #
 
 
+class Runner(NamedTuple):
+    """NUTS on a whitened block as two compiled steps, so that a profile can time warm-up and draws apart.
+
+    ``warm(keys (C,), u0 (C, d), args, mode, chol)`` -> the chains' states after warm-up;
+    ``draw(states, args, mode, chol)`` -> (u (C, S, d), diverging, num_steps, energy, accept_prob, step_size).
+    Calling the runner does both (as SBC does inside its own jit).
+    """
+
+    warm: Callable
+    draw: Callable
+
+    def __call__(self, keys, u0, args, mode, chol):
+        return self.draw(self.warm(keys, u0, args, mode, chol), args, mode, chol)
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling while the clock is open (from ``jax.monitoring``),
+    so that a block's wall time splits into compilation and running."""
+
+    PREFIX = "/jax/core/compile/"
+
+    def __enter__(self) -> "CompileClock":
+        self.seconds = 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event: str, duration: float, **_: Any) -> None:
+        if event.startswith(self.PREFIX):
+            self.seconds += duration
+
+    def __exit__(self, *exc) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
 def _runner(
     model: Callable, unravel: Callable, dim: int, config: SamplerConfig, parallel: bool, signature: Any
-) -> Callable:
-    """A compiled function (keys (C,), u0 (C, d), args, mode, chol) -> draws in whitened space and statistics."""
+) -> Runner:
+    """The compiled NUTS of a block (:class:`Runner`): warm-up, then draws in whitened space and statistics."""
     key = (
         signature,
         dim,
@@ -278,7 +313,7 @@ def _runner(
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
-    def one_chain(rng, u0, args, mode, chol):
+    def warm_chain(rng, u0, args, mode, chol):
         margs = (args, mode, chol)
         state = init_kernel(
             u0,
@@ -301,18 +336,43 @@ def _runner(
             return sample_kernel(s, model_args=margs), None
 
         state, _ = jax.lax.scan(warm, state, None, length=config.warmup)
+        return state
+
+    def draw_chain(state, args, mode, chol):
+        margs = (args, mode, chol)
+        # numpyro's kernel keeps what init_kernel set up in its closure, so the draws get a kernel of their own,
+        # started where the warm-up ended with its step size and mass matrix, and no further adaptation.
+        init_fixed, sample_fixed = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+        state = init_fixed(
+            state.z,
+            0,
+            step_size=state.adapt_state.step_size,
+            inverse_mass_matrix=state.adapt_state.inverse_mass_matrix,
+            adapt_step_size=False,
+            adapt_mass_matrix=False,
+            dense_mass=False,
+            target_accept_prob=config.target_accept,
+            max_tree_depth=config.max_tree_depth,
+            model_args=margs,
+            rng_key=state.rng_key,
+        )
 
         def draw(s, _):
-            s = sample_kernel(s, model_args=margs)
+            s = sample_fixed(s, model_args=margs)
             return s, (s.z, s.diverging, s.num_steps, s.energy, s.accept_prob)
 
         state, out = jax.lax.scan(draw, state, None, length=config.draws)
         return out + (state.adapt_state.step_size,)
 
     if parallel:
-        run = jax.pmap(one_chain, in_axes=(0, 0, None, None, None))
+        run = Runner(
+            jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)), jax.pmap(draw_chain, in_axes=(0, None, None, None))
+        )
     else:
-        run = jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None, None)))
+        run = Runner(
+            jax.jit(jax.vmap(warm_chain, in_axes=(0, 0, None, None, None))),
+            jax.jit(jax.vmap(draw_chain, in_axes=(0, None, None, None))),
+        )
     if signature is not None:
         _RUNNERS[key] = run
     return run
@@ -321,21 +381,30 @@ def _runner(
 def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel: bool) -> tuple[dict, dict, dict]:
     k_start, k_init, k_run = jax.random.split(key, 3)
     t0 = time.perf_counter()
-    comp = _compiled(block.model, block.args, block.signature)
-    starts = list(np.asarray(comp.starts(k_start, max(1, config.laplace_starts)), dtype=np.float64))
-    mode, cov, energy = find_mode(comp, block.args, starts)
+    with CompileClock() as mode_compile:
+        comp = _compiled(block.model, block.args, block.signature)
+        starts = list(np.asarray(comp.starts(k_start, max(1, config.laplace_starts)), dtype=np.float64))
+        mode, cov, energy = find_mode(comp, block.args, starts)
     chol = np.linalg.cholesky(cov) if config.dense_mass else np.diag(np.sqrt(np.diag(cov)))
     t_mode = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
     run = _runner(block.model, comp.unravel, comp.dim, config, parallel, block.signature)
     # Chains start over the Laplace approximation, shrunk (its tails can reach
     # the extreme prior region of a skewed posterior).
     u0 = 0.5 * jax.random.normal(k_init, (config.chains, comp.dim))
     keys = jax.random.split(k_run, config.chains)
-    u, div, steps, en, acc, step_size = run(keys, u0, block.args, jnp.asarray(mode), jnp.asarray(chol))
-    u = np.asarray(u)  # (C, S, d); blocks until the draws exist (dispatch is asynchronous)
-    t_nuts = time.perf_counter() - t1
+    margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
+    with CompileClock() as warm_compile:
+        t1 = time.perf_counter()
+        states = jax.block_until_ready(run.warm(keys, u0, *margs))
+        t_warm = time.perf_counter() - t1
+    with CompileClock() as draw_compile:
+        t2 = time.perf_counter()
+        u, div, steps, en, acc, step_size = run.draw(states, *margs)
+        u = np.asarray(u)  # (C, S, d); blocks until the draws exist (dispatch is asynchronous)
+        t_draw = time.perf_counter() - t2
+    t_compile = warm_compile.seconds + draw_compile.seconds
+    t_warm, t_draw = max(t_warm - warm_compile.seconds, 0.0), max(t_draw - draw_compile.seconds, 0.0)
 
     z = mode + u @ chol.T
     C, S = z.shape[:2]
@@ -347,17 +416,40 @@ def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel:
         "energy": np.asarray(en),
         "accept_prob": np.asarray(acc),
     }
+    rhat, ess_bulk, ess_tail = block_convergence(draws)
     info = {
         "block": block.label,
         "dim": comp.dim,
-        "mode_seconds": round(t_mode, 3),
-        "nuts_seconds": round(t_nuts, 3),
+        "mode_seconds": round(t_mode, 3),  # with compiling the mode search, mode_compile_seconds of it
+        "mode_compile_seconds": round(mode_compile.seconds, 3),
+        "nuts_seconds": round(t_compile + t_warm + t_draw, 3),
+        "compile_seconds": round(t_compile, 3),
+        "warmup_seconds": round(t_warm, 3),
+        "sampling_seconds": round(t_draw, 3),
         "step_size": [round(float(s), 5) for s in np.asarray(step_size)],
         "mean_steps": round(float(np.mean(steps)), 2),
         "divergences": int(np.sum(div)),
         "depth_hits": int(np.sum(np.asarray(steps) >= 2**config.max_tree_depth - 1)),
+        "max_rhat": round(rhat, 4),
+        "min_ess_bulk": round(ess_bulk, 1),
+        "min_ess_tail": round(ess_tail, 1),
+        # draws' worth per second of the block's own NUTS (compilation left out: it is paid once per shape)
+        "ess_per_second": round(min(ess_bulk, ess_tail) / max(t_warm + t_draw, 1e-9), 2),
     }
     return draws, extra, info
+
+
+def block_convergence(draws: dict[str, np.ndarray]) -> tuple[float, float, float]:
+    """(max R-hat, min bulk ESS, min tail ESS) over every sampled scalar of one block's draws (chain, draw, ...)."""
+    flat = np.concatenate([v.reshape(v.shape[:2] + (-1,)) for v in draws.values()], axis=-1)
+    moving = ~np.all(flat == flat[:1, :1], axis=(0, 1))
+    if flat.shape[0] * flat.shape[1] < 8 or not moving.any():
+        return float("nan"), float("nan"), float("nan")
+    r, b, t = split_rhat_ess(flat[..., moving])
+    return float(np.max(r)), float(np.min(b)), float(np.min(t))
+
+
+PARTS = ("compile", "warmup", "sampling")
 
 
 def _block_seconds(b: dict) -> float:
@@ -375,8 +467,10 @@ def sample(
     tree of any block, so that maximum-depth hits show), ``energy`` (the sum,
     the energy of the product posterior) and ``accept_prob`` (the mean).
     ``info`` has ``mode_seconds``, ``nuts_seconds`` (wall time, draws
-    materialised), ``chain_method`` and, per block, its step sizes, mean
-    leapfrog steps and divergences.
+    materialised, with first tries and retries), ``compile_seconds``,
+    ``warmup_seconds`` and ``sampling_seconds`` (the parts of the kept runs),
+    ``chain_method`` and, per block, its step sizes, mean leapfrog steps,
+    divergences, R-hat, ESS and ESS per second.
 
     A model made by :func:`bayesmix.model.make_model` tells how it splits into
     independent blocks, and their compiled code is reused by later calls with
@@ -448,6 +542,8 @@ def sample(
         "mode_seconds": float(sum(r[2]["mode_seconds"] for r in results)),
         # with the time of first tries and retries of blocks that diverged
         "nuts_seconds": float(sum(_block_seconds(r[2]) - r[2]["mode_seconds"] for r in results)),
+        # the parts of the kept runs (a retry's discarded run counts in nuts_seconds only)
+        **{f"{part}_seconds": float(sum(r[2][f"{part}_seconds"] for r in results)) for part in PARTS},
         "chain_method": "parallel" if parallel else "vectorized",
         "blocks": [r[2] for r in results],
     }

@@ -104,9 +104,16 @@ def test_fit_verb_saves_a_model_and_rejects_bad_tables(example_frame, tmp_path, 
             "0.02",
             "--out",
             str(out),
+            "--profile",
         ]
     )
     assert rc == 0 and out.exists()
+    printed = capsys.readouterr().out
+    # --profile: every phase, then one row per sampled block (the example's four targets)
+    for phase in ("mode", "compile", "warmup", "sampling", "extrapolation", "save", "total"):
+        assert f"  {phase} " in printed, phase
+    assert "steps_per_draw" in printed and "ess_per_second" in printed
+    assert all(f"\n  {t} " in printed for t in ("web", "code", "books", "math"))
     import bayesmix
 
     f = bayesmix.load(out)

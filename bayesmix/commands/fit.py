@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from ._common import add_sampler_arguments, default_model_path, parse_prior_args
 
@@ -66,6 +67,14 @@ def add_arguments(p):
         ),
     )
     p.add_argument("--out", help="output file (default models/<runs>-<law>.nc)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help=(
+            "print where the time went: mode search, compilation, warm-up, draws, discarded tries, extrapolation "
+            "hold-outs, diagnostics and saving, and per block the leapfrog steps per draw, R-hat and ESS per second"
+        ),
+    )
     add_sampler_arguments(p)
 
 
@@ -99,7 +108,9 @@ def run(args) -> int:
     if args.law == "auto":
         return _run_auto(table, kwargs, out)
     result = fit(table, args.law, **kwargs)
+    t_save = time.perf_counter()
     result.save(out)
+    t_save = time.perf_counter() - t_save
     t = result.timing
     print(
         f"{result.law.title}: {result.table.n_runs} runs, {len(result.targets)} targets, "
@@ -112,6 +123,10 @@ def run(args) -> int:
     for note in result.table.notes:
         print(f"note: {note}")
     print(f"saved {out}")
+    if args.profile:
+        from ..profile import format_profile
+
+        print(format_profile(t, t_save))
     return 0
 
 

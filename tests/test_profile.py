@@ -1,0 +1,102 @@
+"""Where a fit's time went (bayesmix.profile and the sampler's timing)."""
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from bayesmix.inference import CompileClock, SamplerConfig, sample
+from bayesmix.profile import block_table, format_profile, phase_table
+
+TIMING = {
+    "mode_seconds": 5.0,
+    "extrapolation_seconds": 12.0,
+    "extrapolation_compile_seconds": 4.0,
+    "diagnostics_seconds": 1.0,
+    "total_seconds": 60.0,
+    "blocks": [
+        {
+            "block": "web",
+            "dim": 15,
+            "mode_seconds": 3.0,
+            "mode_compile_seconds": 2.0,
+            "compile_seconds": 10.0,
+            "warmup_seconds": 8.0,
+            "sampling_seconds": 9.0,
+            "mean_steps": 31.0,
+            "divergences": 0,
+            "depth_hits": 0,
+            "max_rhat": 1.002,
+            "min_ess_bulk": 900.0,
+            "min_ess_tail": 800.0,
+            "ess_per_second": 47.0,
+        },
+        {
+            "block": "code",
+            "dim": 15,
+            "mode_seconds": 2.0,
+            "mode_compile_seconds": 0.0,
+            "compile_seconds": 0.0,
+            "warmup_seconds": 4.0,
+            "sampling_seconds": 5.0,
+            "mean_steps": 120.0,
+            "divergences": 1,
+            "depth_hits": 2,
+            "first_divergences": 30,
+            "first_seconds": 6.0,
+            "target_accept": 0.99,
+        },
+    ],
+}
+
+
+def test_phases_split_the_wall_time_with_compiling_counted_once():
+    t = phase_table(TIMING, save_seconds=0.5)
+    assert t.loc["compile", "seconds"] == pytest.approx(10.0 + 2.0 + 4.0)  # NUTS, mode search, hold-out refits
+    assert t.loc["mode", "seconds"] == pytest.approx(5.0 - 2.0)
+    assert t.loc["extrapolation", "seconds"] == pytest.approx(12.0 - 4.0)
+    assert t.loc["warmup", "seconds"] == pytest.approx(12.0) and t.loc["sampling", "seconds"] == pytest.approx(14.0)
+    assert t.loc["discarded", "seconds"] == pytest.approx(6.0)  # the first try the retry replaced
+    assert t.loc["total", "seconds"] == pytest.approx(60.5)
+    # the parts account for the fit's wall time, less the Python around them
+    assert t.drop("total").seconds.sum() <= t.loc["total", "seconds"]
+    assert t.loc["compile", "share"] == pytest.approx(16.0 / 60.5)
+
+
+def test_block_table_says_which_blocks_were_sampled_again():
+    b = block_table(TIMING)
+    assert list(b.index) == ["web", "code"]
+    assert b.loc["web", "retried"] == "no"
+    assert b.loc["code", "retried"].startswith("kept at 0.99 (30 divergences")
+    assert b.loc["code", "discarded_s"] == 6.0 and b.loc["code", "steps_per_draw"] == 120.0
+    text = format_profile(TIMING)
+    assert "where the time went" in text and "per block" in text and "ess_per_second" in text
+
+
+def test_compile_clock_counts_compiling_and_not_running():
+    import jax
+    import jax.numpy as jnp
+
+    f = jax.jit(lambda x: jnp.sin(x) @ jnp.cos(x).T + 1.234567)  # a program no other test compiles
+    x = jnp.ones((40, 40))
+    with CompileClock() as first:
+        f(x).block_until_ready()
+    with CompileClock() as again:
+        f(x).block_until_ready()
+    assert first.seconds > 0
+    assert again.seconds == 0  # compiled once per shape and process
+
+
+def test_sampling_reports_its_parts_per_block():
+    def model():
+        numpyro.sample("x", dist.Normal(0.0, 1.0).expand([3]))
+
+    config = SamplerConfig(chains=2, warmup=100, draws=200, seed=0)
+    _, _, info = sample(model, (), config, progress=False, cache_key=("profile test",))
+    (block,) = info["blocks"]
+    for part in ("compile", "warmup", "sampling"):
+        assert block[f"{part}_seconds"] >= 0 and info[f"{part}_seconds"] == pytest.approx(block[f"{part}_seconds"])
+    assert block["warmup_seconds"] + block["sampling_seconds"] <= block["nuts_seconds"] + 1e-6
+    # a standard normal: converged, with an effective sample size near the draws' number
+    assert block["max_rhat"] < 1.02 and block["min_ess_bulk"] > 200 and block["ess_per_second"] > 0
+    assert np.isfinite(block["min_ess_tail"])
