@@ -306,10 +306,15 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
                 f"sampled again at {b['target_accept']:g}, {b['divergences']} divergences (these draws are kept)"
             )
         elif "retried_divergences" in b:
+            mixing = (
+                f", R-hat {b['retried_rhat']:.3f}, ESS {b['retried_ess']:.0f}"
+                if np.isfinite(b.get("retried_rhat", np.nan))
+                else ""
+            )
             notes.append(
                 f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; "
                 f"sampled again at a higher target_accept: {b['retried_divergences']} divergences, "
-                f"{b.get('retried_depth_hits', 0)} draws at the maximum tree depth, so the first draws are kept"
+                f"{b.get('retried_depth_hits', 0)} draws at the maximum tree depth{mixing}, so the first draws are kept"
             )
     return notes
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from bayesmix.inference import SamplerConfig, sample
+from bayesmix.inference import SamplerConfig, keep_retry, sample
 
 
 def funnel(scale: float):
@@ -62,3 +62,18 @@ def test_the_fit_notes_say_which_blocks_were_sampled_again():
     assert "book: 230 divergences at target_accept 0.9; sampled again at 0.99, 2 divergences" in notes[0]
     assert notes[1].startswith("c4: 3 divergences") and "900 draws at the maximum tree depth" in notes[1]
     assert "first draws are kept" in notes[1]
+
+
+def test_a_retry_that_mixes_worse_is_not_kept():
+    first = {"divergences": 16, "depth_hits": 0, "max_rhat": 1.005, "min_ess_bulk": 900.0, "min_ess_tail": 533.0}
+    good = {"divergences": 1, "depth_hits": 2, "max_rhat": 1.004, "min_ess_bulk": 700.0, "min_ess_tail": 400.0}
+    assert keep_retry(first, good, 4000)
+    # SlimPajama's github target at 0.99: fewer divergences, but the chains disagree and ESS fell eightfold
+    assert not keep_retry(first, dict(good, max_rhat=1.025), 4000)
+    assert not keep_retry(first, dict(good, min_ess_tail=66.0), 4000)
+    assert not keep_retry(first, dict(good, depth_hits=41), 4000)  # over 1% of draws at the maximum depth
+    assert not keep_retry(first, dict(good, divergences=16), 4000)  # no fewer divergences
+    # a first run that itself mixed badly does not hold the retry to a standard it failed
+    assert keep_retry(dict(first, max_rhat=1.3), dict(good, max_rhat=1.2), 4000)
+    # tiny runs without R-hat or ESS are judged by divergences and depth alone
+    assert keep_retry({"divergences": 3, "depth_hits": 0}, {"divergences": 0, "depth_hits": 0}, 300)
