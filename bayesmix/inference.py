@@ -345,16 +345,15 @@ def _runner(
 
     def draw_chain(state, args, mode, chol):
         margs = (args, mode, chol)
-        # numpyro's kernel keeps what init_kernel set up in its closure, so the draws get a kernel of their own,
-        # started where the warm-up ended with its step size and mass matrix, and no further adaptation.
+        # numpyro's kernel keeps what init_kernel set up in its closure (traced in the warm-up's program), so
+        # the draws set up a kernel of their own with the same settings and go on from the warm-up's state: its
+        # iteration count is past the warm-up, so nothing adapts, and its key continues the chain's stream (the
+        # same draws as one program doing both).
         init_fixed, sample_fixed = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-        state = init_fixed(
+        init_fixed(
             state.z,
-            0,
-            step_size=state.adapt_state.step_size,
+            config.warmup,
             inverse_mass_matrix=state.adapt_state.inverse_mass_matrix,
-            adapt_step_size=False,
-            adapt_mass_matrix=False,
             dense_mass=False,
             target_accept_prob=config.target_accept,
             max_tree_depth=config.max_tree_depth,

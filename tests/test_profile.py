@@ -100,3 +100,48 @@ def test_sampling_reports_its_parts_per_block():
     # a standard normal: converged, with an effective sample size near the draws' number
     assert block["max_rhat"] < 1.02 and block["min_ess_bulk"] > 200 and block["ess_per_second"] > 0
     assert np.isfinite(block["min_ess_tail"])
+
+
+def test_warmup_and_draws_as_two_programs_give_the_draws_of_one():
+    """The runner compiles warm-up and draws apart (to time them); the chain must go on exactly as one program."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import potential_energy
+
+    from bayesmix.inference import _runner
+
+    def model():
+        numpyro.sample("x", dist.Normal(jnp.arange(3.0), jnp.array([1.0, 0.1, 3.0])))
+
+    _, unravel = ravel_pytree({"x": jnp.zeros(3)})
+    config = SamplerConfig(chains=2, warmup=60, draws=40)
+    mode, chol = jnp.zeros(3), jnp.eye(3)
+
+    def one_program(rng, u0):
+        init, kernel = hmc(
+            potential_fn_gen=lambda: lambda u: potential_energy(model, (), {}, unravel(mode + chol @ u)), algo="NUTS"
+        )
+        state = init(
+            u0,
+            config.warmup,
+            inverse_mass_matrix=jnp.ones(3),
+            target_accept_prob=config.target_accept,
+            max_tree_depth=config.max_tree_depth,
+            find_heuristic_step_size=True,
+            rng_key=rng,
+        )
+        state, _ = jax.lax.scan(lambda s, _: (kernel(s), None), state, None, length=config.warmup)
+
+        def draw(s, _):
+            s = kernel(s)
+            return s, s.z
+
+        _, z = jax.lax.scan(draw, state, None, length=config.draws)
+        return z
+
+    keys, u0 = jax.random.split(jax.random.PRNGKey(3), 2), jnp.zeros((2, 3))
+    split = _runner(model, unravel, 3, config, False, None)(keys, u0, (), mode, chol)[0]
+    whole = jax.vmap(one_program)(keys, u0)
+    np.testing.assert_allclose(np.asarray(split), np.asarray(whole), atol=1e-9)
