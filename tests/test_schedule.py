@@ -219,8 +219,17 @@ def test_a_table_of_final_losses_fits_without_the_term_as_before():
     ref = np.load(golden / "final-only-before.npz")
     flat = fit.flat_draws()
     assert {k[: -len("/mean")] for k in ref.files if k.endswith("/mean")} == set(flat)
+    from bayesmix.diagnostics import split_rhat_ess
+
     for site, v in flat.items():
         old_mean, old_sd = ref[f"{site}/mean"], ref[f"{site}/sd"]
-        # Monte Carlo error of a mean over ~600 correlated draws is well under 0.15 posterior sd.
+        # Two runs of the same posterior differ by Monte Carlo error: with an effective sample size n per run
+        # (both runs have the fit's settings), the gap of their means has sd sqrt(2 / n) posterior sds. The
+        # 600 draws give n of ~100 for the ridge's parameters (B_rel: 95-121), so a sampler whose path differs
+        # in the last bits (compiled otherwise) may land 0.3 sd away; a real change of the posterior sits
+        # further than 4 such errors (and at least 0.3 sd, the bound for n >= 700).
+        x = fit.draws[site]
+        _, ess, _ = split_rhat_ess(x.reshape(x.shape[:2] + (-1,)))
+        bound = np.maximum(0.3, 4 * np.sqrt(2 / np.maximum(ess.reshape(old_mean.shape), 1.0)))
         gap = np.abs(v.mean(0) - old_mean) / np.maximum(old_sd, 1e-12)
-        assert np.all((gap < 0.3) | (np.abs(v.mean(0) - old_mean) < 1e-12)), (site, gap.max())
+        assert np.all((gap < bound) | (np.abs(v.mean(0) - old_mean) < 1e-12)), (site, gap.max(), bound.min())
