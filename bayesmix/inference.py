@@ -456,9 +456,14 @@ def block_convergence(draws: dict[str, np.ndarray]) -> tuple[float, float, float
 PARTS = ("compile", "warmup", "sampling")
 
 
+def discarded_seconds(b: dict) -> float:
+    """Seconds a block spent on a run it threw away: a first try a retry replaced, or a retry not kept."""
+    return b.get("first_seconds", 0.0) + b.get("retried_seconds", 0.0)
+
+
 def _block_seconds(b: dict) -> float:
     """A block's wall time, with a first try or a retry that was not kept."""
-    return b["mode_seconds"] + b["nuts_seconds"] + b.get("first_seconds", 0.0) + b.get("retried_seconds", 0.0)
+    return b["mode_seconds"] + b["nuts_seconds"] + discarded_seconds(b)
 
 
 def keep_retry(first: dict, again: dict, n_draws: int) -> bool:

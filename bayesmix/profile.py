@@ -6,6 +6,8 @@ from typing import Mapping
 
 import pandas as pd
 
+from .inference import PARTS, discarded_seconds
+
 PHASES = (
     ("mode", "mode search and Laplace whitening, every block"),
     ("compile", "tracing and compiling: mode search, NUTS, hold-out refits (once per shape and process)"),
@@ -25,13 +27,13 @@ def phase_table(timing: Mapping, save_seconds: float | None = None) -> pd.DataFr
     when ``save_seconds`` is given).
     """
     blocks = timing.get("blocks", [])
-    kept = {p: sum(b.get(f"{p}_seconds", 0.0) for b in blocks) for p in ("compile", "warmup", "sampling")}
+    kept = {p: float(timing.get(f"{p}_seconds", 0.0)) for p in PARTS}  # the sampler's sums over kept runs
     mode_compile = sum(b.get("mode_compile_seconds", 0.0) for b in blocks)
     extrapolation_compile = float(timing.get("extrapolation_compile_seconds", 0.0))
     seconds = {
         "mode": float(timing.get("mode_seconds", 0.0)) - mode_compile,
         **kept,
-        "discarded": sum(b.get("first_seconds", 0.0) + b.get("retried_seconds", 0.0) for b in blocks),
+        "discarded": sum(discarded_seconds(b) for b in blocks),
         "extrapolation": float(timing.get("extrapolation_seconds", 0.0)) - extrapolation_compile,
         "diagnostics": float(timing.get("diagnostics_seconds", 0.0)),
     }
@@ -71,7 +73,7 @@ def block_table(timing: Mapping) -> pd.DataFrame:
                 "compile_s": b.get("compile_seconds"),
                 "warmup_s": b.get("warmup_seconds"),
                 "sampling_s": b.get("sampling_seconds"),
-                "discarded_s": b.get("first_seconds", 0.0) + b.get("retried_seconds", 0.0),
+                "discarded_s": discarded_seconds(b),
                 "steps_per_draw": b.get("mean_steps"),
                 "divergences": b.get("divergences"),
                 "depth_hits": b.get("depth_hits"),

@@ -196,14 +196,10 @@ def baseline_fits(a: argparse.Namespace) -> list[dict] | None:
 
 
 def parts(timing: dict) -> dict[str, float]:
-    """Seconds per phase (bayesmix.profile's phases; a baseline without them gets mode and NUTS only)."""
-    try:
-        from bayesmix.profile import phase_table
+    """Seconds per phase (``bayesmix.profile.phase_table``) of a fit whose code timed its parts."""
+    from bayesmix.profile import phase_table
 
-        table = phase_table(timing)
-        return {k: float(v) for k, v in table.seconds.items()}
-    except ImportError:  # pragma: no cover - older code
-        return {"mode": timing.get("mode_seconds", 0.0), "nuts": timing.get("nuts_seconds", 0.0)}
+    return {k: float(v) for k, v in phase_table(timing).seconds.items()}
 
 
 def summary_row(r: dict) -> dict:
