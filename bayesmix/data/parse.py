@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import RunTableError, _Input, _num
-from .read import _cell_to_float, _check_names, _check_weights, _match_name
+from .read import _cell_to_float, _check_names, _check_weights, _match_name, _row_tolerances
 
 __all__ = ["parse_mixture", "parse_target_weights"]
 
@@ -56,7 +56,8 @@ def parse_mixture(text: str, domains: Sequence[str]) -> np.ndarray:
 
     Either positional (``"0.05,0.05,0.9"``, one value per domain in order) or named
     (``"c4=0.5,book=0.5"``; domains not named get 0).  Weights must be finite,
-    non-negative and sum to 1 within 0.001 (then they are renormalised).
+    non-negative and sum to 1 within their rounding bound (as in :func:`read_runs`;
+    then they are renormalised).
     """
     domains = _check_names(domains, "domain")
     src, entries = _split_entries(text, "mixture")
@@ -79,7 +80,8 @@ def parse_mixture(text: str, domains: Sequence[str]) -> np.ndarray:
                 raise RunTableError(f"{src}, domain {d!r}: {e!r} is not a number")
             w[k] = x
     inp = _Input(pd.DataFrame(), src, [""], [""], [])
-    w, _ = _check_weights(inp, w[None, :], [f"domain {d!r}" for d in domains], 1e-3)
+    tol, why = _row_tolerances(pd.DataFrame(w[None, :]), None)
+    w, _ = _check_weights(inp, w[None, :], [f"domain {d!r}" for d in domains], tol, why, hint="")
     return w[0]
 
 

@@ -45,6 +45,12 @@ log = logging.getLogger("bayesmix")
 _DATAFRAME = "<DataFrame>"
 # Weight rows off by less than this are float noise, not worth renormalising.
 _EXACT_SUM = 1e-9
+# How far a weight sum may be from 1 when its cells are written to full precision.
+_DEFAULT_TOLERANCE = 1e-3
+# The most the rounding bound may excuse: beyond 5% a row is a typo more likely than rounding.
+_MAX_ROUNDING = 0.05
+# Cells written with more decimals than this are full precision, not rounded.
+_MAX_DECIMALS = 17
 # Checkpoints whose token counts differ by less than this (relative) are the same checkpoint.
 _SAME_TOKENS = 1e-3
 # Cell spellings that mean "missing", as pandas reads them by default.
@@ -248,21 +254,70 @@ def _id_string(v) -> str | None:
 # --------------------------------------------------------------------------- #
 
 
-def _check_tolerance(weight_tolerance) -> float:
+def _check_tolerance(weight_tolerance) -> float | None:
+    if weight_tolerance is None:
+        return None
     if (
         isinstance(weight_tolerance, (bool, np.bool_))
         or not isinstance(weight_tolerance, numbers.Real)
         or not math.isfinite(weight_tolerance)
         or weight_tolerance < 0
     ):
-        raise RunTableError(f"weight_tolerance must be a finite number >= 0, got {weight_tolerance!r}")
+        raise RunTableError(f"weight_tolerance must be None or a finite number >= 0, got {weight_tolerance!r}")
     return float(weight_tolerance)
 
 
-def _check_weights(inp: _Input, w: np.ndarray, cell_where: Sequence[str], tol: float) -> tuple[np.ndarray, list[int]]:
+def _cell_decimals(v) -> int:
+    """Digits after the decimal point as the cell is written ("0.250" -> 3, 0.25 -> 2, "1e-3" -> 3)."""
+    if isinstance(v, str):
+        text = v.strip()
+    elif isinstance(v, (numbers.Real, decimal.Decimal)) and not isinstance(v, (bool, np.bool_)):
+        text = repr(float(v))  # the shortest text that reads back as this float
+    else:
+        return 0
+    try:
+        exponent = decimal.Decimal(text).as_tuple().exponent
+    except decimal.InvalidOperation:
+        return 0
+    return min(-exponent, _MAX_DECIMALS) if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _row_tolerances(cells: pd.DataFrame, tol: float | None) -> tuple[np.ndarray, list[str]]:
+    """Per row, how far its weight sum may be from 1, and why (for messages).
+
+    With ``tol`` given it holds for every row.  Otherwise (the default) a row whose
+    K weights are written to d decimals may be off by the rounding bound
+    K x 0.5 x 10^-d, at least ``_DEFAULT_TOLERANCE`` and at most ``_MAX_ROUNDING``.
+    """
+    n, k = cells.shape
+    if tol is not None:
+        return np.full(n, tol), [f"tolerance {tol:g}"] * n
+    decimals = np.zeros(n, dtype=int)
+    for j in range(k):
+        decimals = np.maximum(decimals, [_cell_decimals(v) for v in cells.iloc[:, j].tolist()])
+    bound = k * 0.5 * 10.0 ** -decimals.astype(float)
+    out = np.clip(bound, _DEFAULT_TOLERANCE, _MAX_ROUNDING)
+    why = [
+        f"tolerance {t:g}"
+        if b <= _DEFAULT_TOLERANCE
+        else f"tolerance {t:g}: {k} weights to {d} decimal{'' if d == 1 else 's'}{', capped' if b > t else ''}"
+        for t, b, d in zip(out, bound, decimals)
+    ]
+    return out, why
+
+
+def _check_weights(
+    inp: _Input,
+    w: np.ndarray,
+    cell_where: Sequence[str],
+    tol: np.ndarray,
+    why: Sequence[str],
+    hint: str = "; pass weight_tolerance (--weight-tolerance) to accept larger gaps",
+) -> tuple[np.ndarray, list[int]]:
     """Validate an (n, K) weight array; return it renormalised plus the rows renormalised.
 
-    ``cell_where[k]`` names column k in messages (e.g. "column 'weight_c4'").
+    ``cell_where[k]`` names column k in messages (e.g. "column 'weight_c4'");
+    ``tol[i]`` is row i's tolerance on its sum and ``why[i]`` says where it comes from.
     """
     if len(cell_where) == 1:
         row_where = cell_where[0]
@@ -286,16 +341,29 @@ def _check_weights(inp: _Input, w: np.ndarray, cell_where: Sequence[str], tol: f
     if bad:
         _fail(inp, "all-zero weights", bad)
     off = np.abs(sums - 1.0)
-    bad = [
-        (i, row_where, f"weights sum to {_num(sums[i])}, not 1 (tolerance {tol:g})")
-        for i in np.flatnonzero(~(off <= tol))
-    ]
+    bad = [(i, row_where, f"weights sum to {_num(sums[i])}, not 1 ({why[i]})") for i in np.flatnonzero(~(off <= tol))]
     if bad:
-        _fail(inp, f"weights that do not sum to 1 (tolerance {tol:g})", bad)
+        kinds = sorted(set(why[i] for i, _, _ in bad))
+        what = f"weights that do not sum to 1 ({kinds[0]})" if len(kinds) == 1 else "weights that do not sum to 1"
+        try:
+            _fail(inp, what, bad)
+        except RunTableError as e:
+            raise RunTableError(f"{e}{hint}") from None
     renorm = np.flatnonzero(off > _EXACT_SUM)
     w = w + 0.0  # also turns -0.0 into 0.0, so equal mixtures have equal bytes
     w[renorm] /= sums[renorm, None]
     return w, renorm.tolist()
+
+
+def _renormalised_note(inp: _Input, rows: list[int], sums_before: np.ndarray, why: Sequence[str]) -> str:
+    """What renormalising ``rows`` did, with the sums it corrected and why they were accepted."""
+    kinds = sorted(set(why[i] for i in rows))
+    kind = kinds[0] if len(kinds) == 1 else "each within its rounding bound"
+    s = sums_before[rows]
+    lo, hi = _num(s.min()), _num(s.max())
+    span = lo if lo == hi else f"{lo} to {hi}"
+    rows_text = _refs(inp, rows)
+    return f"renormalised {_plural(len(rows), 'row')} whose weights summed to {span}, not 1 ({kind}; {rows_text})"
 
 
 # --------------------------------------------------------------------------- #
@@ -365,16 +433,21 @@ def _check_delimiter(inp: _Input) -> None:
 def read_runs(
     source: str | os.PathLike | pd.DataFrame,
     *,
-    weight_tolerance: float = 1e-3,
+    weight_tolerance: float | None = None,
     quiet: bool = False,
 ) -> RunTable:
     """Read and validate a canonical run table from a CSV path or a DataFrame.
 
     Returns a :class:`RunTable` whose ``frame`` has the canonical columns, whose
-    weights sum to 1 (rows within ``weight_tolerance`` are renormalised), whose
+    weights sum to 1 (rows within tolerance are renormalised, see below), whose
     losses are positive or NaN (masked), and whose ``notes`` record every cleaning
     action (ignored columns, renormalised rows, masked cells, dropped rows).
     Notes are also logged to the ``bayesmix`` logger unless ``quiet``.
+
+    ``weight_tolerance`` is how far a row's weight sum may be from 1.  By default
+    (None) it is the rounding bound of the row as written: K weights given to d
+    decimals may sum to within K x 0.5 x 10^-d of 1 (RegMix's 17 weights to 3
+    decimals: 0.0085), at least 0.001 and at most 0.05.
 
     Raises :class:`RunTableError` for any invalid input.
     """
@@ -397,7 +470,7 @@ class _Columns:
     run_tokens: np.ndarray | None  # schedule ends, or None when the table gives none
 
 
-def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
+def _build(inp: _Input, lay: _Layout, tol: float | None, quiet: bool) -> RunTable:
     """Validate, clean and package a classified raw table (shared by all readers)."""
     notes: list[tuple[int, str]] = list(inp.notes)
     if lay.ignored:
@@ -435,22 +508,18 @@ def _build(inp: _Input, lay: _Layout, tol: float, quiet: bool) -> RunTable:
     return RunTable(frame, domains, targets, inp.source, tuple(t for _, t in notes))
 
 
-def _validated_columns(inp: _Input, lay: _Layout, tol: float, notes: list[tuple[int, str]]) -> _Columns:
+def _validated_columns(inp: _Input, lay: _Layout, tol: float | None, notes: list[tuple[int, str]]) -> _Columns:
     """Parse and check every used cell; raise on the first kind of problem found."""
     wcols = [c for _, c in lay.weights]
     lcols = [c for _, c in lay.losses]
     sched = [lay.run_tokens] if lay.run_tokens else []
     values = _parse_numbers(inp, [*wcols, lay.model_size, lay.n_tokens, *sched, *lcols])
     w = np.column_stack([values[c] for c in wcols])
-    w, renorm = _check_weights(inp, w, [_col(c) for c in wcols], tol)
+    tols, why = _row_tolerances(inp.frame[wcols], tol)
+    sums = w.sum(axis=1)
+    w, renorm = _check_weights(inp, w, [_col(c) for c in wcols], tols, why)
     if renorm:
-        notes.append(
-            (
-                logging.INFO,
-                f"renormalised {_plural(len(renorm), 'row')} whose weights summed to within "
-                f"{tol:g} of 1 ({_refs(inp, renorm)})",
-            )
-        )
+        notes.append((logging.INFO, _renormalised_note(inp, renorm, sums, why)))
     size, tokens = values[lay.model_size], values[lay.n_tokens]
     run_tokens = values[lay.run_tokens] if lay.run_tokens else None
     _check_positive(
@@ -658,14 +727,15 @@ def read_mixtures(
     source: str | os.PathLike | pd.DataFrame,
     domains: Sequence[str],
     *,
-    weight_tolerance: float = 1e-3,
+    weight_tolerance: float | None = None,
 ) -> np.ndarray:
     """Read mixtures to predict at from a CSV path or DataFrame.
 
     Columns are ``weight_<d>`` or bare ``<d>`` (either form, per column), one per
     domain in ``domains``; no other column is allowed and no domain may be missing.
-    Returns a float64 array of shape (M, K) in the order of ``domains``; rows within
-    ``weight_tolerance`` of summing to 1 are renormalised.
+    Returns a float64 array of shape (M, K) in the order of ``domains``; rows
+    within ``weight_tolerance`` of summing to 1 (default: their rounding bound,
+    as for :func:`read_runs`) are renormalised.
     """
     tol = _check_tolerance(weight_tolerance)
     domains = _check_names(domains, "domain")
@@ -690,12 +760,9 @@ def read_mixtures(
     cols = [column_of[d] for d in domains]
     values = _parse_numbers(inp, cols)
     w = np.column_stack([values[c] for c in cols])
-    w, renorm = _check_weights(inp, w, [f"column {c!r}" for c in cols], tol)
+    tols, why = _row_tolerances(inp.frame[cols], tol)
+    sums = w.sum(axis=1)
+    w, renorm = _check_weights(inp, w, [f"column {c!r}" for c in cols], tols, why)
     if renorm:
-        log.info(
-            "%s: renormalised %s whose weights summed to within %g of 1",
-            inp.source,
-            _plural(len(renorm), "row"),
-            tol,
-        )
+        log.info("%s: %s", inp.source, _renormalised_note(inp, renorm, sums, why))
     return w

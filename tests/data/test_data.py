@@ -210,7 +210,7 @@ class TestReadRunsValid:
         df = small_frame()
         df.loc[[0, 4], "weight_a"] += 0.0005
         t = read_runs(df, quiet=True)
-        assert "renormalised 2 rows whose weights summed to within 0.001 of 1 (rows 1, 5)" in t.notes
+        assert "renormalised 2 rows whose weights summed to 1.0005, not 1 (tolerance 0.001; rows 1, 5)" in t.notes
         np.testing.assert_allclose(t.weights.sum(axis=1), 1.0, atol=1e-15)
 
     def test_float_noise_is_not_renormalised(self):
@@ -223,7 +223,7 @@ class TestReadRunsValid:
         df = small_frame()
         df.loc[0, "weight_a"] = 0.2  # sums to 0.95
         t = read_runs(df, weight_tolerance=0.1, quiet=True)
-        assert any(n.startswith("renormalised 1 row whose weights summed to within 0.1 of 1") for n in t.notes)
+        assert "renormalised 1 row whose weights summed to 0.95, not 1 (tolerance 0.1; row 1)" in t.notes
         with pytest.raises(RunTableError, match="weight_tolerance"):
             read_runs(small_frame(), weight_tolerance=-1)
 
@@ -408,7 +408,8 @@ class TestReadRunsErrors:
         with pytest.raises(
             RunTableError,
             match=r"^.*runs\.csv, row 8 \(line 9\), columns 'weight_a'\.\.'weight_b': "
-            r"weights sum to 0\.93, not 1 \(tolerance 0\.001\)$",
+            r"weights sum to 0\.93, not 1 \(tolerance 0\.01: 2 weights to 2 decimals\); "
+            r"pass weight_tolerance \(--weight-tolerance\) to accept larger gaps$",
         ):
             read_runs(write(tmp_path, csv_of(df)))
 
@@ -708,7 +709,11 @@ class TestParseMixture:
             ("0.5,0.5,0", r"mixture '0.5,0.5,0': has 3 values but there are 2 domains \(a, b\)"),
             ("c=1", r"mixture 'c=1': unknown domain 'c'; known domains: a, b"),
             ("a=-0.5,b=1.5", r"mixture 'a=-0.5,b=1.5', domain 'a': negative weight -0.5"),
-            ("0.5,0.4", r"mixture '0.5,0.4', all domains: weights sum to 0.9, not 1 \(tolerance 0.001\)"),
+            (
+                "0.5,0.4",
+                r"mixture '0.5,0.4', all domains: weights sum to 0.9, not 1 \(tolerance 0.05: 2 weights to 1 decimal, "
+                r"capped\)$",
+            ),
             ("0.5,x", r"mixture '0.5,x', domain 'b': 'x' is not a number"),
             ("0.5,nan", r"domain 'b': 'nan' is not a number"),
             ("a=1,0", r"mixes named"),
