@@ -20,6 +20,94 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+RUNS_HELP = "run table (CSV): weight_<domain>, model_size, n_tokens, <target>_loss[, run][, run_tokens]"
+
+
+def add_runs_arguments(p: argparse.ArgumentParser, *, optional_flag: bool = False) -> None:
+    """The runs to read: RUNS (the canonical wide CSV) or --mixtures/--losses pairs, and --weight-tolerance.
+
+    With ``optional_flag`` the canonical table is ``--runs RUNS`` and may be absent
+    (``check`` uses the fitted runs then).
+    """
+    if optional_flag:
+        p.add_argument("--runs", help=f"check against this {RUNS_HELP} instead of the fitted runs")
+    else:
+        p.add_argument("runs", nargs="?", help=f"{RUNS_HELP}; or give --mixtures and --losses instead")
+    g = p.add_argument_group(
+        "RegMix-style pairs",
+        "a mixtures file (index, train_<domain>) and a losses file (index, metric/<target>_val_loss) joined on "
+        "index, instead of RUNS; repeat all four flags for pairs at several scales",
+    )
+    g.add_argument("--mixtures", action="append", default=[], metavar="MIX.csv", help="mixtures file of a pair")
+    g.add_argument("--losses", action="append", default=[], metavar="LOSS.csv", help="losses file of a pair")
+    g.add_argument(
+        "--model-size",
+        dest="pair_model_size",
+        action="append",
+        default=[],
+        type=positive_float,
+        metavar="N",
+        help="parameters of the pair's runs, e.g. 1e6 (once for every pair, or once per pair)",
+    )
+    g.add_argument(
+        "--tokens",
+        dest="pair_tokens",
+        action="append",
+        default=[],
+        type=positive_float,
+        metavar="D",
+        help="training tokens of the pair's runs, e.g. 1e9 (once for every pair, or once per pair)",
+    )
+    p.add_argument(
+        "--weight-tolerance",
+        type=float,
+        default=None,
+        metavar="TOL",
+        help=(
+            "how far a row's weights may sum from 1 before it is an error (default: the row's rounding bound, "
+            "K x 0.5 x 10^-d for K weights written to d decimals, at least 0.001)"
+        ),
+    )
+
+
+def load_runs(args, *, required: bool = True):
+    """The RunTable the runs arguments name (None if optional and absent); errors say which flag is wrong."""
+    from ..data import read_regmix, read_runs
+
+    pair_flags = args.mixtures or args.losses or args.pair_model_size or args.pair_tokens
+    if args.runs and pair_flags:
+        raise ValueError(f"give either the run table {args.runs} or --mixtures/--losses pairs, not both")
+    if args.runs:
+        return read_runs(args.runs, weight_tolerance=args.weight_tolerance)
+    if not pair_flags:
+        if required:
+            raise ValueError("no runs given: pass a run table (RUNS.csv) or --mixtures MIX.csv --losses LOSS.csv")
+        return None
+    if len(args.mixtures) != len(args.losses):
+        raise ValueError(
+            f"{len(args.mixtures)} --mixtures but {len(args.losses)} --losses: give one losses file per mixtures file"
+        )
+    for flag, values in (("--model-size", args.pair_model_size), ("--tokens", args.pair_tokens)):
+        if not values:
+            raise ValueError(f"{flag} is required with --mixtures/--losses: the pair's files do not say it")
+        if len(values) not in (1, len(args.mixtures)):
+            raise ValueError(
+                f"{len(values)} {flag} values for {len(args.mixtures)} pairs: give one for every pair, or one per pair"
+            )
+    return read_regmix(
+        args.mixtures,
+        args.losses,
+        model_size=args.pair_model_size,
+        n_tokens=args.pair_tokens,
+        weight_tolerance=args.weight_tolerance,
+    )
+
+
+def runs_name(args) -> str:
+    """The file the runs came from, for default output names: RUNS or the first mixtures file."""
+    return args.runs or args.mixtures[0]
+
+
 def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None:
     """MODEL, --model-size, --tokens (the big run the decision is for) and --target | --target-weights."""
     p.add_argument("model", help="fitted model or ensemble (.nc)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._common import add_runs_arguments, load_runs, runs_name
+
 NAME = "check"
 HELP = "posterior predictive checks of a fitted model: interval coverage, PIT, residuals, worst-fit runs"
 
@@ -9,7 +11,7 @@ HELP = "posterior predictive checks of a fitted model: interval coverage, PIT, r
 def add_arguments(p):
     p.add_argument("model", help="fitted model or ensemble (.nc)")
     p.add_argument("--out", default="report", help="folder for the figures (PNG) and tables (CSV) (default report/)")
-    p.add_argument("--runs", help="check against this run table instead of the fitted runs (e.g. held-out larger runs)")
+    add_runs_arguments(p, optional_flag=True)
     p.add_argument("--worst", type=int, default=10, help="worst-fit runs to list (default 10)")
     p.add_argument("--max-draws", type=int, default=2000, help="posterior draws to use (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the predictive draws (default 0)")
@@ -20,16 +22,15 @@ def run(args) -> int:
     import pandas as pd
 
     from ..checks.ppc import check
-    from ..data import read_runs
     from ..stacking import load
 
     if args.worst < 0 or args.max_draws < 1:
         raise ValueError("--worst must be >= 0 and --max-draws >= 1")
     fit = load(args.model)
-    table = read_runs(args.runs) if args.runs else None
+    table = load_runs(args, required=False)
     result = check(fit, table, seed=args.seed, max_draws=args.max_draws, worst=args.worst, figures=not args.no_figures)
     paths = result.save(args.out)
-    where = f"the runs in {args.runs}" if args.runs else f"the {fit.table.n_runs} fitted runs"
+    where = f"the runs in {runs_name(args)}" if table is not None else f"the {fit.table.n_runs} fitted runs"
     t = result.table
     print(f"posterior predictive check of {fit.law.title} on {where} ({int(t.loc['all', 'cells'])} observed losses)")
     with pd.option_context("display.width", 160, "display.max_columns", 20):

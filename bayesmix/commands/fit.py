@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import add_sampler_arguments, default_model_path, parse_prior_args
+from ._common import (
+    add_runs_arguments,
+    add_sampler_arguments,
+    default_model_path,
+    load_runs,
+    parse_prior_args,
+    runs_name,
+)
 
 NAME = "fit"
 HELP = "fit a law to a run table with NUTS and save the posterior"
@@ -14,7 +21,7 @@ HELP = "fit a law to a run table with NUTS and save the posterior"
 def add_arguments(p):
     from ..laws import available_laws
 
-    p.add_argument("runs", help="run table (CSV): weight_<domain>, model_size, n_tokens, <target>_loss[, run]")
+    add_runs_arguments(p)
     p.add_argument(
         "--law",
         default="additive",
@@ -79,10 +86,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..data import read_runs
     from ..fit import fit
 
-    table = read_runs(args.runs)
+    table = load_runs(args)
     if args.max_model_size:
         keep = table.model_size <= args.max_model_size
         if not keep.any():
@@ -104,7 +110,7 @@ def run(args) -> int:
         extrapolation_sd=args.extrapolation_sd,
         target_accept=args.target_accept,
     )
-    out = args.out or default_model_path(args.runs, args.law)
+    out = args.out or default_model_path(runs_name(args), args.law)
     if args.law == "auto":
         return _run_auto(table, kwargs, out)
     result = fit(table, args.law, **kwargs)

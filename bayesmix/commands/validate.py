@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_sampler_arguments, parse_prior_args
+from ._common import add_runs_arguments, add_sampler_arguments, load_runs, parse_prior_args
 
 NAME = "validate"
 HELP = "refit on part of a sweep and score the held-out runs (by model size, token range or mixtures)"
@@ -12,7 +12,7 @@ def add_arguments(p):
     from ..checks.validate import HOLDOUTS
     from ..laws import available_laws
 
-    p.add_argument("runs", help="run table (CSV)")
+    add_runs_arguments(p)
     p.add_argument("--law", default="additive", choices=available_laws(), help="law to validate (default additive)")
     p.add_argument("--holdout", default="largest-size", help=f"what to hold out: {HOLDOUTS} (default largest-size)")
     p.add_argument("--targets", help="comma-separated targets (default: every <target>_loss column)")
@@ -50,7 +50,6 @@ def run(args) -> int:
     import pandas as pd
 
     from ..checks.validate import validate
-    from ..data import read_runs
 
     if args.extrapolation_sd is not None and not (np.isfinite(args.extrapolation_sd) and args.extrapolation_sd >= 0):
         raise ValueError(f"--extrapolation-sd must be a non-negative number; got {args.extrapolation_sd}")
@@ -63,7 +62,7 @@ def run(args) -> int:
         model = Fit.load(args.update_model)  # before the refits: a wrong model should fail in seconds, not after them
         if model.law.name != args.law:
             raise ValueError(f"--update-model: {args.update_model} is a {model.law.name} fit, but --law is {args.law}")
-    table = read_runs(args.runs)
+    table = load_runs(args)
     priors = parse_prior_args(args.prior)
     targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
     if model is not None:
