@@ -53,8 +53,14 @@ def fitted_reach(table) -> tuple[float, float]:
 
 
 def efolds_beyond(N, D, max_N: float, max_D: float) -> np.ndarray:
-    """Distance past the fitted range, in e-folds of model size plus e-folds of tokens."""
-    return np.maximum(0.0, np.log(np.asarray(N, float) / max_N)) + np.maximum(0.0, np.log(np.asarray(D, float) / max_D))
+    """Distance past the fitted range, in e-folds of model size plus e-folds of tokens.
+
+    An axis the sweep never varied has an infinite reach (:func:`fitted_reach`): log(x / inf) = -inf counts 0.
+    """
+    with np.errstate(divide="ignore"):
+        return np.maximum(0.0, np.log(np.asarray(N, float) / max_N)) + np.maximum(
+            0.0, np.log(np.asarray(D, float) / max_D)
+        )
 
 
 def thin_index(S: int, max_draws: int | None) -> np.ndarray:
