@@ -92,5 +92,9 @@ def test_a_retry_that_mixes_worse_is_not_kept():
     assert not keep_retry(first, dict(good, divergences=16), 4000)  # no fewer divergences
     # a first run that itself mixed badly does not hold the retry to a standard it failed
     assert keep_retry(dict(first, max_rhat=1.3), dict(good, max_rhat=1.2), 4000)
+    # RegMix's pubmed_central target: no divergences left and ESS 301 is enough, though under half of 673
+    regmix = {"divergences": 8, "depth_hits": 0, "max_rhat": 1.009, "min_ess_bulk": 673.0, "min_ess_tail": 669.0}
+    assert keep_retry(regmix, {"divergences": 0, "depth_hits": 0, "max_rhat": 1.007, "min_ess_bulk": 301.0}, 4000)
+    assert not keep_retry(regmix, {"divergences": 0, "depth_hits": 0, "max_rhat": 1.007, "min_ess_bulk": 150.0}, 4000)
     # tiny runs without R-hat or ESS are judged by divergences and depth alone
     assert keep_retry({"divergences": 3, "depth_hits": 0}, {"divergences": 0, "depth_hits": 0}, 300)
