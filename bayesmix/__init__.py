@@ -42,6 +42,7 @@ if _cache is not None:
 from .data import RunTable, RunTableError, read_mixtures, read_regmix, read_runs  # noqa: E402
 from .decide import recommend  # noqa: E402
 from .diagnostics import FitWarning  # noqa: E402
+from .executor import parallel  # noqa: E402
 from .fit import Fit, fit  # noqa: E402
 from .io import ModelFileError  # noqa: E402
 from .laws import available_laws, get_law  # noqa: E402
@@ -89,6 +90,7 @@ __all__ = [
     "get_law",
     "load",
     "next_run",
+    "parallel",
     "read_mixtures",
     "read_regmix",
     "read_runs",

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"bayesmix: warning: {msg}\n"
     try:
+        if hasattr(args, "workers"):  # verbs that add --workers/--scheduler run their independent fits there
+            from .executor import parallel, scheduler_from_env
+
+            with parallel(args.workers, scheduler_from_env(args.scheduler)):
+                return int(args._run(args) or 0)
         return int(args._run(args) or 0)
     except (UserError, RunTableError, ModelFileError, PriorError, FileNotFoundError) as e:
         print(f"bayesmix: error: {e}", file=sys.stderr)

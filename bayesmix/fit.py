@@ -404,6 +404,8 @@ def fit(
     notes = list(table.notes) + [checkpoint_note(table, checkpoints)]
     log.info("%s: %s", table.source, notes[-1])
     notes += retry_notes(info.get("blocks", []))
+    if info.get("executor_note"):
+        notes.append(info["executor_note"])
     lone = unidentified_run_offsets(obs)
     if lone.any():
         # The likelihood left these offsets out (model.group_loglik): their

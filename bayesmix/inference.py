@@ -52,6 +52,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from .diagnostics import RHAT_MAX, split_rhat_ess
+from .executor import current as current_executor
 from .model import Block, Observed
 
 log = logging.getLogger("bayesmix")
@@ -492,6 +493,58 @@ def keep_retry(first: dict, again: dict, n_draws: int) -> bool:
     return not (np.isfinite(ess) and np.isfinite(ess0) and ess < min(0.5 * ess0, 0.05 * n_draws))
 
 
+def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
+    """One block's NUTS run, and its retry at a higher target_accept if it diverged (a task of an executor).
+
+    ``task`` is (block, config, key, verbose, position); the result is what
+    :func:`_sample_block` returns for the run that is kept. Chains run in
+    parallel where this process has a device per chain, as in :func:`sample`.
+    """
+    block, config, key, verbose, position = task
+    key = jnp.asarray(key)
+    parallel = jax.local_device_count() >= config.chains and config.chains > 1
+    retry = replace(config, target_accept=config.retry_target_accept)
+    result = _sample_block(block, config, key, parallel)
+    first = result[2]
+    if first["divergences"] and config.retry_target_accept > config.target_accept:
+        log.info(
+            "%s: %d divergences at target_accept %g; sampling it again at %g",
+            block.label,
+            first["divergences"],
+            config.target_accept,
+            retry.target_accept,
+        )
+        again = _sample_block(block, retry, key, parallel)
+        again[2].update(
+            first_target_accept=config.target_accept,
+            first_divergences=first["divergences"],
+            first_seconds=round(first["mode_seconds"] + first["nuts_seconds"], 3),
+            target_accept=retry.target_accept,
+        )
+        if keep_retry(first, again[2], again[1]["diverging"].size):
+            result = again
+        else:  # keep the first draws, but say the retry was tried
+            first.update(
+                retried_divergences=again[2]["divergences"],
+                retried_depth_hits=again[2]["depth_hits"],
+                retried_rhat=again[2]["max_rhat"],
+                retried_ess=min(again[2]["min_ess_bulk"], again[2]["min_ess_tail"]),
+                retried_seconds=round(again[2]["mode_seconds"] + again[2]["nuts_seconds"], 3),
+                target_accept=config.target_accept,
+            )
+    if verbose:
+        b = result[2]
+        log.warning(
+            "sampled %s (%s): %.1f s, %.1f leapfrog steps per draw, %d divergences",
+            b["block"],
+            position,
+            b["mode_seconds"] + b["nuts_seconds"],
+            b["mean_steps"],
+            b["divergences"],
+        )
+    return result
+
+
 def sample(
     model: Callable, model_args: tuple, config: SamplerConfig, progress: bool | None = None, cache_key: Any = None
 ) -> tuple[dict, dict, dict]:
@@ -520,48 +573,11 @@ def sample(
     keys = jax.random.split(jax.random.PRNGKey(config.seed), len(blocks))
     verbose = show_progress(progress)
 
-    results = []
-    retry = replace(config, target_accept=config.retry_target_accept)
-    for i, (block, k) in enumerate(zip(blocks, keys)):
-        results.append(_sample_block(block, config, k, parallel))
-        first = results[-1][2]
-        if first["divergences"] and config.retry_target_accept > config.target_accept:
-            log.info(
-                "%s: %d divergences at target_accept %g; sampling it again at %g",
-                block.label,
-                first["divergences"],
-                config.target_accept,
-                retry.target_accept,
-            )
-            again = _sample_block(block, retry, k, parallel)
-            again[2].update(
-                first_target_accept=config.target_accept,
-                first_divergences=first["divergences"],
-                first_seconds=round(first["mode_seconds"] + first["nuts_seconds"], 3),
-                target_accept=retry.target_accept,
-            )
-            if keep_retry(first, again[2], again[1]["diverging"].size):
-                results[-1] = again
-            else:  # keep the first draws, but say the retry was tried
-                first.update(
-                    retried_divergences=again[2]["divergences"],
-                    retried_depth_hits=again[2]["depth_hits"],
-                    retried_rhat=again[2]["max_rhat"],
-                    retried_ess=min(again[2]["min_ess_bulk"], again[2]["min_ess_tail"]),
-                    retried_seconds=round(again[2]["mode_seconds"] + again[2]["nuts_seconds"], 3),
-                    target_accept=config.target_accept,
-                )
-        if verbose:
-            b = results[-1][2]
-            log.warning(
-                "sampled %s (%d/%d): %.1f s, %.1f leapfrog steps per draw, %d divergences",
-                b["block"],
-                i + 1,
-                len(blocks),
-                b["mode_seconds"] + b["nuts_seconds"],
-                b["mean_steps"],
-                b["divergences"],
-            )
+    n = len(blocks)
+    tasks = [(block, config, np.asarray(k), verbose, f"{i + 1}/{n}") for i, (block, k) in enumerate(zip(blocks, keys))]
+    executor = current_executor()
+    results = executor.map(sample_block_task, tasks, labels=[b.label for b in blocks])
+    report = executor.last
 
     draws = _merge([r[0] for r in results], blocks)
     ex = [r[1] for r in results]
@@ -578,6 +594,8 @@ def sample(
         # the parts of the kept runs (a retry's discarded run counts in nuts_seconds only)
         **{f"{part}_seconds": float(sum(r[2][f"{part}_seconds"] for r in results)) for part in PARTS},
         "chain_method": "parallel" if parallel else "vectorized",
+        "executor": report.where if report else "in-process",
+        "executor_note": report.note() if report else None,
         "blocks": [r[2] for r in results],
     }
     return draws, extra, info

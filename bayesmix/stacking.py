@@ -40,8 +40,9 @@ import pandas as pd
 import xarray as xr
 
 from . import io as codec
+from .executor import current as current_executor
 from .extrapolation import holdout_errors, holdout_frame
-from .fit import Fit, Predicting
+from .fit import Fit, Predicting, fit
 from .laws.base import dims_coords
 from .model import all_params
 from .posterior import LawMixture, Posterior, thin_index
@@ -385,15 +386,19 @@ def fit_laws(runs, laws: Sequence[str] | None = None, **fit_kwargs) -> tuple[Fit
     left out, why. ``fit_kwargs`` go to :func:`bayesmix.fit` for every law.
     """
     from .data import RunTable, read_runs
-    from .fit import fit
 
     table = runs if isinstance(runs, RunTable) else read_runs(runs)
     names, skipped = candidate_laws(table, AUTO_LAWS if laws is None else laws)
     if not names:
         raise ValueError("no law can be fitted to this sweep: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
-    fits = []
-    for i, name in enumerate(names, 1):
-        log.info("fitting law %d of %d: %s", i, len(names), name)
-        print(f"fitting law {i} of {len(names)}: {name}", flush=True)
-        fits.append(fit(table, name, **fit_kwargs))
+    print(f"fitting {len(names)} laws: {', '.join(names)}", flush=True)
+    # The laws' fits are independent: they run on the current executor (bayesmix.executor).
+    fits = current_executor().map(_fit_law, [(table, name, fit_kwargs) for name in names], labels=names)
     return (fits[0] if len(fits) == 1 else ensemble(fits)), skipped
+
+
+def _fit_law(task: tuple) -> Fit:
+    """One law's fit (a task of an executor)."""
+    table, name, kwargs = task
+    log.info("fitting law %s", name)
+    return fit(table, name, **kwargs)

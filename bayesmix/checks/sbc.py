@@ -33,6 +33,7 @@ from jax.flatten_util import ravel_pytree
 from ..data import read_runs
 from ..design import observed_from_table, reference_scale
 from ..diagnostics import scalar_names
+from ..executor import current as current_executor
 from ..laws import Law, get_law
 from ..laws.base import dims_coords
 from ..model import all_params, make_model, param_shapes
@@ -273,6 +274,28 @@ class _Engine:
         return np.asarray(obs.y)
 
 
+def _engine(key: tuple, args: tuple) -> _Engine:
+    """This process's compiled engine for ``key`` (built from ``args`` the first time): the compile is most of the
+    cost, so every call on the same design reuses it."""
+    engine = _ENGINES.get(key)
+    if engine is None:
+        law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints = args
+        engine = _ENGINES[key] = _Engine(
+            law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints=checkpoints
+        )
+    return engine
+
+
+def _fit_batch(task: tuple) -> tuple[dict, np.ndarray, np.ndarray]:
+    """One batch of replications (a task of an executor): posterior draws by site, divergences and tree sizes."""
+    key, args, ys, keys, message = task
+    t0 = time.perf_counter()
+    post, div, steps = _engine(key, args).fit_batch(jnp.asarray(ys), jnp.asarray(keys))
+    if message:
+        print(f"  {message}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return {k: np.asarray(v) for k, v in post.items()}, np.asarray(div), np.asarray(steps)
+
+
 def sbc(
     law: str | Law,
     replications: int = 100,
@@ -330,32 +353,44 @@ def sbc(
         pd.util.hash_pandas_object(design, index=False).sum(),
         checkpoints,
     )
-    engine = _ENGINES.get(key)
-    if engine is None:  # the compile is most of the cost: reuse it for every call on the same design
-        engine = _ENGINES[key] = _Engine(
-            law,
-            read_runs(frames[0], quiet=True),
-            targets,
-            chains,
-            warmup,
-            draws,
-            target_accept,
-            max_tree_depth,
-            checkpoints=checkpoints,
-        )
+    engine_args = (
+        law,
+        read_runs(frames[0], quiet=True),
+        targets,
+        chains,
+        warmup,
+        draws,
+        target_accept,
+        max_tree_depth,
+        checkpoints,
+    )
+    engine = _engine(key, engine_args)
     ys = np.stack([engine.y_of(f) for f in frames])
-    keys = jax.random.split(jax.random.PRNGKey(seed + 1), replications)
+    keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed + 1), replications))
 
     coords = dims_coords(domains, targets)
     spec = all_params(law, domains, targets, checkpoints)
     take = np.linspace(0, chains * draws - 1, n_ranks).round().astype(int)  # evenly thinned draws
     rank_rows, run_rows = [], []
-    for start in range(0, replications, batch):
+    starts = list(range(0, replications, batch))
+    batches = []
+    for start in starts:
         idx = np.arange(start, min(start + batch, replications))
-        pad = np.concatenate([idx, np.full(batch - len(idx), idx[0])])  # same shapes: compile once
-        post, div, steps = engine.fit_batch(jnp.asarray(ys[pad]), keys[pad])
-        post = {k: np.asarray(v) for k, v in post.items()}
-        div, steps = np.asarray(div), np.asarray(steps)
+        batches.append(np.concatenate([idx, np.full(batch - len(idx), idx[0])]))  # same shapes: compile once
+    # Batches are independent: they run on the current executor (bayesmix.executor), each worker compiling once.
+    tasks = [
+        (
+            key,
+            engine_args,
+            ys[pad],
+            keys[pad],
+            f"{law.name}: replications {s + 1}-{min(s + batch, replications)} of {replications}" if progress else None,
+        )
+        for s, pad in zip(starts, batches)
+    ]
+    fitted = current_executor().map(_fit_batch, tasks, labels=[f"replications {s + 1}-{s + batch}" for s in starts])
+    for start, (post, div, steps) in zip(starts, fitted):
+        idx = np.arange(start, min(start + batch, replications))
         for b, r in enumerate(idx):
             rhats = []
             for name in engine.sites:
@@ -376,12 +411,6 @@ def sbc(
                     "max_rhat": float(np.max(rhats)),
                     "tree_depth_hits": int((steps[b] >= 2**max_tree_depth - 1).sum()),
                 }
-            )
-        if progress:
-            print(
-                f"  {law.name}: {min(start + batch, replications)}/{replications} replications, "
-                f"{time.perf_counter() - t0:.0f} s",
-                flush=True,
             )
     return SBCResult(
         law=law.name,

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import RunTable, read_runs
+from ..executor import current as current_executor
 from ..laws import Law
 from .loglik import far_beyond, heldout_loglik, log_mean_exp
 from .ppc import LEVELS, predictive_points, summarise
@@ -213,6 +214,19 @@ class ValidationResult:
         )
 
 
+def _fit_fold(task: tuple) -> tuple:
+    """One fold's refit (a task of an executor): (the fit, its seconds, the messages of its FitWarnings)."""
+    from ..diagnostics import FitWarning
+    from ..fit import fit as fit_law
+
+    train, law, kwargs = task
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        f = fit_law(train, law, **kwargs)
+    return f, time.perf_counter() - t0, [str(w.message) for w in caught if issubclass(w.category, FitWarning)]
+
+
 def validate(
     runs: RunTable | pd.DataFrame | str,
     law: str | Law = "additive",
@@ -243,43 +257,39 @@ def validate(
     checkpoint model of :mod:`bayesmix.schedule`, as :func:`bayesmix.fit`).
     Returns a :class:`ValidationResult`.
     """
-    from ..diagnostics import FitWarning
-    from ..fit import fit as fit_law
 
     # before the folds, so held-out runs are scored on the same kind of checkpoints as fitted ones
     table = (runs if isinstance(runs, RunTable) else read_runs(runs)).drop_early_checkpoints(min_fraction)
     folds = make_folds(table, holdout, seed)
     fold_rows, point_frames, extra_rows, fits = [], [], [], []
     profiles = []
+    fit_kwargs = dict(
+        targets=targets,
+        priors=priors,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        progress=progress,
+        extrapolation_sd=extrapolation_sd,
+    )
     for i, fold in enumerate(folds, 1):
-        t0 = time.perf_counter()
-        train, test = table.subset(fold.train), table.subset(fold.test)
         log.info(
             "fold %d/%d (%s): %s; %d training runs, %d held out",
             i,
             len(folds),
             fold.name,
             fold.description,
-            train.n_runs,
-            test.n_runs,
+            int(table.subset(fold.train).n_runs),
+            int(table.subset(fold.test).n_runs),
         )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", FitWarning)
-            f = fit_law(
-                train,
-                law,
-                targets=targets,
-                priors=priors,
-                chains=chains,
-                warmup=warmup,
-                draws=draws,
-                seed=seed + i,
-                progress=progress,
-                extrapolation_sd=extrapolation_sd,
-            )
-        for w in caught:  # keep them visible, but say which fold they belong to
-            if issubclass(w.category, FitWarning):
-                log.warning("fold %s: %s", fold.name, w.message)
+    # The folds' refits are independent: they run on the current executor (bayesmix.executor), each with its seed.
+    tasks = [(table.subset(fold.train), law, dict(fit_kwargs, seed=seed + i)) for i, fold in enumerate(folds, 1)]
+    fold_fits = current_executor().map(_fit_fold, tasks, labels=[f"fold {fold.name}" for fold in folds])
+    for fold, (f, fit_seconds, messages) in zip(folds, fold_fits):
+        t0 = time.perf_counter() - fit_seconds
+        test = table.subset(fold.test)
+        for message in messages:  # keep them visible, but say which fold they belong to
+            log.warning("fold %s: %s", fold.name, message)
         fits.append(f)
         points = predictive_points(f, test, levels, seed=seed, max_draws=max_draws)
         by_target = summarise(points, levels)
@@ -289,7 +299,7 @@ def validate(
         row = {
             "fold": fold.name,
             "description": fold.description,
-            "train_runs": train.n_runs,
+            "train_runs": f.table.n_runs,
             "test_runs": test.n_runs,
             "cells": int(summary.cells),
             "mre": summary.mre,

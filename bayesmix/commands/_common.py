@@ -108,6 +108,23 @@ def runs_name(args) -> str:
     return args.runs or args.mixtures[0]
 
 
+def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    """--workers N, --scheduler ADDRESS: where the independent fits of the verb run (bayesmix.executor)."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run independent fits (target blocks, folds, laws) on N local worker processes (default: in this one)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="send them to the Dask cluster at ADDRESS, e.g. tcp://host:8786 (default: $BAYESMIX_SCHEDULER if set)",
+    )
+
+
 def add_decision_arguments(p: argparse.ArgumentParser, target_help: str) -> None:
     """MODEL, --model-size, --tokens (the big run the decision is for) and --target | --target-weights."""
     p.add_argument("model", help="fitted model or ensemble (.nc)")

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from ._common import (
+    add_parallel_arguments,
     add_runs_arguments,
     add_sampler_arguments,
     default_model_path,
@@ -83,6 +84,7 @@ def add_arguments(p):
         ),
     )
     add_sampler_arguments(p)
+    add_parallel_arguments(p)
 
 
 def run(args) -> int:

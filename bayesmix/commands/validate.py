@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_runs_arguments, add_sampler_arguments, load_runs, parse_prior_args
+from ._common import add_parallel_arguments, add_runs_arguments, add_sampler_arguments, load_runs, parse_prior_args
 
 NAME = "validate"
 HELP = "refit on part of a sweep and score the held-out runs (by model size, token range or mixtures)"
@@ -41,6 +41,7 @@ def add_arguments(p):
         "runs (default 0: every checkpoint, with the checkpoint model)",
     )
     add_sampler_arguments(p)
+    add_parallel_arguments(p)
 
 
 def run(args) -> int:
