@@ -53,6 +53,7 @@ class MapReport:
     tasks: int
     seconds: float
     restarted: dict[str, int] = field(default_factory=dict)  # task label -> times it was started
+    task_seconds: list[float] = field(default_factory=list)  # each task's own run time, in order
 
     def note(self) -> str | None:
         """A sentence for the fit's notes when a task had to run again, else None."""
@@ -78,8 +79,12 @@ class Executor:
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], labels: Sequence[str] | None = None) -> list:
         """``[fn(t) for t in tasks]``: results in the order of ``tasks``; a task's error is raised as it is."""
         t0 = time.perf_counter()
-        out = [fn(t) for t in tasks]
-        self.reports.append(MapReport(self.where, len(tasks), time.perf_counter() - t0))
+        out, seconds = [], []
+        for t in tasks:
+            t1 = time.perf_counter()
+            out.append(fn(t))
+            seconds.append(time.perf_counter() - t1)
+        self.reports.append(MapReport(self.where, len(tasks), time.perf_counter() - t0, task_seconds=seconds))
         return out
 
     @property
@@ -92,7 +97,8 @@ class Executor:
 
 
 def _run_task(fn: Callable, task: Any, label: str) -> Any:
-    """On a worker: say the task started (so a rerun after a lost worker shows), then run it in-process."""
+    """On a worker: say the task started (so a rerun after a lost worker shows), run it in-process; return
+    (its result, its seconds)."""
     try:
         from distributed import get_client, get_worker
 
@@ -103,8 +109,9 @@ def _run_task(fn: Callable, task: Any, label: str) -> Any:
     except (ImportError, ValueError):  # not on a Dask worker (e.g. a test calling it directly)
         pass
     token = _CURRENT.set(None)  # a task never sends work on from inside a worker
+    t0 = time.perf_counter()
     try:
-        return fn(task)
+        return fn(task), time.perf_counter() - t0
     finally:
         _CURRENT.reset(token)
 
@@ -145,11 +152,13 @@ class DaskExecutor(Executor):
         futures = [
             self.client.submit(_run_task, fn, t, lab, key=k, pure=False) for t, lab, k in zip(tasks, labels, keys)
         ]
-        results = []
+        results, seconds = [], []
         try:
             for fut, lab in zip(futures, labels):
                 try:
-                    results.append(fut.result())
+                    result, secs = fut.result()
+                    results.append(result)
+                    seconds.append(secs)
                 except Exception as e:  # the task's own error, raised on the worker
                     raise TaskError(f"task {lab} failed on {self.where}: {type(e).__name__}: {e}") from e
         finally:
@@ -160,7 +169,13 @@ class DaskExecutor(Executor):
             if msg.get("label") in labels:
                 starts[msg["label"]] = starts.get(msg["label"], 0) + 1
         self.reports.append(
-            MapReport(self.where, len(tasks), time.perf_counter() - t0, {k: n for k, n in starts.items() if n > 1})
+            MapReport(
+                self.where,
+                len(tasks),
+                time.perf_counter() - t0,
+                {k: n for k, n in starts.items() if n > 1},
+                seconds,
+            )
         )
         if self.last.note():
             log.warning("%s", self.last.note())
