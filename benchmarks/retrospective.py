@@ -60,6 +60,8 @@ import pandas as pd
 
 import bayesmix
 from bayesmix.decide import build_constraints, resolve_target_weights
+from bayesmix.executor import current as current_executor
+from bayesmix.executor import parallel, scheduler_from_env
 from bayesmix.plan import Scorer, greedy_batch, score_candidates
 from bayesmix.plan.candidates import candidate_table, checkpoint_fractions, training_flops
 from bayesmix.plan.preposterior import DrawSet
@@ -347,6 +349,73 @@ def budgets(seed_cost: float, full_cost: float, cfg: Config) -> list[float]:
     return out[: cfg.rounds] if cfg.rounds is not None else out
 
 
+def strategy_path(task: tuple) -> list[dict]:
+    """One strategy's rounds from one seed set (a task of an executor): a row per round, round 0 the seed fit."""
+    cfg, runs, ref, seed, strategy = task
+    seed_pool = runs.pool[runs.pool.model_size == cfg.seed_size]
+    rng0 = np.random.default_rng([seed, 99])
+    seed_runs = list(rng0.choice(seed_pool.run.to_numpy(), size=cfg.seed_runs, replace=False))
+    seed_cost = float(runs.pool.set_index("run").loc[seed_runs, "cost"].sum())
+    t1 = time.perf_counter()
+    fit0 = do_fit(train_table(runs, seed_runs), cfg, seed=seed)
+    ev0 = evaluate(fit0, runs, ref, cfg, seed)
+    fit_s = time.perf_counter() - t1
+    rows = []
+    rng = np.random.default_rng([seed, len(strategy)])
+    used, spent, fit = list(seed_runs), seed_cost, fit0
+    rows.append(
+        {
+            "strategy": strategy,
+            "seed": seed,
+            "round": 0,
+            "cum_flops": spent,
+            "n_runs": len(used),
+            "added": ",".join(used),
+            "added_sizes": "",
+            **{k: v for k, v in ev0.items() if k != "h_rec"},
+            "fit_seconds": fit_s,
+            "choose_seconds": 0.0,
+        }
+    )
+    for k, B in enumerate(budgets(seed_cost, float(runs.pool.cost.sum()), cfg), 1):
+        t2 = time.perf_counter()
+        new = choose(strategy, fit, runs, used, B - spent, cfg, rng)
+        t_choose = time.perf_counter() - t2
+        if not new:
+            continue
+        used += new
+        spent = float(runs.pool.set_index("run").loc[used, "cost"].sum())
+        t3 = time.perf_counter()
+        if len(used) == len(runs.pool):
+            ev = dict(ref.metrics)  # the whole pool: that is the reference fit itself
+        else:
+            fit = do_fit(train_table(runs, used), cfg, seed=seed)
+            ev = evaluate(fit, runs, ref, cfg, seed)
+        sizes = runs.pool.set_index("run").loc[new, "model_size"]
+        rows.append(
+            {
+                "strategy": strategy,
+                "seed": seed,
+                "round": k,
+                "cum_flops": spent,
+                "n_runs": len(used),
+                "added": ",".join(new),
+                "added_sizes": ",".join(f"{s:.3g}" for s in sizes),
+                **{a: b for a, b in ev.items() if a != "h_rec"},
+                "fit_seconds": time.perf_counter() - t3,
+                "choose_seconds": t_choose,
+            }
+        )
+        counts = pd.Series(sizes.to_numpy()).value_counts().sort_index()
+        print(
+            f"seed {seed} {strategy:>8} round {k}: {spent:.3g} FLOPs, {len(used)} runs (+{len(new)}: "
+            f"{', '.join(f'{int(c)} at {n:.3g}' for n, c in counts.items())}), MRE {ev['mre']:.4f}, "
+            f"LPD {ev['lpd']:.3f}, regret {ev['regret_reference']:.2e} ({time.perf_counter() - t2:.0f} s)",
+            flush=True,
+        )
+    return rows
+
+
 def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
     """Run every strategy and seed; write curves.csv, summary.csv, config.json and curves.png; return the curves."""
     out.mkdir(parents=True, exist_ok=True)
@@ -362,70 +431,10 @@ def run_benchmark(cfg: Config, out: Path) -> pd.DataFrame:
     print(
         f"full-pool fit: MRE {ref.mre:.4f}, LPD {ref.lpd:.3f} per cell ({time.perf_counter() - t0:.0f} s)", flush=True
     )
-    seed_pool = runs.pool[runs.pool.model_size == cfg.seed_size]
-    rows = []
-    for seed in range(cfg.seeds):
-        rng0 = np.random.default_rng([seed, 99])
-        seed_runs = list(rng0.choice(seed_pool.run.to_numpy(), size=cfg.seed_runs, replace=False))
-        seed_cost = float(runs.pool.set_index("run").loc[seed_runs, "cost"].sum())
-        t1 = time.perf_counter()
-        fit0 = do_fit(train_table(runs, seed_runs), cfg, seed=seed)
-        ev0 = evaluate(fit0, runs, ref, cfg, seed)
-        fit_s = time.perf_counter() - t1
-        for strategy in cfg.strategies:
-            rng = np.random.default_rng([seed, len(strategy)])
-            used, spent, fit = list(seed_runs), seed_cost, fit0
-            rows.append(
-                {
-                    "strategy": strategy,
-                    "seed": seed,
-                    "round": 0,
-                    "cum_flops": spent,
-                    "n_runs": len(used),
-                    "added": ",".join(used),
-                    "added_sizes": "",
-                    **{k: v for k, v in ev0.items() if k != "h_rec"},
-                    "fit_seconds": fit_s,
-                    "choose_seconds": 0.0,
-                }
-            )
-            for k, B in enumerate(budgets(seed_cost, float(runs.pool.cost.sum()), cfg), 1):
-                t2 = time.perf_counter()
-                new = choose(strategy, fit, runs, used, B - spent, cfg, rng)
-                t_choose = time.perf_counter() - t2
-                if not new:
-                    continue
-                used += new
-                spent = float(runs.pool.set_index("run").loc[used, "cost"].sum())
-                t3 = time.perf_counter()
-                if len(used) == len(runs.pool):
-                    ev = dict(ref.metrics)  # the whole pool: that is the reference fit itself
-                else:
-                    fit = do_fit(train_table(runs, used), cfg, seed=seed)
-                    ev = evaluate(fit, runs, ref, cfg, seed)
-                sizes = runs.pool.set_index("run").loc[new, "model_size"]
-                rows.append(
-                    {
-                        "strategy": strategy,
-                        "seed": seed,
-                        "round": k,
-                        "cum_flops": spent,
-                        "n_runs": len(used),
-                        "added": ",".join(new),
-                        "added_sizes": ",".join(f"{s:.3g}" for s in sizes),
-                        **{a: b for a, b in ev.items() if a != "h_rec"},
-                        "fit_seconds": time.perf_counter() - t3,
-                        "choose_seconds": t_choose,
-                    }
-                )
-                counts = pd.Series(sizes.to_numpy()).value_counts().sort_index()
-                print(
-                    f"seed {seed} {strategy:>8} round {k}: {spent:.3g} FLOPs, {len(used)} runs (+{len(new)}: "
-                    f"{', '.join(f'{int(c)} at {n:.3g}' for n, c in counts.items())}), MRE {ev['mre']:.4f}, "
-                    f"LPD {ev['lpd']:.3f}, regret {ev['regret_reference']:.2e} ({time.perf_counter() - t2:.0f} s)",
-                    flush=True,
-                )
-                pd.DataFrame(rows).to_csv(out / "curves.csv", index=False)
+    # Every (seed, strategy) path is independent: they run on the current executor (--workers, --scheduler).
+    tasks = [(cfg, runs, ref, seed, strategy) for seed in range(cfg.seeds) for strategy in cfg.strategies]
+    paths = current_executor().map(strategy_path, tasks, labels=[f"seed {t[3]} {t[4]}" for t in tasks])
+    rows = [row for path in paths for row in path]
     curves = pd.DataFrame(rows)
     curves["mre_full"], curves["lpd_full"] = ref.mre, ref.lpd
     curves.to_csv(out / "curves.csv", index=False)
@@ -609,6 +618,8 @@ def main(argv=None) -> int:
     )
     p.add_argument("--draws", type=int, help="NUTS draws per chain (warm-up the same)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "retrospective"), help="output directory")
+    p.add_argument("--workers", type=int, help="run the (seed, strategy) paths on this many local worker processes")
+    p.add_argument("--scheduler", help="run them on the Dask cluster at this address (or $BAYESMIX_SCHEDULER)")
     p.add_argument(
         "--summarise",
         metavar="DIR",
@@ -631,7 +642,8 @@ def main(argv=None) -> int:
         cfg = replace(cfg, targets=None if args.targets == "all" else tuple(t.strip() for t in args.targets.split(",")))
     if args.draws:
         cfg = replace(cfg, draws=args.draws, warmup=args.draws)
-    run_benchmark(cfg, Path(args.out))
+    with parallel(args.workers, scheduler_from_env(args.scheduler)):
+        run_benchmark(cfg, Path(args.out))
     return 0
 
 

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("distributed")
@@ -164,3 +165,33 @@ def test_cli_workers_flag_same_draws(example_frame, tmp_path):
         np.testing.assert_array_equal(here.draws[k], there.draws[k], err_msg=k)
     with pytest.raises(SystemExit):
         main([*argv, "--workers", "x"])
+
+
+def test_refit_seeds_same_on_workers_and_says_where_seeds_differ(cluster, runs):
+    from bayesmix.checks import refit_seeds
+
+    kw = dict(targets=["code"], chains=2, warmup=60, draws=30, progress=False)
+    fits, table = refit_seeds(runs, "additive", seeds=(0, 1), **kw)
+    with use(cluster):
+        fits2, table2 = refit_seeds(runs, "additive", seeds=(0, 1), **kw)
+    assert cluster.last.tasks in (1, 2) and any(r.tasks == 2 for r in cluster.reports)
+    for a, b in zip(fits, fits2):
+        for k in a.draws:
+            np.testing.assert_array_equal(a.draws[k], b.draws[k], err_msg=k)
+    assert not np.array_equal(fits[0].draws["L_ref"], fits[1].draws["L_ref"])  # two seeds, two sets of draws
+    assert {"mean_seed0", "mean_seed1", "sd", "disagreement", "differs"} <= set(table.columns)
+    pd.testing.assert_frame_equal(table, table2)
+    with pytest.raises(ValueError, match="two or more different seeds"):
+        refit_seeds(runs, "additive", seeds=(3, 3))
+
+
+def test_seed_table_flags_means_apart_by_half_an_sd():
+    from bayesmix.checks.seeds import seed_table
+
+    a = pd.DataFrame({"mean": [0.0, 5.0], "sd": [1.0, 2.0]}, index=["alpha", "E"])
+    b = pd.DataFrame({"mean": [0.2, 7.0], "sd": [1.0, 2.0]}, index=["alpha", "E"])
+    t = seed_table([a, b], [0, 1])
+    assert t.index.tolist() == ["E", "alpha"] and t.differs.tolist() == [True, False]
+    np.testing.assert_allclose(t.disagreement, [1.0, 0.2])
+    assert t.attrs["verdict"].startswith("the seeds disagree on 1 parameters (worst E: means 1.0 sd apart)")
+    assert seed_table([a, a], [0, 1]).attrs["verdict"].startswith("the 2 seeds agree")
