@@ -96,7 +96,7 @@ class Executor:
         """Release what the executor started (nothing in-process)."""
 
 
-def _run_task(fn: Callable, task: Any, label: str) -> Any:
+def _run_task(fn: Callable, task: Any, key: str) -> Any:
     """On a worker: say the task started (so a rerun after a lost worker shows), run it in-process; return
     (its result, its seconds)."""
     try:
@@ -105,7 +105,7 @@ def _run_task(fn: Callable, task: Any, label: str) -> Any:
         get_worker()  # raises ValueError off a worker
         # The client's call waits for the scheduler, so the start is on record even if this worker dies next
         # (a worker's own log_event is batched and would be lost with it).
-        get_client().log_event(_START_TOPIC, {"label": label, "pid": os.getpid()})
+        get_client().log_event(_START_TOPIC, {"key": key, "pid": os.getpid()})
     except (ImportError, ValueError):  # not on a Dask worker (e.g. a test calling it directly)
         pass
     token = _CURRENT.set(None)  # a task never sends work on from inside a worker
@@ -149,9 +149,7 @@ class DaskExecutor(Executor):
         labels = [str(i) for i in range(len(tasks))] if labels is None else [str(x) for x in labels]
         stamp = f"{os.getpid()}-{time.time_ns()}"
         keys = [f"bayesmix-{stamp}-{i}" for i in range(len(tasks))]
-        futures = [
-            self.client.submit(_run_task, fn, t, lab, key=k, pure=False) for t, lab, k in zip(tasks, labels, keys)
-        ]
+        futures = [self.client.submit(_run_task, fn, t, k, key=k, pure=False) for t, k in zip(tasks, keys)]
         results, seconds = [], []
         try:
             for fut, lab in zip(futures, labels):
@@ -164,10 +162,13 @@ class DaskExecutor(Executor):
         finally:
             for fut in futures:
                 fut.release()
+        # Starts are counted by task key, unique to this map: labels repeat across maps (a fit's targets).
+        label_of = dict(zip(keys, labels))
         starts: dict[str, int] = {}
         for _, msg in self.client.get_events(_START_TOPIC):
-            if msg.get("label") in labels:
-                starts[msg["label"]] = starts.get(msg["label"], 0) + 1
+            label = label_of.get(msg.get("key"))
+            if label is not None:
+                starts[label] = starts.get(label, 0) + 1
         self.reports.append(
             MapReport(
                 self.where,
