@@ -393,12 +393,13 @@ def fit_laws(runs, laws: Sequence[str] | None = None, **fit_kwargs) -> tuple[Fit
         raise ValueError("no law can be fitted to this sweep: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
     print(f"fitting {len(names)} laws: {', '.join(names)}", flush=True)
     # The laws' fits are independent: they run on the current executor (bayesmix.executor).
-    fits = current_executor().map(_fit_law, [(table, name, fit_kwargs) for name in names], labels=names)
+    tasks = [(table, name, fit_kwargs, f"{i} of {len(names)}") for i, name in enumerate(names, 1)]
+    fits = current_executor().map(_fit_law, tasks, labels=names)
     return (fits[0] if len(fits) == 1 else ensemble(fits)), skipped
 
 
 def _fit_law(task: tuple) -> Fit:
     """One law's fit (a task of an executor)."""
-    table, name, kwargs = task
-    log.info("fitting law %s", name)
+    table, name, kwargs, position = task
+    print(f"fitting law {position}: {name}", flush=True)
     return fit(table, name, **kwargs)
