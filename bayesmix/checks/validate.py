@@ -272,22 +272,22 @@ def validate(
         progress=progress,
         extrapolation_sd=extrapolation_sd,
     )
-    for i, fold in enumerate(folds, 1):
+    splits = [(table.subset(fold.train), table.subset(fold.test)) for fold in folds]
+    for i, (fold, (train, test)) in enumerate(zip(folds, splits), 1):
         log.info(
             "fold %d/%d (%s): %s; %d training runs, %d held out",
             i,
             len(folds),
             fold.name,
             fold.description,
-            int(table.subset(fold.train).n_runs),
-            int(table.subset(fold.test).n_runs),
+            train.n_runs,
+            test.n_runs,
         )
     # The folds' refits are independent: they run on the current executor (bayesmix.executor), each with its seed.
-    tasks = [(table.subset(fold.train), law, dict(fit_kwargs, seed=seed + i)) for i, fold in enumerate(folds, 1)]
+    tasks = [(train, law, dict(fit_kwargs, seed=seed + i)) for i, (train, _) in enumerate(splits, 1)]
     fold_fits = current_executor().map(_fit_fold, tasks, labels=[f"fold {fold.name}" for fold in folds])
-    for fold, (f, fit_seconds, messages) in zip(folds, fold_fits):
+    for fold, (_, test), (f, fit_seconds, messages) in zip(folds, splits, fold_fits):
         t0 = time.perf_counter() - fit_seconds
-        test = table.subset(fold.test)
         for message in messages:  # keep them visible, but say which fold they belong to
             log.warning("fold %s: %s", fold.name, message)
         fits.append(f)
