@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .laws.base import Inputs, own_index
-from .model import Observed, bucket
+from .model import Observed, PerRun, bucket
 from .schedule import basis as schedule_basis
 
 
@@ -35,6 +35,14 @@ def make_inputs(h, mix, N, D, N0: float, D0: float, own: Sequence[int]) -> Input
     )
 
 
+def _per_run(run_idx, mix, size, law_D, cell) -> PerRun | None:
+    """Each run's law inputs (numpy, unpadded), or None when some run's rows differ in them."""
+    first = np.unique(run_idx, return_index=True)[1]
+    out = PerRun(mix[first], size[first], law_D[first], cell[first])
+    same = all(np.array_equal(a, b[run_idx]) for a, b in zip((mix, size, law_D, cell), out))
+    return out if same else None
+
+
 def observed_from_table(
     table,
     targets: Sequence[str],
@@ -45,7 +53,8 @@ def observed_from_table(
     like: Observed | None = None,
     checkpoints: bool = False,
 ) -> tuple[Observed, np.ndarray]:
-    """The model's data for a run table, padded to bucketed shapes.
+    """The model's data for a run table, laid out run by run (:class:`bayesmix.model.Observed`) and padded to
+    bucketed shapes (``pad=False``: the table's rows in order, unpadded).
 
     Returns the Observed pytree and the run label of every run slot (padding
     slots are labelled ""). ``sizes`` are the fitted model sizes, in slot order.
@@ -58,12 +67,30 @@ def observed_from_table(
     h, mix = table.mixtures()
     losses = table.frame[[f"{t}_loss" for t in targets]].to_numpy(dtype=float)
     runs, run_idx = np.unique(table.run, return_index=False, return_inverse=True)
+    run_idx = run_idx.reshape(-1)
     n, M, R = len(losses), len(h), len(runs)
-    n_pad, M_pad, R_pad = (bucket(n), bucket(M, 16), bucket(R, 16)) if pad else (n, M, R)
+    counts = np.bincount(run_idx, minlength=R)
+    P = int(counts.max()) if n else 1
+    M_pad, R_pad = (bucket(M, 16), bucket(R, 16)) if pad else (M, R)
     if like is not None:
-        n_pad, M_pad, R_pad = like.y.shape[0], like.x.h.shape[0], like.run_slots.shape[0]
-        if n > n_pad or M > M_pad or R > R_pad:
+        M_pad, R_pad = like.x.h.shape[0], like.run_slots.shape[0]
+        P = like.width.shape[0] if like.width is not None else P
+        if M > M_pad or R > R_pad or counts.max(initial=0) > P:
             raise ValueError("observed_from_table: the table does not fit in the shapes of `like`")
+    if pad:
+        # Run by run (model.Observed): a run's k-th row goes to row r * P + k.
+        order = np.argsort(run_idx, kind="stable")
+        rank = np.empty(n, dtype=np.intp)
+        rank[order] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+        pos, n_pad = run_idx * P + rank, R_pad * P
+        run_rows = np.arange(n_pad) // P
+    else:
+        pos, n_pad, run_rows = np.arange(n), n, run_idx
+
+    def placed(a, fill=0):
+        out = np.full((n_pad,) + a.shape[1:], fill, dtype=a.dtype)
+        out[pos] = a
+        return out
 
     def padded(a, length, fill=0):
         out = np.full((length,) + a.shape[1:], fill, dtype=a.dtype)
@@ -74,17 +101,13 @@ def observed_from_table(
     y = np.where(mask > 0, np.log(np.where(mask > 0, losses, 1.0)), 0.0)
     h_pad = padded(h, M_pad)
     h_pad[M:] = h[0]  # padding mixtures must be valid mixtures
-    x = make_inputs(
-        h_pad,
-        padded(mix, n_pad),
-        padded(table.model_size, n_pad, N0),
-        padded(table.n_tokens, n_pad, D0),
-        N0,
-        D0,
-        own_index(table.domains, targets),
-    )
+    # The checkpoint model evaluates the law at each run's end (bayesmix.schedule says why).
+    law_D = np.asarray(table.run_tokens if checkpoints else table.n_tokens, dtype=float)
+    size = np.asarray(table.model_size, dtype=float)
+    x = make_inputs(h_pad, placed(mix), placed(size, N0), placed(law_D, D0), N0, D0, own_index(table.domains, targets))
     # Distinct (mixture, model size) cells; padding rows point to cell 0.
-    pairs, cell = np.unique(np.column_stack([mix, np.asarray(table.model_size, float)]), axis=0, return_inverse=True)
+    pairs, cell = np.unique(np.column_stack([mix, size]), axis=0, return_inverse=True)
+    cell = cell.reshape(-1)
     C = len(pairs)
     C_pad = bucket(C, 16) if pad else C
     if like is not None:
@@ -92,24 +115,34 @@ def observed_from_table(
         if C > C_pad:
             raise ValueError("observed_from_table: the table does not fit in the shapes of `like`")
     x = x._replace(
-        cell=jnp.asarray(padded(cell.reshape(-1), n_pad), dtype=jnp.int32),
+        cell=jnp.asarray(placed(cell), dtype=jnp.int32),
         cell_mix=jnp.asarray(padded(pairs[:, 0].astype(np.int64), C_pad), dtype=jnp.int32),
         cell_N=jnp.asarray(padded(pairs[:, 1], C_pad, N0), dtype=jnp.float64),
     )
     obs = Observed(
         x=x,
-        y=jnp.asarray(padded(y, n_pad), dtype=jnp.float64),
-        mask=jnp.asarray(padded(mask, n_pad), dtype=jnp.float64),
-        run=jnp.asarray(padded(run_idx, n_pad), dtype=jnp.int32),
+        y=jnp.asarray(placed(y), dtype=jnp.float64),
+        mask=jnp.asarray(placed(mask), dtype=jnp.float64),
+        run=jnp.asarray(run_rows, dtype=jnp.int32),
         run_slots=jnp.zeros(R_pad, dtype=jnp.float64),
     )
     if checkpoints:
-        # The checkpoint model evaluates the law at each run's end (bayesmix.schedule says why).
-        obs = obs._replace(x=obs.x._replace(D=jnp.asarray(padded(table.run_tokens, n_pad, D0), dtype=jnp.float64)))
         frac = np.clip(table.token_fraction(), 1e-12, 1.0)
         obs = obs._replace(
-            basis=jnp.asarray(padded(schedule_basis(frac), n_pad), dtype=jnp.float64),
-            log_frac=jnp.asarray(padded(np.log(frac), n_pad), dtype=jnp.float64),
+            basis=jnp.asarray(placed(schedule_basis(frac)), dtype=jnp.float64),
+            log_frac=jnp.asarray(placed(np.log(frac)), dtype=jnp.float64),
+        )
+    if pad:
+        obs = obs._replace(width=jnp.zeros(P, dtype=jnp.float64), per_run=_per_run(run_idx, mix, size, law_D, cell))
+    if obs.per_run is not None:
+        pr = obs.per_run
+        obs = obs._replace(
+            per_run=PerRun(
+                mix=jnp.asarray(padded(pr.mix, R_pad), dtype=jnp.int32),
+                N=jnp.asarray(padded(pr.N, R_pad, N0), dtype=jnp.float64),
+                D=jnp.asarray(padded(pr.D, R_pad, D0), dtype=jnp.float64),
+                cell=jnp.asarray(padded(pr.cell, R_pad), dtype=jnp.int32),
+            )
         )
     labels = np.array(list(runs) + [""] * (R_pad - R), dtype=object)
     return obs, labels
