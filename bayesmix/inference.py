@@ -265,7 +265,10 @@ def _inverse_pd(hess: np.ndarray, floor: float = 1.0 / MAX_LAPLACE_VARIANCE) -> 
 class Runner(NamedTuple):
     """NUTS on a whitened block as two compiled steps, so that a profile can time warm-up and draws apart.
 
-    ``warm(keys (C,), u0 (C, d), args, mode, chol)`` -> the chains' states after warm-up;
+    ``warm(keys (C,), u0 (C, d), args, mode, chol)`` -> (the chains' states after warm-up, (C,) divergences in
+    the second half of warm-up, where the mass matrix has mostly settled (each window restarts the step size, so a
+    transient divergence is expected even on a Gaussian): recorded to learn whether a retry at a higher
+    target_accept could be decided from warm-up, before drawing);
     ``draw(states, args, mode, chol)`` -> (u (C, S, d), diverging, num_steps, energy, accept_prob, step_size).
     Calling the runner does both (as SBC does inside its own jit).
     """
@@ -274,7 +277,7 @@ class Runner(NamedTuple):
     draw: Callable
 
     def __call__(self, keys, u0, args, mode, chol):
-        return self.draw(self.warm(keys, u0, args, mode, chol), args, mode, chol)
+        return self.draw(self.warm(keys, u0, args, mode, chol)[0], args, mode, chol)
 
 
 class CompileClock:
@@ -339,10 +342,11 @@ def _runner(
         )
 
         def warm(s, _):
-            return sample_kernel(s, model_args=margs), None
+            s = sample_kernel(s, model_args=margs)
+            return s, s.diverging
 
-        state, _ = jax.lax.scan(warm, state, None, length=config.warmup)
-        return state
+        state, div = jax.lax.scan(warm, state, None, length=config.warmup)
+        return state, jnp.sum(div[config.warmup // 2 :])
 
     def draw_chain(state, args, mode, chol):
         margs = (args, mode, chol)
@@ -401,7 +405,7 @@ def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel:
     margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
     with CompileClock() as warm_compile:
         t1 = time.perf_counter()
-        states = jax.block_until_ready(run.warm(keys, u0, *margs))
+        states, warm_div = jax.block_until_ready(run.warm(keys, u0, *margs))
         t_warm = time.perf_counter() - t1
     with CompileClock() as draw_compile:
         t2 = time.perf_counter()
@@ -434,6 +438,7 @@ def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel:
         "step_size": [round(float(s), 5) for s in np.asarray(step_size)],
         "mean_steps": round(float(np.mean(steps)), 2),
         "divergences": int(np.sum(div)),
+        "late_warmup_divergences": int(np.sum(warm_div)),
         "depth_hits": int(np.sum(np.asarray(steps) >= 2**config.max_tree_depth - 1)),
         "max_rhat": round(rhat, 4),
         "min_ess_bulk": round(ess_bulk, 1),
@@ -518,6 +523,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         again[2].update(
             first_target_accept=config.target_accept,
             first_divergences=first["divergences"],
+            first_late_warmup_divergences=first["late_warmup_divergences"],
             first_seconds=round(first["mode_seconds"] + first["nuts_seconds"], 3),
             target_accept=retry.target_accept,
         )

@@ -76,6 +76,9 @@ def block_table(timing: Mapping) -> pd.DataFrame:
                 "discarded_s": discarded_seconds(b),
                 "steps_per_draw": b.get("mean_steps"),
                 "divergences": b.get("divergences"),
+                # the first try's divergences in the second half of its warm-up: could the retry have been decided
+                # before drawing?
+                "warmup_div": b.get("first_late_warmup_divergences", b.get("late_warmup_divergences")),
                 "depth_hits": b.get("depth_hits"),
                 "max_rhat": b.get("max_rhat"),
                 "min_ess_bulk": b.get("min_ess_bulk"),

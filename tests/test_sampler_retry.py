@@ -40,6 +40,9 @@ def test_a_block_that_diverged_is_sampled_again_and_the_better_run_kept():
     assert block["max_rhat"] <= max(off["max_rhat"], 1.01)
     assert int(extra["diverging"].sum()) == block["divergences"]
     assert info["nuts_seconds"] > block["nuts_seconds"]  # the first try's time is counted
+    # the first try's late warm-up divergences are kept beside the retry's (what a retry could be decided from)
+    assert block["first_late_warmup_divergences"] == off["late_warmup_divergences"]
+    assert 0 < off["late_warmup_divergences"] <= 2 * LONGER["warmup"] // 2
 
 
 def test_a_retry_with_fewer_divergences_that_mixes_worse_is_not_kept():
