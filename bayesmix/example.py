@@ -77,19 +77,13 @@ def evaluation_mixtures(seed: int = 0) -> np.ndarray:
 
 def true_loss(h: np.ndarray, N: float, D: float) -> np.ndarray:
     """(M, T) the noise-free loss the simulation's law gives."""
-    from .design import make_inputs, reference_scale
+    from .design import make_inputs, reference_point
     from .laws.base import own_index
 
     table = example_table()
-    x = make_inputs(
-        h,
-        np.arange(len(h)),
-        np.full(len(h), N),
-        np.full(len(h), D),
-        reference_scale(table.model_size.to_numpy()),
-        reference_scale(table.n_tokens.to_numpy()),
-        own_index(DOMAINS, DOMAINS),
-    )
+    # the reference point the simulation used: the centre of the runs' ends (the checkpoint model's law)
+    N0, D0 = reference_point(table.model_size, table.groupby("run").n_tokens.transform("max"))
+    x = make_inputs(h, np.arange(len(h)), np.full(len(h), N), np.full(len(h), D), N0, D0, own_index(DOMAINS, DOMAINS))
     p = {k: v for k, v in true_parameters().items()}
     return np.asarray(get_law("additive").mean(p, x))
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .data import RunTable, read_runs
-from .design import observed_from_table, reference_scale
+from .design import observed_from_table, reference_point
 from .inference import SamplerConfig, posterior_mode
 from .laws import Law, get_law
 from .model import Observed, make_model, resolve_priors
@@ -45,9 +45,10 @@ def fit_mode(
     table = runs if isinstance(runs, RunTable) else read_runs(runs)
     law = get_law(law) if isinstance(law, str) else law
     targets = tuple(targets) if targets is not None else table.targets
-    N0 = reference_scale(table.model_size) if N0 is None else float(N0)
-    D0 = reference_scale(table.n_tokens) if D0 is None else float(D0)
     checkpoints = bool(checkpoints) and table.has_checkpoints
+    N0_, D0_ = reference_point(table.model_size, table.run_tokens if checkpoints else table.n_tokens)
+    N0 = N0_ if N0 is None else float(N0)
+    D0 = D0_ if D0 is None else float(D0)
     prior_map = resolve_priors(law, table.domains, targets, priors, checkpoints)
     obs, _ = observed_from_table(
         table, targets, N0, D0, np.unique(table.model_size), like=like, checkpoints=checkpoints

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .design import make_inputs, reference_scale
+from .design import make_inputs, reference_point
 from .laws import Law
 from .laws.base import own_index
 from .model import all_params, param_shapes
@@ -75,8 +75,6 @@ def simulate_losses(
     the run's curve, slope and early noise. Returns a new DataFrame.
     """
     domains = [c[len("weight_") :] for c in design.columns if c.startswith("weight_")]
-    N0 = N0 or reference_scale(design.model_size.to_numpy())
-    D0 = D0 or reference_scale(design.n_tokens.to_numpy())
     h = design[[f"weight_{d}" for d in domains]].to_numpy()
     tokens = design.n_tokens.to_numpy(dtype=float)
     end = (
@@ -85,6 +83,8 @@ def simulate_losses(
         else design.groupby("run").n_tokens.transform("max").to_numpy(dtype=float)
     )
     curve = "schedule" in params  # the checkpoint model: the law at each run's end plus the run's curve
+    N0_, D0_ = reference_point(design.model_size.to_numpy(), end if curve else tokens)  # as bayesmix.fit's
+    N0, D0 = N0 or N0_, D0 or D0_
     x = make_inputs(
         h,
         np.arange(len(h)),

@@ -48,7 +48,7 @@ def worker(a: argparse.Namespace) -> None:
     import bayesmix
     from bayesmix import inference
     from bayesmix.data import read_runs
-    from bayesmix.design import observed_from_table, reference_scale
+    from bayesmix.design import observed_from_table, reference_point
     from bayesmix.laws import get_law
     from bayesmix.model import make_model, resolve_priors
 
@@ -56,7 +56,7 @@ def worker(a: argparse.Namespace) -> None:
     table = read_runs(table.frame[table.frame.model_size < 1.3e9], quiet=True)
     law, targets = get_law(a.law), table.targets
     priors = resolve_priors(law, table.domains, targets, None, True)
-    N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
+    N0, D0 = reference_point(table.model_size, table.run_tokens)  # as bayesmix.fit with the checkpoint model
     obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size), checkpoints=True)
     (block,) = [b for b in make_model(law, table.domains, targets, priors, True).split(obs) if b.label == a.target]
     comp = inference._compiled(block.model, block.args, block.signature)

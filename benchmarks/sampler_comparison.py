@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     import bayesmix  # noqa: F401  (sets the XLA device count before jax starts)
     from bayesmix import inference
     from bayesmix.data import read_runs
-    from bayesmix.design import observed_from_table, reference_scale
+    from bayesmix.design import observed_from_table, reference_point
     from bayesmix.diagnostics import split_rhat_ess
     from bayesmix.laws import get_law
     from bayesmix.model import make_model, resolve_priors
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     table = read_runs(table.frame[table.frame.model_size < 1.3e9], quiet=True)
     law, targets = get_law(a.law), table.targets
     priors = resolve_priors(law, table.domains, targets, None, True)
-    N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
+    N0, D0 = reference_point(table.model_size, table.run_tokens)  # as bayesmix.fit with the checkpoint model
     obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size), checkpoints=True)
     blocks = make_model(law, table.domains, targets, priors, True).split(obs)
     (block,) = [b for b in blocks if b.label == a.target]
