@@ -99,5 +99,10 @@ def test_a_retry_that_mixes_worse_is_not_kept():
     regmix = {"divergences": 8, "depth_hits": 0, "max_rhat": 1.009, "min_ess_bulk": 673.0, "min_ess_tail": 669.0}
     assert keep_retry(regmix, {"divergences": 0, "depth_hits": 0, "max_rhat": 1.007, "min_ess_bulk": 301.0}, 4000)
     assert not keep_retry(regmix, {"divergences": 0, "depth_hits": 0, "max_rhat": 1.007, "min_ess_bulk": 150.0}, 4000)
+    # SlimPajama's stackexchange target: a first run that did not mix loses to a retry that mixes, however deep
+    stuck = {"divergences": 643, "depth_hits": 0, "max_rhat": 1.346, "min_ess_bulk": 9.7, "min_ess_tail": 14.0}
+    deep = {"divergences": 0, "depth_hits": 444, "max_rhat": 1.0045, "min_ess_bulk": 376.3, "min_ess_tail": 400.0}
+    assert keep_retry(stuck, deep, 4000)
+    assert not keep_retry(stuck, dict(deep, max_rhat=1.02), 4000)  # ...but not a deep retry that does not mix
     # tiny runs without R-hat or ESS are judged by divergences and depth alone
     assert keep_retry({"divergences": 3, "depth_hits": 0}, {"divergences": 0, "depth_hits": 0}, 300)
