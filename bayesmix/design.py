@@ -22,17 +22,23 @@ def reference_scale(values: np.ndarray) -> float:
     return round_sig(float(np.exp(np.mean(np.log(np.unique(values))))))
 
 
-def reference_point(model_size, law_tokens) -> tuple[float, float]:
+def law_tokens(table, checkpoints: bool) -> np.ndarray:
+    """(n,) the tokens the law is evaluated at for each row: the run's end (``run_tokens``) under the checkpoint
+    model (bayesmix.schedule says why), the row's own tokens otherwise."""
+    return np.asarray(table.run_tokens if checkpoints else table.n_tokens, dtype=float)
+
+
+def reference_point(model_size, tokens) -> tuple[float, float]:
     """(N0, D0): the model size and token count the laws' power terms are written around.
 
-    The centre (geometric mean of the distinct values) of where the law is evaluated: ``law_tokens`` are the
-    runs' ``run_tokens`` under the checkpoint model (the law describes each run's end) and the rows' tokens
-    otherwise. Off that centre, the loss at the reference point (``L_ref``) is an extrapolation along the token
-    term, and it trades with the term's amplitude and exponent along a curve (measured on SlimPajama's one-scale
-    split, runs logged at half their schedule: D0 at the checkpoints put the law's reference at half the run
-    ends' tokens, and the additive law's 8 targets diverged 37-293 times each, R-hat up to 1.15).
+    The centre (geometric mean of the distinct values) of where the law is evaluated: ``tokens`` are
+    :func:`law_tokens` (the runs' ends under the checkpoint model, the rows' tokens otherwise). Off that
+    centre, the loss at the reference point (``L_ref``) is an extrapolation along the token term, and it
+    trades with the term's amplitude and exponent along a curve (measured on SlimPajama's one-scale split,
+    runs logged at half their schedule: D0 at the checkpoints put the law's reference at half the run ends'
+    tokens, and the additive law's 8 targets diverged 37-293 times each, R-hat up to 1.15).
     """
-    return reference_scale(np.asarray(model_size, float)), reference_scale(np.asarray(law_tokens, float))
+    return reference_scale(np.asarray(model_size, float)), reference_scale(np.asarray(tokens, float))
 
 
 def make_inputs(h, mix, N, D, N0: float, D0: float, own: Sequence[int]) -> Inputs:
@@ -46,14 +52,6 @@ def make_inputs(h, mix, N, D, N0: float, D0: float, own: Sequence[int]) -> Input
         D0=jnp.asarray(D0, dtype=jnp.float64),
         own=jnp.asarray(own, dtype=jnp.int32),
     )
-
-
-def _per_run(run_idx, mix, size, law_D, cell) -> PerRun | None:
-    """Each run's law inputs (numpy, unpadded), or None when some run's rows differ in them."""
-    first = np.unique(run_idx, return_index=True)[1]
-    out = PerRun(mix[first], size[first], law_D[first], cell[first])
-    same = all(np.array_equal(a, b[run_idx]) for a, b in zip((mix, size, law_D, cell), out))
-    return out if same else None
 
 
 def observed_from_table(
@@ -114,8 +112,7 @@ def observed_from_table(
     y = np.where(mask > 0, np.log(np.where(mask > 0, losses, 1.0)), 0.0)
     h_pad = padded(h, M_pad)
     h_pad[M:] = h[0]  # padding mixtures must be valid mixtures
-    # The checkpoint model evaluates the law at each run's end (bayesmix.schedule says why).
-    law_D = np.asarray(table.run_tokens if checkpoints else table.n_tokens, dtype=float)
+    law_D = law_tokens(table, checkpoints)
     size = np.asarray(table.model_size, dtype=float)
     x = make_inputs(h_pad, placed(mix), placed(size, N0), placed(law_D, D0), N0, D0, own_index(table.domains, targets))
     # Distinct (mixture, model size) cells; padding rows point to cell 0.
@@ -146,16 +143,15 @@ def observed_from_table(
             log_frac=jnp.asarray(placed(np.log(frac)), dtype=jnp.float64),
         )
     if pad:
-        obs = obs._replace(width=jnp.zeros(P, dtype=jnp.float64), per_run=_per_run(run_idx, mix, size, law_D, cell))
-    if obs.per_run is not None:
-        pr = obs.per_run
-        obs = obs._replace(
-            per_run=PerRun(
-                mix=jnp.asarray(padded(pr.mix, R_pad), dtype=jnp.int32),
-                N=jnp.asarray(padded(pr.N, R_pad, N0), dtype=jnp.float64),
-                D=jnp.asarray(padded(pr.D, R_pad, D0), dtype=jnp.float64),
-                cell=jnp.asarray(padded(pr.cell, R_pad), dtype=jnp.int32),
+        per_run = None
+        first = np.unique(run_idx, return_index=True)[1]  # each run's law inputs, from its first row...
+        if all(np.array_equal(a, a[first][run_idx]) for a in (mix, size, law_D, cell)):  # ...if its rows share them
+            per_run = PerRun(
+                mix=jnp.asarray(padded(mix[first], R_pad), dtype=jnp.int32),
+                N=jnp.asarray(padded(size[first], R_pad, N0), dtype=jnp.float64),
+                D=jnp.asarray(padded(law_D[first], R_pad, D0), dtype=jnp.float64),
+                cell=jnp.asarray(padded(cell[first], R_pad), dtype=jnp.int32),
             )
-        )
+        obs = obs._replace(width=jnp.zeros(P, dtype=jnp.float64), per_run=per_run)
     labels = np.array(list(runs) + [""] * (R_pad - R), dtype=object)
     return obs, labels

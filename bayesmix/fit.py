@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import io as codec
 from .data import RunTable, RunTableError, read_runs
-from .design import observed_from_table, reference_point
+from .design import law_tokens, observed_from_table, reference_point
 from .diagnostics import Diagnostics, diagnose, report
 from .extrapolation import learn_extrapolation_sd
 from .inference import CompileClock, SamplerConfig, sample
@@ -396,7 +396,7 @@ def fit(
     )
 
     sizes = np.unique(table.model_size)
-    N0, D0 = reference_point(table.model_size, table.run_tokens if checkpoints else table.n_tokens)
+    N0, D0 = reference_point(table.model_size, law_tokens(table, checkpoints))
     obs, _ = observed_from_table(table, targets, N0, D0, sizes, checkpoints=checkpoints)
     model = make_model(law, table.domains, targets, prior_map, checkpoints)
     t0 = time.perf_counter()

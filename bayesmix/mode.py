@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .data import RunTable, read_runs
-from .design import observed_from_table, reference_point
+from .design import law_tokens, observed_from_table, reference_point
 from .inference import SamplerConfig, posterior_mode
 from .laws import Law, get_law
 from .model import Observed, make_model, resolve_priors
@@ -46,7 +46,7 @@ def fit_mode(
     law = get_law(law) if isinstance(law, str) else law
     targets = tuple(targets) if targets is not None else table.targets
     checkpoints = bool(checkpoints) and table.has_checkpoints
-    N0_, D0_ = reference_point(table.model_size, table.run_tokens if checkpoints else table.n_tokens)
+    N0_, D0_ = reference_point(table.model_size, law_tokens(table, checkpoints))
     N0 = N0_ if N0 is None else float(N0)
     D0 = D0_ if D0 is None else float(D0)
     prior_map = resolve_priors(law, table.domains, targets, priors, checkpoints)

@@ -31,7 +31,7 @@ import pandas as pd
 from jax.flatten_util import ravel_pytree
 
 from ..data import read_runs
-from ..design import observed_from_table, reference_point
+from ..design import law_tokens, observed_from_table, reference_point
 from ..diagnostics import scalar_names
 from ..executor import current as current_executor
 from ..laws import Law, get_law
@@ -220,7 +220,7 @@ class _Engine:
         self.law, self.targets = law, tuple(targets)
         spec = all_params(law, table.domains, targets, checkpoints)
         priors = {k: p.prior for k, p in spec.items()}
-        N0, D0 = reference_point(table.model_size, table.run_tokens if checkpoints else table.n_tokens)
+        N0, D0 = reference_point(table.model_size, law_tokens(table, checkpoints))
         self.obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size), checkpoints=checkpoints)
         self.N0, self.D0 = N0, D0
         model = make_model(law, table.domains, targets, priors, checkpoints)
