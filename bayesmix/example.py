@@ -23,7 +23,7 @@ from .data import read_runs
 from .fit import Fit, fit
 from .laws import get_law
 from .laws.additive import from_paper_parameters
-from .simulate import simulate_losses, sweep_design
+from .simulate import run_ends, simulate_losses, sweep_design
 
 DOMAINS = ("web", "code", "books", "math")
 SIZES = (5e7, 1.25e8, 3.5e8)
@@ -82,7 +82,7 @@ def true_loss(h: np.ndarray, N: float, D: float) -> np.ndarray:
 
     table = example_table()
     # the reference point the simulation used: the centre of the runs' ends (the checkpoint model's law)
-    N0, D0 = reference_point(table.model_size, table.groupby("run").n_tokens.transform("max"))
+    N0, D0 = reference_point(table.model_size, run_ends(table))
     x = make_inputs(h, np.arange(len(h)), np.full(len(h), N), np.full(len(h), D), N0, D0, own_index(DOMAINS, DOMAINS))
     p = {k: v for k, v in true_parameters().items()}
     return np.asarray(get_law("additive").mean(p, x))

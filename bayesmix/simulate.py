@@ -56,6 +56,13 @@ def sweep_design(
     return pd.DataFrame(rows)
 
 
+def run_ends(design: pd.DataFrame) -> np.ndarray:
+    """(n,) the tokens at which each row's run ends: ``run_tokens``, default the run's last checkpoint."""
+    if "run_tokens" in design:
+        return design.run_tokens.to_numpy(dtype=float)
+    return design.groupby("run").n_tokens.transform("max").to_numpy(dtype=float)
+
+
 def simulate_losses(
     law: Law,
     design: pd.DataFrame,
@@ -77,11 +84,7 @@ def simulate_losses(
     domains = [c[len("weight_") :] for c in design.columns if c.startswith("weight_")]
     h = design[[f"weight_{d}" for d in domains]].to_numpy()
     tokens = design.n_tokens.to_numpy(dtype=float)
-    end = (
-        design.run_tokens.to_numpy(dtype=float)
-        if "run_tokens" in design
-        else design.groupby("run").n_tokens.transform("max").to_numpy(dtype=float)
-    )
+    end = run_ends(design)
     curve = "schedule" in params  # the checkpoint model: the law at each run's end plus the run's curve
     N0_, D0_ = reference_point(design.model_size.to_numpy(), end if curve else tokens)  # as bayesmix.fit's
     N0, D0 = N0 or N0_, D0 or D0_
