@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "dmsl_llm_slimpajama.csv"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sampler_comparison import DATA, slimpajama_block  # noqa: E402  (the same block, built the same way)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,20 +47,8 @@ def worker(a: argparse.Namespace) -> None:
     import numpy as np
 
     import bayesmix
-    from bayesmix import inference
-    from bayesmix.data import read_runs
-    from bayesmix.design import observed_from_table, reference_point
-    from bayesmix.laws import get_law
-    from bayesmix.model import make_model, resolve_priors
 
-    table = read_runs(DATA, quiet=True)
-    table = read_runs(table.frame[table.frame.model_size < 1.3e9], quiet=True)
-    law, targets = get_law(a.law), table.targets
-    priors = resolve_priors(law, table.domains, targets, None, True)
-    N0, D0 = reference_point(table.model_size, table.run_tokens)  # as bayesmix.fit with the checkpoint model
-    obs, _ = observed_from_table(table, targets, N0, D0, np.unique(table.model_size), checkpoints=True)
-    (block,) = [b for b in make_model(law, table.domains, targets, priors, True).split(obs) if b.label == a.target]
-    comp = inference._compiled(block.model, block.args, block.signature)
+    block, _, comp = slimpajama_block(a.law, a.target)
     z0 = jnp.asarray(np.asarray(comp.starts(jax.random.PRNGKey(0), 1))[0])
 
     @jax.jit
