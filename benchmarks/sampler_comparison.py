@@ -38,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--starts", type=int, default=8, help="starts of the mode search to compare (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draws", type=int, default=1000, help="warm-up and draws per chain (default 1000 each)")
+    p.add_argument("--accepts", default="0.9,0.99", help="numpyro target_accept values to run (default 0.9,0.99)")
     return p.parse_args(argv)
 
 
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
         )
 
     # 2. numpyro's NUTS, bayesmix's runner
-    for accept in (0.9, 0.99):
+    for accept in [float(x) for x in a.accepts.split(",")]:
         config = inference.SamplerConfig(warmup=a.draws, draws=a.draws, target_accept=accept)
         run = inference._runner(block.model, comp.unravel, d, config, jax.local_device_count() >= 4, None)
         t0 = time.perf_counter()
