@@ -24,7 +24,7 @@ from .laws.base import dims_coords
 from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
 from .posterior import Posterior
 from .priors import Prior
-from .reach import PriorOnlyWarning, prior_only_note
+from .reach import FloorWarning, PriorOnlyWarning, floor_note, prior_only_note
 from .schedule import describe as describe_schedule
 from .version import __version__
 
@@ -95,7 +95,9 @@ class Predicting:
         term, a fit of final losses gives the final-loss curve.
 
         Warns :class:`~bayesmix.reach.PriorOnlyWarning` when (model_size,
-        tokens) moves along a direction of scale the sweep never varied.
+        tokens) moves along a direction of scale the sweep never varied, and
+        :class:`~bayesmix.reach.FloorWarning` when draws fall far below every
+        loss of the sweep (their law's floor is at or below 0).
         """
         from .data import parse_target_weights, read_mixtures
 
@@ -123,6 +125,9 @@ class Predicting:
             d = self.predict_draws(h, model_size, D, seed=seed, run_tokens=tokens)
         else:
             d = self.predict_draws(h, model_size, tokens, seed=seed)
+        note = floor_note(self.table, d["mean"], self.targets)
+        if note:
+            warnings.warn(note, FloorWarning, stacklevel=2)
         names = list(self.targets)
         if target_weights is not None:
             if isinstance(target_weights, str):
@@ -315,6 +320,11 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
                 f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; "
                 f"sampled again at a higher target_accept: {b['retried_divergences']} divergences, "
                 f"{b.get('retried_depth_hits', 0)} draws at the maximum tree depth{mixing}, so the first draws are kept"
+            )
+        elif "retry_skipped" in b:
+            notes.append(
+                f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; not sampled "
+                f"again: {b['retry_skipped']}"
             )
     return notes
 

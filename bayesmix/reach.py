@@ -29,6 +29,30 @@ class PriorOnlyWarning(UserWarning):
     """A prediction moves along a direction of scale that the fitted sweep never varied."""
 
 
+class FloorWarning(PriorOnlyWarning):
+    """Some draws predict a loss far below anything the sweep saw: their law has no floor to stop at there."""
+
+
+# A draw's predicted loss counts as past its floor below this share of the lowest loss the sweep observed.
+BELOW_SWEEP = 0.1
+
+
+def floor_note(table: RunTable, means: np.ndarray, targets, share: float = 0.01) -> str | None:
+    """A plain sentence when more than ``share`` of the draws put a target's loss below ``BELOW_SWEEP`` times the
+    lowest loss the sweep observed for it; else None. ``means`` (S, M, T) are the draws of the expected loss."""
+    lowest = np.array([np.nanmin(table.frame[f"{t}_loss"].to_numpy(dtype=float)) for t in targets])  # (T,)
+    below = (means < BELOW_SWEEP * lowest).mean(axis=(0, 1))  # (T,)
+    hit = [f"{t} ({100 * b:.0f}% of draws)" for t, b in zip(targets, below) if b > share]
+    if not hit:
+        return None
+    return (
+        f"predicted losses fall below a tenth of the lowest loss in the sweep for {', '.join(hit)}: in those draws "
+        "the law's fitted floor is at or below 0 (the sweep's losses barely slowed down), so nothing stops the fall "
+        "this far out and the loss is held above 0 only by the law's smooth floor. The lower end of those intervals "
+        "rests on the law's form, not on the data."
+    )
+
+
 def run_scales(table: RunTable) -> np.ndarray:
     """(runs, 2) log model size and log schedule end (``run_tokens``) of each run."""
     f = table.frame.assign(_N=table.model_size, _D=table.run_tokens).groupby("run", sort=False)[["_N", "_D"]].first()

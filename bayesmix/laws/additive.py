@@ -5,25 +5,28 @@
 Per target: C_j, gamma_j for each of K domains, and E, A, alpha, B, beta: 2K + 5 numbers (19 for the 7 SlimPajama
 domains). The same law is sampled in these coordinates (per target; no parameter is shared between targets):
 
-    L = L_ref * S_rel * (R(h) - 1) / gbar + F * (1 + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
+    L = L_ref * (S_rel * (R(h) - 1) / gbar + 1 - slope_N phi(alpha, log N/N0) - slope_D phi(beta, log D/D0))
     R(h) = 1 / sum_j v_j (K h_j)^gamma_j        (R = 1 at the uniform mixture)
-    gamma_j = gamma * exp(gamma_dev_j),  gbar = sum_j v_j gamma_j,  F = L_ref / (1 + A_rel + B_rel)
+    gamma_j = gamma * exp(gamma_dev_j),  gbar = sum_j v_j gamma_j,  phi(k, x) = (1 - exp(-k x)) / k
 
-- ``L_ref``: the loss at the reference point (N0, D0, uniform mixture); ``F`` = E + M0 is the loss at the uniform
-  mixture with the scale terms gone (M0 is the mixture term there);
-- ``A_rel``, ``B_rel``: the model-size and token terms at (N0, D0), over F;
+- ``L_ref``: the loss at the reference point (N0, D0, uniform mixture);
+- ``slope_N``, ``slope_D``: the share of L_ref lost per e-fold of N and of D there (``components``, where the
+  scale terms of every Chinchilla-style law are written once);
 - ``S_rel``: the mixture term's slope at the uniform mixture, -sum_j dL/dlog h_j, over L_ref (M0 gbar / L_ref);
 - ``v`` (simplex over domains): each domain's share of the mixture term's sum at the uniform mixture;
 - ``gamma``: the target's typical mixture exponent, ``gamma_dev`` each domain's log-deviation from it.
 
-The paper's numbers follow: M0 = L_ref S_rel / gbar, E = F - M0, A = F A_rel, B = F B_rel, C_j = v_j K^gamma_j / M0.
-:func:`paper_parameters` computes them from draws, and :func:`from_paper_parameters` goes the other way (e.g. to
-simulate from published values). E is not forced positive: the law is extended to its log-linear limit gamma -> 0.
+The paper's numbers follow: A = L_ref slope_N / alpha, B = L_ref slope_D / beta, F = L_ref - A - B (= E + M0, the
+loss at the uniform mixture with the scale terms gone), M0 = L_ref S_rel / gbar, E = F - M0,
+C_j = v_j K^gamma_j / M0. :func:`paper_parameters` computes them from draws, and :func:`from_paper_parameters` goes
+the other way (e.g. to simulate from published values). Neither E nor F is forced positive: the law is extended to
+its log-linear limits gamma -> 0 and alpha, beta -> 0, and the loss is kept positive by ``components.positive``.
 
-Priors (reasons in the definitions below): log-normal around typical LLM losses and Chinchilla's fits for ``L_ref``,
-``A_rel``, ``B_rel``, ``alpha``, ``beta``; ``S_rel`` wide around 0.1; ``gamma`` around 0.5; ``v`` flat Dirichlet(1);
-``gamma_dev`` ~ Normal(0, 0.3), partial pooling of the exponents towards ``gamma`` (x/÷1.35 at one sd), which removes
-the funnel that free exponents made (a domain with a share near 0 leaves its exponent free). Widen it to relax it.
+Priors (reasons in the definitions below): log-normal around typical LLM losses for ``L_ref`` and around
+Chinchilla's fits for ``slope_N``, ``slope_D``, ``alpha``, ``beta``; ``S_rel`` wide around 0.1; ``gamma`` around
+0.5; ``v`` flat Dirichlet(1); ``gamma_dev`` ~ Normal(0, 0.3), partial pooling of the exponents towards ``gamma``
+(x/÷1.35 at one sd), which removes the funnel that free exponents made (a domain with a share near 0 leaves its
+exponent free). Widen it to relax it.
 
 Zero weights: a domain with h_j = 0 contributes nothing to the sum (masked, not floored: the law's own limit).
 Known limit: the mixture term does not interact with N or D, so the best mixture is the same at every scale.
@@ -41,15 +44,17 @@ from jax.scipy.special import logsumexp
 
 from ..priors import Prior, log_normal_around
 from .base import Inputs, Law, Param, safe_log
-from .components import size_exponent, size_term, token_exponent, token_term
+from .components import (
+    positive,
+    scale_factor,
+    scale_shares,
+    size_exponent,
+    size_slope,
+    slopes_from_terms,
+    token_exponent,
+    token_slope,
+)
 from .registry import register
-
-
-def scale_terms(p, x: Inputs) -> jnp.ndarray:
-    """(n, T) Chinchilla-style A (N/N0)^-alpha + B (D/D0)^-beta."""
-    log_n = jnp.log(x.N / x.N0)[:, None]
-    log_d = jnp.log(x.D / x.D0)[:, None]
-    return p["A"] * jnp.exp(-p["alpha"] * log_n) + p["B"] * jnp.exp(-p["beta"] * log_d)
 
 
 def exponents(p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
@@ -64,15 +69,16 @@ def paper_parameters(p: Mapping[str, np.ndarray], K: int) -> dict[str, np.ndarra
     weights as fractions (h_j in [0, 1]) and the scale terms stay relative to
     the fit's N0 and D0: ``A (N/N0)^-alpha``.
     """
-    F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
+    L_ref = np.asarray(p["L_ref"])
+    share = scale_shares(p)
     gamma = np.asarray(exponents({k: jnp.asarray(v) for k, v in p.items()}))
     v = np.asarray(p["v"])
-    M0 = np.asarray(p["L_ref"]) * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
+    M0 = L_ref * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
     return {
-        "E": F - M0,
-        "A": F * np.asarray(p["A_rel"]),
+        "E": L_ref * share["floor"] - M0,
+        "A": L_ref * share["A"],
         "alpha": np.asarray(p["alpha"]),
-        "B": F * np.asarray(p["B_rel"]),
+        "B": L_ref * share["B"],
         "beta": np.asarray(p["beta"]),
         "C": v * K**gamma / M0[..., None],
         "gamma": gamma,
@@ -96,8 +102,7 @@ def from_paper_parameters(E, A, alpha, B, beta, w, gamma) -> dict[str, np.ndarra
     g = np.exp(np.log(gamma).mean(-1))
     return {
         "L_ref": F + A + B,
-        "A_rel": A / F,
-        "B_rel": B / F,
+        **slopes_from_terms(A, alpha, B, beta, F + A + B),
         "S_rel": M0 * (v * gamma).sum(-1) / (F + A + B),
         "alpha": np.asarray(alpha, float),
         "beta": np.asarray(beta, float),
@@ -114,7 +119,7 @@ class Additive(Law):
     reference = "Shukor et al. 2025, Scaling Laws for Optimal Data Mixtures, arXiv:2507.09404"
     formula = "E + 1/sum_j C_j h_j^gamma_j + A (N/N0)^-alpha + B (D/D0)^-beta"
     min_mixtures = 3
-    revision = 2  # 2: mixture slope relative to L_ref (was relative to F)
+    revision = 3  # 2: mixture slope relative to L_ref (was relative to F); 3: scale terms through their slopes
 
     def params(self, domains, targets):
         return {
@@ -123,8 +128,8 @@ class Additive(Law):
                 log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
                 "loss at the reference point (N0, D0, uniform mixture)",
             ),
-            "A_rel": size_term("F"),
-            "B_rel": token_term("F"),
+            "slope_N": size_slope(),
+            "slope_D": token_slope(),
             "S_rel": Param(
                 ("target",),
                 log_normal_around(
@@ -160,17 +165,20 @@ class Additive(Law):
         }
 
     def mean(self, p, x: Inputs) -> jnp.ndarray:
-        K = x.h.shape[-1]
-        gamma = exponents(p)  # (T, K)
-        # log sum_j v_j (K h_j)^gamma_j in log space, so that no exponent NUTS proposes
-        # overflows; a zero weight contributes (K h_j)^gamma_j = 0, the law's own limit.
-        log_terms = jnp.log(p["v"])[None] + gamma[None] * safe_log(K * x.h)[:, None, :]  # (M, T, K)
-        log_sum = logsumexp(jnp.where(x.h[:, None, :] > 0, log_terms, -jnp.inf), axis=-1)  # (M, T)
-        gbar = jnp.sum(p["v"] * gamma, axis=-1)  # (T,)
-        mix = jnp.expm1(-log_sum) / gbar  # (R - 1) / gbar, accurate as gamma -> 0
-        log_n = jnp.log(x.N / x.N0)[:, None]
-        log_d = jnp.log(x.D / x.D0)[:, None]
-        F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return p["L_ref"] * p["S_rel"] * mix[x.mix] + F * (
-            1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d)
-        )
+        return p["L_ref"] * positive(relative_mean(p, x))
+
+
+def relative_mean(p, x: Inputs) -> jnp.ndarray:
+    """(n, T) the additive law's loss over L_ref, before :func:`~bayesmix.laws.components.positive` (the joint
+    law adds its own terms here)."""
+    K = x.h.shape[-1]
+    gamma = exponents(p)  # (T, K)
+    # log sum_j v_j (K h_j)^gamma_j in log space, so that no exponent NUTS proposes
+    # overflows; a zero weight contributes (K h_j)^gamma_j = 0, the law's own limit.
+    log_terms = jnp.log(p["v"])[None] + gamma[None] * safe_log(K * x.h)[:, None, :]  # (M, T, K)
+    log_sum = logsumexp(jnp.where(x.h[:, None, :] > 0, log_terms, -jnp.inf), axis=-1)  # (M, T)
+    gbar = jnp.sum(p["v"] * gamma, axis=-1)  # (T,)
+    mix = jnp.expm1(-log_sum) / gbar  # (R - 1) / gbar, accurate as gamma -> 0
+    log_n = jnp.log(x.N / x.N0)[:, None]
+    log_d = jnp.log(x.D / x.D0)[:, None]
+    return p["S_rel"] * mix[x.mix] + scale_factor(p, log_n, log_d)

@@ -29,20 +29,22 @@ convention).
 Sampled coordinates (per target; no parameter is shared between targets), the
 level/ratio structure of the additive and own-weight laws:
 
-    L = (K h_i)^-a * F * (1 + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
-    F = L_ref / (1 + A_rel + B_rel)
+    L = (K h_i)^-a * L_ref * (1 - slope_N phi(alpha, log N/N0) - slope_D phi(beta, log D/D0))
+    phi(k, x) = (1 - exp(-k x)) / k
 
 - ``L_ref``: the loss at the reference point (N0, D0, own weight 1/K);
-- ``A_rel``, ``B_rel``: the model-size and token terms at (N0, D0) as
-  multiples of F = E (the bracket's irreducible part);
+- ``slope_N``, ``slope_D``: the share of the bracket lost per e-fold of N and
+  of D at (N0, D0) (``components``, where the scale terms are written once);
 - ``a``, ``alpha``, ``beta``: the exponents.
 
-The paper's numbers: E = F, A = F A_rel, B = F B_rel
-(:func:`paper_parameters`; :func:`from_paper_parameters` goes the other way).
+The paper's numbers: A = L_ref slope_N / alpha, B = L_ref slope_D / beta,
+E = L_ref - A - B (:func:`paper_parameters`; :func:`from_paper_parameters`
+goes the other way). E is not forced positive; the bracket is kept positive
+by ``components.positive``.
 
 Priors (reasons in the definitions below): log-normal around SlimPajama's
 own-weight slopes for ``a`` and around typical LLM losses and Chinchilla's
-fits for ``L_ref``, ``A_rel``, ``B_rel``, ``alpha``, ``beta``; ``pi`` flat
+fits for ``L_ref``, ``slope_N``, ``slope_D``, ``alpha``, ``beta``; ``pi`` flat
 Dirichlet(1).
 
 Zero weights: h_i is floored at ``H_FLOOR`` (0.1%), so a domain left out of a
@@ -60,7 +62,17 @@ import numpy as np
 
 from ..priors import log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
-from .components import foreign_share, size_exponent, size_term, token_exponent, token_term
+from .components import (
+    foreign_share,
+    positive,
+    scale_factor,
+    scale_shares,
+    size_exponent,
+    size_slope,
+    slopes_from_terms,
+    token_exponent,
+    token_slope,
+)
 from .registry import register
 
 
@@ -77,13 +89,14 @@ def bimix_form(relative_h: jnp.ndarray, a: jnp.ndarray, bracket: jnp.ndarray) ->
 
 def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """a, E, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
-    F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
+    L_ref = np.asarray(p["L_ref"])
+    share = scale_shares(p)
     out = {
         "a": np.asarray(p["a"]),
-        "E": F,
-        "A": F * np.asarray(p["A_rel"]),
+        "E": L_ref * share["floor"],
+        "A": L_ref * share["A"],
         "alpha": np.asarray(p["alpha"]),
-        "B": F * np.asarray(p["B_rel"]),
+        "B": L_ref * share["B"],
         "beta": np.asarray(p["beta"]),
     }
     if "pi" in p:
@@ -97,9 +110,8 @@ def from_paper_parameters(a, E, A, alpha, B, beta, pi=None) -> dict[str, np.ndar
     out = {
         "a": np.asarray(a, float),
         "L_ref": E + A + B,
-        "A_rel": A / E,
+        **slopes_from_terms(A, alpha, B, beta, E + A + B),
         "alpha": np.asarray(alpha, float),
-        "B_rel": B / E,
         "beta": np.asarray(beta, float),
     }
     if pi is not None:
@@ -114,6 +126,7 @@ class BiMix(Law):
     reference = "Ge et al. 2024, BiMix: A Bivariate Data Mixing Law for Language Model Pretraining, arXiv:2405.14908"
     formula = "(K h_i)^-a_i (E_i + A_i (N/N0)^-alpha_i + B_i (D/D0)^-beta_i)"
     min_mixtures = 3
+    revision = 2  # 2: scale terms through their slopes (1 sampled A, B over a positive E)
 
     def params(self, domains, targets) -> dict[str, Param]:
         spec = {
@@ -132,9 +145,9 @@ class BiMix(Law):
                 log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
                 "loss at the reference point (N0, D0, own weight 1/K)",
             ),
-            "A_rel": size_term("E"),
+            "slope_N": size_slope(),
             "alpha": size_exponent(),
-            "B_rel": token_term("E"),
+            "slope_D": token_slope(),
             "beta": token_exponent(
                 "Chinchilla fits give beta around 0.28; BiMix's own fits are of the same order",
                 "token exponent (BiMix's beta_i)",
@@ -149,6 +162,5 @@ class BiMix(Law):
         h_own = jnp.maximum(own_weight(x.h, x.own, p.get("pi")), H_FLOOR)  # (M, T)
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
-        F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])  # E, the bracket's irreducible part
-        bracket = F * (1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d))
+        bracket = p["L_ref"] * positive(scale_factor(p, log_n, log_d))
         return bimix_form(K * h_own[x.mix], p["a"], bracket)

@@ -12,20 +12,21 @@ reconstruction (laws.md section 2) kept in ONE marked section below: :func:`mixt
 Sampled coordinates (per target; no parameter is shared between targets): the additive law's, plus two mixture
 factors on its scale terms,
 
-    L = L_additive(h, N, D) + F A_rel (a(h) - 1) (N/N0)^-alpha + F B_rel (b(h) - 1) (D/D0)^-beta
-    a(h) = (K sum_j s_A,j h_j)^gamma_A,   b(h) = (K sum_j s_B,j h_j)^gamma_B,   F = L_ref / (1 + A_rel + B_rel)
+    L = L_additive(h, N, D) + A (a(h) - 1) (N/N0)^-alpha + B (b(h) - 1) (D/D0)^-beta
+    a(h) = (K sum_j s_A,j h_j)^gamma_A,   b(h) = (K sum_j s_B,j h_j)^gamma_B
+    A = L_ref slope_N / alpha,   B = L_ref slope_D / beta
     s_A = softmax(g_A / gamma_A),   s_B = softmax(g_B / gamma_B)
 
-- ``L_ref``, ``A_rel``, ``B_rel``, ``S_rel``, ``alpha``, ``beta``, ``v``, ``gamma``, ``gamma_dev``: the additive
-  law's coordinates, priors and mixture term (imported from :mod:`bayesmix.laws.additive`, not copied). a = b = 1
-  at the uniform mixture, so A = F A_rel and B = F B_rel are the scale terms there, at N0 and D0.
+- ``L_ref``, ``slope_N``, ``slope_D``, ``S_rel``, ``alpha``, ``beta``, ``v``, ``gamma``, ``gamma_dev``: the
+  additive law's coordinates, priors and mixture term (imported from :mod:`bayesmix.laws.additive`, not copied).
+  a = b = 1 at the uniform mixture, so A and B are the scale terms there, at N0 and D0.
 - ``g_A`` (T, K): to first order the slope of log A_h in each weight at the uniform mixture (its row mean is held
   by the prior alone); ``gamma_A``: the curvature of A_h in h. Same for ``g_B``, ``gamma_B``.
 
 Sampled: 4K + 7 numbers, of which two per scale term (the row means of g_A, g_B) and one of the additive part (the
 split of the exponents into gamma and gamma_dev) are held by the prior alone: the paper's 4K + 5 are identified.
 ``Law.n_params`` counts the additive law's simplex v as K numbers, so it reports 4K + 9. The paper's numbers follow
-from :func:`paper_parameters` (A = F A_rel is A_h at the uniform mixture, CA_j = A^(1/gamma_A) K s_A,j, see
+from :func:`paper_parameters` (A is A_h at the uniform mixture, CA_j = A^(1/gamma_A) K s_A,j, see
 :func:`paper_coefficients`); :func:`from_paper_parameters` goes the other way.
 
 Priors: the additive law's; ``g_A``, ``g_B`` ~ Normal(0, 1) (0 everywhere is the additive law); ``gamma_A``,
@@ -48,6 +49,7 @@ import numpy as np
 from ..priors import Prior, log_normal_around
 from . import additive
 from .base import Inputs, Law, Param
+from .components import positive, scale_shares
 from .registry import register
 
 
@@ -140,6 +142,7 @@ class Joint(Law):
     formula = "E + 1/sum_j C_j h_j^gamma_j + A_h (N/N0)^-alpha + B_h (D/D0)^-beta, A_h = (sum_j CA_j h_j)^gammaA"
     min_mixtures = 4
     min_scales = 2
+    revision = 2  # 2: the additive law's scale terms through their slopes
     why_scales = (
         "at one scale its mixture-dependent scale terms A_h and B_h are constants that trade with each other "
         "and with the mixture term (measured: R-hat 2.5 on 48 runs at one scale); fit the additive law, "
@@ -188,15 +191,17 @@ class Joint(Law):
         # The additive law, from its own code (whatever its mixture-term
         # convention), plus the mixture's effect on its two scale terms:
         # A (a(h) - 1) (N/N0)^-alpha + B (b(h) - 1) (D/D0)^-beta, with the
-        # additive coordinates' A = F A_rel, B = F B_rel (additive.paper_parameters).
-        base = _ADDITIVE.mean(p, x)  # (n, T)
+        # additive coordinates' A / L_ref = slope_N / alpha (components.scale_shares).
+        base = additive.relative_mean(p, x)  # (n, T), over L_ref
         a = mixture_scale_factor(shares(p["g_A"], p["gamma_A"]), p["gamma_A"], x.h)[
             x.mix
         ]  # (n, T), 1 at the uniform mixture
         b = mixture_scale_factor(shares(p["g_B"], p["gamma_B"]), p["gamma_B"], x.h)[x.mix]
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
-        F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return base + F * (
-            p["A_rel"] * (a - 1) * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * (b - 1) * jnp.exp(-p["beta"] * log_d)
+        share = scale_shares(p)
+        return p["L_ref"] * positive(
+            base
+            + share["A"] * (a - 1) * jnp.exp(-p["alpha"] * log_n)
+            + share["B"] * (b - 1) * jnp.exp(-p["beta"] * log_d)
         )

@@ -9,21 +9,23 @@ replaced by sum_j pi_j h_j with pi ~ Dirichlet(1) ("how much of the mixture serv
 
 Sampled coordinates (per target; no parameter is shared between targets):
 
-    L = L_ref * s_rel * ((K h_i)^-a - 1) / a + F * (1 + A_rel (N/N0)^-alpha + B_rel (D/D0)^-beta)
-    F = L_ref / (1 + A_rel + B_rel)
+    L = L_ref * (s_rel * ((K h_i)^-a - 1) / a + 1 - slope_N phi(alpha, log N/N0) - slope_D phi(beta, log D/D0))
+    phi(k, x) = (1 - exp(-k x)) / k
 
 - ``L_ref``: the loss at the reference point (N0, D0, own weight 1/K);
-- ``F`` = E + A_h: the loss floor at own weight 1/K (scale terms gone);
-- ``s_rel``: the own-weight slope at 1/K, -dL/dlog(h_i) / L_ref (relative to L_ref, not F);
-- ``a``: the exponent; A_rel, B_rel: the scale terms at (N0, D0) over F.
+- ``s_rel``: the own-weight slope at 1/K, -dL/dlog(h_i) / L_ref;
+- ``a``: the exponent; ``slope_N``, ``slope_D``: the share of L_ref lost per e-fold of N and of D at (N0, D0)
+  (``components``, where the scale terms are written once).
 
-The paper's numbers: A_h = L_ref s_rel / a, E = F - A_h, A = F A_rel, B = F B_rel (:func:`paper_parameters`;
-:func:`from_paper_parameters` goes the other way). The Box-Cox term is smooth through a -> 0, where it becomes
--s_rel L_ref log(K h_i); E is not forced positive (the law is extended to that log-linear limit).
+The paper's numbers: A_h = L_ref s_rel / a, A = L_ref slope_N / alpha, B = L_ref slope_D / beta,
+E = L_ref - A - B - A_h (:func:`paper_parameters`; :func:`from_paper_parameters` goes the other way). The Box-Cox
+term is smooth through a -> 0, where it becomes -s_rel L_ref log(K h_i), and so are the scale terms through
+alpha, beta -> 0; E is not forced positive (the law is extended to those log-linear limits) and the loss is kept
+positive by ``components.positive``.
 
 Priors (reasons in the definitions below): log-normal around SlimPajama's own-weight slopes and exponents for
 ``s_rel`` and ``a`` (wide, since a -> 0 is allowed), around typical LLM losses and Chinchilla's fits for ``L_ref``,
-``A_rel``, ``B_rel``, ``alpha``, ``beta``; ``pi`` flat Dirichlet(1).
+``slope_N``, ``slope_D``, ``alpha``, ``beta``; ``pi`` flat Dirichlet(1).
 
 Zero weights: h_i is floored at H_FLOOR (0.1%) so that a domain left out of a mixture gives a large but finite loss;
 read such a prediction as "much worse", not as a number.
@@ -40,21 +42,32 @@ import numpy as np
 
 from ..priors import log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
-from .components import foreign_share, size_exponent, size_term, token_exponent, token_term
+from .components import (
+    foreign_share,
+    positive,
+    scale_factor,
+    scale_shares,
+    size_exponent,
+    size_slope,
+    slopes_from_terms,
+    token_exponent,
+    token_slope,
+)
 from .registry import register
 
 
 def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """E, A_h, a, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
-    F = np.asarray(p["L_ref"]) / (1 + np.asarray(p["A_rel"]) + np.asarray(p["B_rel"]))
-    A_h = np.asarray(p["L_ref"]) * np.asarray(p["s_rel"]) / np.asarray(p["a"])
+    L_ref = np.asarray(p["L_ref"])
+    share = scale_shares(p)
+    A_h = L_ref * np.asarray(p["s_rel"]) / np.asarray(p["a"])
     out = {
-        "E": F - A_h,
+        "E": L_ref * share["floor"] - A_h,
         "A_h": A_h,
         "a": np.asarray(p["a"]),
-        "A": F * np.asarray(p["A_rel"]),
+        "A": L_ref * share["A"],
         "alpha": np.asarray(p["alpha"]),
-        "B": F * np.asarray(p["B_rel"]),
+        "B": L_ref * share["B"],
         "beta": np.asarray(p["beta"]),
     }
     if "pi" in p:
@@ -70,8 +83,7 @@ def from_paper_parameters(E, A_h, a, A, alpha, B, beta, pi=None) -> dict[str, np
         "L_ref": F + A + B,
         "s_rel": A_h * a / (F + A + B),
         "a": a,
-        "A_rel": A / F,
-        "B_rel": B / F,
+        **slopes_from_terms(A, alpha, B, beta, F + A + B),
         "alpha": np.asarray(alpha, float),
         "beta": np.asarray(beta, float),
     }
@@ -87,7 +99,7 @@ class OwnWeight(Law):
     reference = "Dai & Zheng 2026, arXiv:2606.08167 (baseline); Hoffmann et al. 2022 (N, D terms)"
     formula = "E_i + A_h (K h_i)^-a + A (N/N0)^-alpha + B (D/D0)^-beta"
     min_mixtures = 3
-    revision = 2  # 2: mixture slope relative to L_ref (was relative to F)
+    revision = 3  # 2: mixture slope relative to L_ref (was relative to F); 3: scale terms through their slopes
 
     def params(self, domains, targets):
         spec = {
@@ -108,9 +120,9 @@ class OwnWeight(Law):
                 ),
                 "own-weight exponent",
             ),
-            "A_rel": size_term("F"),
+            "slope_N": size_slope(),
             "alpha": size_exponent(),
-            "B_rel": token_term("F"),
+            "slope_D": token_slope(),
             "beta": token_exponent(),
         }
         if any(t not in domains for t in targets):
@@ -124,7 +136,4 @@ class OwnWeight(Law):
         own_term = p["s_rel"] * jnp.expm1(-p["a"] * jnp.log(K * h_own)) / p["a"]
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
-        F = p["L_ref"] / (1 + p["A_rel"] + p["B_rel"])
-        return p["L_ref"] * own_term[x.mix] + F * (
-            1 + p["A_rel"] * jnp.exp(-p["alpha"] * log_n) + p["B_rel"] * jnp.exp(-p["beta"] * log_d)
-        )
+        return p["L_ref"] * positive(own_term[x.mix] + scale_factor(p, log_n, log_d))
