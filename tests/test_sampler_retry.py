@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from bayesmix.inference import SamplerConfig, keep_retry, sample
+from bayesmix.inference import SamplerConfig, keep_retry, retry_too_deep, sample
 
 
 def funnel(scale: float):
@@ -106,3 +106,17 @@ def test_a_retry_that_mixes_worse_is_not_kept():
     assert not keep_retry(stuck, dict(deep, max_rhat=1.02), 4000)  # ...but not a deep retry that does not mix
     # tiny runs without R-hat or ESS are judged by divergences and depth alone
     assert keep_retry({"divergences": 3, "depth_hits": 0}, {"divergences": 0, "depth_hits": 0}, 300)
+
+
+def test_a_mixed_block_with_deep_trees_is_not_sampled_again():
+    # SlimPajama's wikipedia target (additive law): 257 steps per draw, 2 divergences, R-hat 1.009 at 0.9
+    wiki = {"divergences": 2, "mean_steps": 257.0, "max_rhat": 1.009, "min_ess_bulk": 479.0, "min_ess_tail": 513.0}
+    why = retry_too_deep(wiki, 10, 4000)
+    assert why is not None and "257 leapfrog steps" in why and "256" in why
+    assert retry_too_deep(dict(wiki, mean_steps=69.0), 10, 4000) is None  # shallow trees: retried
+    assert retry_too_deep(dict(wiki, max_rhat=1.05), 10, 4000) is None  # did not mix: a retry may still help
+    assert retry_too_deep(wiki, 12, 4000) is None  # a deeper limit leaves room
+    from bayesmix.fit import retry_notes
+
+    note = retry_notes([{"block": "wikipedia", "target_accept": 0.9, "retry_skipped": why, **wiki}])
+    assert note == [f"wikipedia: 2 divergences at target_accept 0.9; not sampled again: {why}"]
