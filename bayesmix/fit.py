@@ -321,6 +321,11 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
                 f"sampled again at a higher target_accept: {b['retried_divergences']} divergences, "
                 f"{b.get('retried_depth_hits', 0)} draws at the maximum tree depth{mixing}, so the first draws are kept"
             )
+        elif "retry_aborted" in b:
+            notes.append(
+                f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; its retry at a "
+                f"higher target_accept stopped: {b['retry_aborted']}, so the first draws are kept"
+            )
         elif "retry_skipped" in b:
             notes.append(
                 f"{b['block']}: {b['divergences']} divergences at target_accept {b['target_accept']:g}; not sampled "

@@ -387,7 +387,15 @@ def _runner(
     return run
 
 
-def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel: bool) -> tuple[dict, dict, dict]:
+def _sample_block(
+    block: Block, config: SamplerConfig, key: jax.Array, parallel: bool, length: float | None = None
+) -> tuple[dict | None, dict | None, dict]:
+    """One block's mode search, warm-up and draws: (draws, extra fields, info).
+
+    ``length``: for a retry, the first run's trajectory length (its mean leapfrog steps times its step size). When
+    the retry's adapted step size makes that length take over half the maximum tree size, its draws would sit at
+    the maximum depth: the retry stops after its warm-up and returns (None, None, info with ``aborted``).
+    """
     k_start, k_init, k_run = jax.random.split(key, 3)
     t0 = time.perf_counter()
     with CompileClock() as mode_compile:
@@ -407,6 +415,19 @@ def _sample_block(block: Block, config: SamplerConfig, key: jax.Array, parallel:
         t1 = time.perf_counter()
         states, warm_div = jax.block_until_ready(run.warm(keys, u0, *margs))
         t_warm = time.perf_counter() - t1
+    if length is not None:
+        expected = length / float(np.median(np.asarray(states.adapt_state.step_size)))
+        if expected >= 2 ** (config.max_tree_depth - 1):
+            t_warm_only = max(t_warm - warm_compile.seconds, 0.0)
+            return None, None, {
+                "block": block.label,
+                "mode_seconds": round(t_mode, 3),
+                "nuts_seconds": round(warm_compile.seconds + t_warm_only, 3),
+                "aborted": (
+                    f"after its warm-up the step size put the first run's trajectories at about {expected:.0f} "
+                    f"leapfrog steps, past half the maximum tree size ({2**config.max_tree_depth - 1})"
+                ),
+            }  # fmt: skip
     with CompileClock() as draw_compile:
         t2 = time.perf_counter()
         u, div, steps, en, acc, step_size = run.draw(states, *margs)
@@ -541,7 +562,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     parallel = jax.local_device_count() >= config.chains and config.chains > 1
     retry = replace(config, target_accept=config.retry_target_accept)
     result = _sample_block(block, config, key, parallel)
-    first = result[2]
+    first, again = result[2], None
     deep = retry_too_deep(first, config.max_tree_depth, result[1]["diverging"].size)
     if first["divergences"] and config.retry_target_accept > config.target_accept and deep:
         first.update(retry_skipped=deep, target_accept=config.target_accept)
@@ -555,7 +576,21 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
             config.target_accept,
             retry.target_accept,
         )
-        again = _sample_block(block, retry, key, parallel)
+        # A first run that mixed is kept over a retry at the maximum depth anyway (keep_retry), so such a retry
+        # stops after its warm-up; one that did not mix gets the whole retry, however deep.
+        n_draws = result[1]["diverging"].size
+        ess = min(first.get("min_ess_bulk", np.nan), first.get("min_ess_tail", np.nan))
+        mixed = _mixed(first.get("max_rhat", np.nan), ess, n_draws)
+        length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
+        again = _sample_block(block, retry, key, parallel, length)
+        if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
+            first.update(
+                retry_aborted=again[2]["aborted"],
+                retried_seconds=round(again[2]["mode_seconds"] + again[2]["nuts_seconds"], 3),
+                target_accept=config.target_accept,
+            )
+            again = None
+    if again is not None:
         again[2].update(
             first_target_accept=config.target_accept,
             first_divergences=first["divergences"],

@@ -63,6 +63,8 @@ def block_table(timing: Mapping) -> pd.DataFrame:
             retried = f"kept at {b['target_accept']:g} ({b['first_divergences']} divergences at first)"
         elif "retried_divergences" in b:
             retried = f"not kept ({b['retried_divergences']} divergences, {b.get('retried_depth_hits', 0)} at depth)"
+        elif "retry_aborted" in b:
+            retried = "stopped after its warm-up (too deep)"
         elif "retry_skipped" in b:
             retried = f"skipped ({b['mean_steps']:.0f} steps per draw already)"
         else:

@@ -1,6 +1,7 @@
 """A block that diverges is sampled again at a higher target_accept (bayesmix.inference.SamplerConfig)."""
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -120,3 +121,29 @@ def test_a_mixed_block_with_deep_trees_is_not_sampled_again():
 
     note = retry_notes([{"block": "wikipedia", "target_accept": 0.9, "retry_skipped": why, **wiki}])
     assert note == [f"wikipedia: 2 divergences at target_accept 0.9; not sampled again: {why}"]
+
+
+def test_a_retry_whose_trees_would_run_too_deep_stops_after_its_warm_up(monkeypatch):
+    import bayesmix.inference as inference
+
+    # The mechanism: a retry told the first run's trajectory length stops after its warm-up when its own step
+    # size would stretch that length past half the maximum tree size, and runs in full when it would not.
+    block = inference.Block("all", funnel(1.5), (), None, None)
+    config = SamplerConfig(**dict(CONFIG, target_accept=0.99))
+    key = jnp.asarray(np.asarray(inference.jax.random.PRNGKey(0)))
+    draws, extra, info = inference._sample_block(block, config, key, False, length=1e6)
+    assert draws is None and extra is None and "past half the maximum tree size" in info["aborted"]
+    draws, _, info = inference._sample_block(block, config, key, False, length=1e-6)
+    assert draws is not None and "aborted" not in info
+
+    # The wiring: a first run that mixed (as far as the rule knows) keeps its draws, and the notes say why.
+    monkeypatch.setattr(inference, "_mixed", lambda *a: True)
+    monkeypatch.setattr(inference, "retry_too_deep", lambda *a: None)
+    shallow = SamplerConfig(**dict(CONFIG, max_tree_depth=4))
+    _, extra, info = sample(funnel(1.5), (), shallow, progress=False)
+    (b,) = info["blocks"]
+    assert b["divergences"] > 0 and b["target_accept"] == 0.6 and "retry_aborted" in b
+    assert b["retried_seconds"] > 0 and int(extra["diverging"].sum()) == b["divergences"]
+    from bayesmix.fit import retry_notes
+
+    assert "its retry at a higher target_accept stopped" in retry_notes([b])[0]
