@@ -35,9 +35,9 @@ def size_slope() -> Param:
         ("target",),
         log_normal_around(
             0.05,
-            3.0,
+            2.0,
             "Chinchilla's fit (Hoffmann et al. 2022) loses 5.8% of the loss per e-fold of N at 0.5B parameters and "
-            "30B tokens; x/÷3 covers 2-15% at one sd",
+            "30B tokens; x/÷2 covers 2.5-10% at one sd",
         ),
         "share of the reference loss lost per e-fold of model size, at (N0, D0)",
     )
@@ -49,8 +49,8 @@ def token_slope() -> Param:
         ("target",),
         log_normal_around(
             0.05,
-            3.0,
-            "Chinchilla's fit loses 5.1% of the loss per e-fold of D at 0.5B parameters and 30B tokens; x/÷3",
+            2.0,
+            "Chinchilla's fit loses 5.1% of the loss per e-fold of D at 0.5B parameters and 30B tokens; x/÷2",
         ),
         "share of the reference loss lost per e-fold of training tokens, at (N0, D0)",
     )

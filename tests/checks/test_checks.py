@@ -107,9 +107,9 @@ def test_too_narrow_noise_is_caught(truth_fit):
 
 
 def test_a_missed_trend_shows_in_the_residuals(truth_fit):
-    # a fit whose size exponent is too small: (N/N0)^-alpha too flat, so it under-predicts
-    # the small models and over-predicts the large ones
-    bad = point_fit(truth_fit.table.frame, TRUTH, scale={"alpha": 0.5})
+    # a fit whose size term is too flat (half the slope at N0, with the same A, so half the exponent):
+    # it under-predicts the small models and over-predicts the large ones
+    bad = point_fit(truth_fit.table.frame, TRUTH, scale={"alpha": 0.5, "slope_N": 0.5})
     p = check(bad, figures=False).points
     by_size = p.groupby("model_size").z.mean()
     assert by_size.iloc[0] > 1 and by_size.iloc[-1] < -1 and by_size.is_monotonic_decreasing
