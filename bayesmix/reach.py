@@ -29,7 +29,7 @@ class PriorOnlyWarning(UserWarning):
     """A prediction moves along a direction of scale that the fitted sweep never varied."""
 
 
-class FloorWarning(PriorOnlyWarning):
+class FloorWarning(UserWarning):
     """Some draws predict a loss far below anything the sweep saw: their law has no floor to stop at there."""
 
 
