@@ -1,5 +1,8 @@
 """Record the posterior of a sweep of final losses on the code before the checkpoint model (issue 14).
 
+First recorded on ef9d71b; re-recorded on the laws' slope revision (revision 3 of the additive law, whose
+coordinates and priors of the scale terms differ), with the same command and the code of that revision.
+
 Run from outside the repository with the old code first on the path, e.g.::
 
     git worktree add /tmp/old ef9d71b
