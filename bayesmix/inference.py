@@ -493,6 +493,11 @@ def _block_seconds(b: dict) -> float:
     return b["mode_seconds"] + b["nuts_seconds"] + discarded_seconds(b)
 
 
+# How far two runs' R-hats may differ by chance alone (4 chains, an ESS of a few hundred): a retry that removes
+# divergences is not turned down for an R-hat this much above the first run's.
+RHAT_NOISE = 0.005
+
+
 def keep_retry(first: dict, again: dict, n_draws: int) -> bool:
     """Whether a block's retry at a higher target_accept replaces its first run (the blocks' info dicts).
 
@@ -519,7 +524,7 @@ def keep_retry(first: dict, again: dict, n_draws: int) -> bool:
         _mixed(rhat, ess, n_draws) and not _mixed(rhat0, ess0, n_draws)
     ):
         return False
-    if np.isfinite(rhat) and np.isfinite(rhat0) and rhat > max(rhat0, RHAT_MAX):
+    if np.isfinite(rhat) and np.isfinite(rhat0) and rhat > max(rhat0, RHAT_MAX) + RHAT_NOISE:
         return False
     return not (np.isfinite(ess) and np.isfinite(ess0) and ess < min(0.5 * ess0, 0.05 * n_draws))
 

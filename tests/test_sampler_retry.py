@@ -105,6 +105,9 @@ def test_a_retry_that_mixes_worse_is_not_kept():
     deep = {"divergences": 0, "depth_hits": 444, "max_rhat": 1.0045, "min_ess_bulk": 376.3, "min_ess_tail": 400.0}
     assert keep_retry(stuck, deep, 4000)
     assert not keep_retry(stuck, dict(deep, max_rhat=1.02), 4000)  # ...but not a deep retry that does not mix
+    # SlimPajama's one-scale book target: an R-hat 0.001 above the first run's is chance, the 40 divergences are not
+    book = {"divergences": 41, "depth_hits": 0, "max_rhat": 1.0179, "min_ess_bulk": 252.3}
+    assert keep_retry(book, {"divergences": 1, "depth_hits": 0, "max_rhat": 1.019, "min_ess_bulk": 222.0}, 4000)
     # tiny runs without R-hat or ESS are judged by divergences and depth alone
     assert keep_retry({"divergences": 3, "depth_hits": 0}, {"divergences": 0, "depth_hits": 0}, 300)
 
