@@ -45,12 +45,12 @@ from jax.scipy.special import logsumexp
 from ..priors import Prior, log_normal_around
 from .base import Inputs, Law, Param, safe_log
 from .components import (
+    paper_scale_terms,
     positive,
+    scale_coordinates,
     scale_factor,
-    scale_shares,
     size_exponent,
     size_slope,
-    slopes_from_terms,
     token_exponent,
     token_slope,
 )
@@ -69,17 +69,13 @@ def paper_parameters(p: Mapping[str, np.ndarray], K: int) -> dict[str, np.ndarra
     weights as fractions (h_j in [0, 1]) and the scale terms stay relative to
     the fit's N0 and D0: ``A (N/N0)^-alpha``.
     """
-    L_ref = np.asarray(p["L_ref"])
-    share = scale_shares(p)
+    scale = paper_scale_terms(p)
     gamma = np.asarray(exponents({k: jnp.asarray(v) for k, v in p.items()}))
     v = np.asarray(p["v"])
-    M0 = L_ref * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
+    M0 = np.asarray(p["L_ref"]) * np.asarray(p["S_rel"]) / (v * gamma).sum(-1)
     return {
-        "E": L_ref * share["floor"] - M0,
-        "A": L_ref * share["A"],
-        "alpha": np.asarray(p["alpha"]),
-        "B": L_ref * share["B"],
-        "beta": np.asarray(p["beta"]),
+        "E": scale.pop("F") - M0,
+        **scale,
         "C": v * K**gamma / M0[..., None],
         "gamma": gamma,
     }
@@ -102,10 +98,8 @@ def from_paper_parameters(E, A, alpha, B, beta, w, gamma) -> dict[str, np.ndarra
     g = np.exp(np.log(gamma).mean(-1))
     return {
         "L_ref": F + A + B,
-        **slopes_from_terms(A, alpha, B, beta, F + A + B),
+        **scale_coordinates(A, alpha, B, beta, F + A + B),
         "S_rel": M0 * (v * gamma).sum(-1) / (F + A + B),
-        "alpha": np.asarray(alpha, float),
-        "beta": np.asarray(beta, float),
         "v": v,
         "gamma": g,
         "gamma_dev": np.log(gamma / g[..., None]),

@@ -64,12 +64,12 @@ from ..priors import log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
 from .components import (
     foreign_share,
+    paper_scale_terms,
     positive,
+    scale_coordinates,
     scale_factor,
-    scale_shares,
     size_exponent,
     size_slope,
-    slopes_from_terms,
     token_exponent,
     token_slope,
 )
@@ -89,16 +89,8 @@ def bimix_form(relative_h: jnp.ndarray, a: jnp.ndarray, bracket: jnp.ndarray) ->
 
 def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """a, E, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
-    L_ref = np.asarray(p["L_ref"])
-    share = scale_shares(p)
-    out = {
-        "a": np.asarray(p["a"]),
-        "E": L_ref * share["floor"],
-        "A": L_ref * share["A"],
-        "alpha": np.asarray(p["alpha"]),
-        "B": L_ref * share["B"],
-        "beta": np.asarray(p["beta"]),
-    }
+    scale = paper_scale_terms(p)
+    out = {"a": np.asarray(p["a"]), "E": scale.pop("F"), **scale}
     if "pi" in p:
         out["pi"] = np.asarray(p["pi"])
     return out
@@ -110,9 +102,7 @@ def from_paper_parameters(a, E, A, alpha, B, beta, pi=None) -> dict[str, np.ndar
     out = {
         "a": np.asarray(a, float),
         "L_ref": E + A + B,
-        **slopes_from_terms(A, alpha, B, beta, E + A + B),
-        "alpha": np.asarray(alpha, float),
-        "beta": np.asarray(beta, float),
+        **scale_coordinates(A, alpha, B, beta, E + A + B),
     }
     if pi is not None:
         out["pi"] = np.asarray(pi, float)

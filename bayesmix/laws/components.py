@@ -77,12 +77,29 @@ def scale_shares(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"A": a, "B": b, "floor": 1 - a - b}
 
 
-def slopes_from_terms(A, alpha, B, beta, L_ref) -> dict[str, np.ndarray]:
-    """``slope_N``, ``slope_D`` from the terms A, B at (N0, D0), their exponents and the reference loss."""
-    L_ref = np.asarray(L_ref, float)
+def paper_scale_terms(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The floor ``F`` and the terms ``A``, ``alpha``, ``B``, ``beta`` in loss units, at (N0, D0), from sampled
+    coordinates (one draw or stacked draws): what each law's ``paper_parameters`` starts from."""
+    L_ref = np.asarray(p["L_ref"])
+    share = scale_shares({k: np.asarray(p[k]) for k in ("slope_N", "alpha", "slope_D", "beta")})
     return {
-        "slope_N": np.asarray(A, float) * np.asarray(alpha, float) / L_ref,
-        "slope_D": np.asarray(B, float) * np.asarray(beta, float) / L_ref,
+        "F": L_ref * share["floor"],
+        "A": L_ref * share["A"],
+        "alpha": np.asarray(p["alpha"]),
+        "B": L_ref * share["B"],
+        "beta": np.asarray(p["beta"]),
+    }
+
+
+def scale_coordinates(A, alpha, B, beta, L_ref) -> dict[str, np.ndarray]:
+    """``slope_N``, ``alpha``, ``slope_D``, ``beta`` from the terms A, B at (N0, D0), their exponents and the
+    reference loss: the inverse of :func:`paper_scale_terms`, for each law's ``from_paper_parameters``."""
+    L_ref, alpha, beta = np.asarray(L_ref, float), np.asarray(alpha, float), np.asarray(beta, float)
+    return {
+        "slope_N": np.asarray(A, float) * alpha / L_ref,
+        "alpha": alpha,
+        "slope_D": np.asarray(B, float) * beta / L_ref,
+        "beta": beta,
     }
 
 

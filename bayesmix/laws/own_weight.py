@@ -44,12 +44,12 @@ from ..priors import log_normal_around
 from .base import H_FLOOR, Inputs, Law, Param, own_weight
 from .components import (
     foreign_share,
+    paper_scale_terms,
     positive,
+    scale_coordinates,
     scale_factor,
-    scale_shares,
     size_exponent,
     size_slope,
-    slopes_from_terms,
     token_exponent,
     token_slope,
 )
@@ -58,18 +58,9 @@ from .registry import register
 
 def paper_parameters(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """E, A_h, a, A, alpha, B, beta (and pi if present) from sampled coordinates (one draw or stacked draws)."""
-    L_ref = np.asarray(p["L_ref"])
-    share = scale_shares(p)
-    A_h = L_ref * np.asarray(p["s_rel"]) / np.asarray(p["a"])
-    out = {
-        "E": L_ref * share["floor"] - A_h,
-        "A_h": A_h,
-        "a": np.asarray(p["a"]),
-        "A": L_ref * share["A"],
-        "alpha": np.asarray(p["alpha"]),
-        "B": L_ref * share["B"],
-        "beta": np.asarray(p["beta"]),
-    }
+    scale = paper_scale_terms(p)
+    A_h = np.asarray(p["L_ref"]) * np.asarray(p["s_rel"]) / np.asarray(p["a"])
+    out = {"E": scale.pop("F") - A_h, "A_h": A_h, "a": np.asarray(p["a"]), **scale}
     if "pi" in p:
         out["pi"] = np.asarray(p["pi"])
     return out
@@ -83,9 +74,7 @@ def from_paper_parameters(E, A_h, a, A, alpha, B, beta, pi=None) -> dict[str, np
         "L_ref": F + A + B,
         "s_rel": A_h * a / (F + A + B),
         "a": a,
-        **slopes_from_terms(A, alpha, B, beta, F + A + B),
-        "alpha": np.asarray(alpha, float),
-        "beta": np.asarray(beta, float),
+        **scale_coordinates(A, alpha, B, beta, F + A + B),
     }
     if pi is not None:
         out["pi"] = np.asarray(pi, float)

@@ -11,7 +11,14 @@ from bayesmix.data import read_runs
 from bayesmix.example import example_table
 from bayesmix.laws import get_law
 from bayesmix.laws.base import Inputs
-from bayesmix.laws.components import decay, positive, scale_factor, scale_shares, slopes_from_terms
+from bayesmix.laws.components import (
+    decay,
+    paper_scale_terms,
+    positive,
+    scale_coordinates,
+    scale_factor,
+    scale_shares,
+)
 from bayesmix.reach import FloorWarning, floor_note
 
 
@@ -20,13 +27,16 @@ def test_scale_factor_is_chinchillas_form():
     F, A, B = rng.uniform(0.5, 2, 5), rng.uniform(0.1, 1, 5), rng.uniform(0.1, 1, 5)
     alpha, beta = rng.uniform(0.05, 0.6, 5), rng.uniform(0.05, 0.6, 5)
     L_ref = F + A + B
-    p = {**slopes_from_terms(A, alpha, B, beta, L_ref), "alpha": alpha, "beta": beta}
+    p = scale_coordinates(A, alpha, B, beta, L_ref)
     x, y = rng.uniform(0.1, 30, (7, 1)), rng.uniform(0.1, 30, (7, 1))  # N/N0 and D/D0
     got = np.asarray(scale_factor({k: jnp.asarray(v) for k, v in p.items()}, jnp.log(x), jnp.log(y)))
     np.testing.assert_allclose(got, (F + A * x**-alpha + B * y**-beta) / L_ref, rtol=1e-12)
     share = scale_shares(p)
     np.testing.assert_allclose(share["A"], A / L_ref, rtol=1e-12)
     np.testing.assert_allclose(share["floor"], F / L_ref, rtol=1e-12)
+    back = paper_scale_terms({**p, "L_ref": L_ref})
+    for name, value in {"F": F, "A": A, "alpha": alpha, "B": B, "beta": beta}.items():
+        np.testing.assert_allclose(back[name], value, rtol=1e-12)
 
 
 def test_decay_reaches_its_log_linear_limit():
