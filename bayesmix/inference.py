@@ -540,8 +540,7 @@ def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int) -> str | None
     draws at the maximum depth, discarded after 374 s. Its few divergences are reported instead.
     """
     limit = 2 ** (max_tree_depth - 2)
-    ess = min(first.get("min_ess_bulk", np.nan), first.get("min_ess_tail", np.nan))
-    if first.get("mean_steps", 0.0) >= limit and _mixed(first.get("max_rhat", np.nan), ess, n_draws):
+    if first.get("mean_steps", 0.0) >= limit and _run_mixed(first, n_draws):
         return (
             f"its trees already average {first['mean_steps']:.0f} leapfrog steps per draw (a quarter of the "
             f"maximum, {2**max_tree_depth - 1}, is {limit}): a retry at a higher target_accept would run into the "
@@ -553,6 +552,17 @@ def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int) -> str | None
 def _mixed(rhat: float, ess: float, n_draws: int) -> bool:
     """A run whose chains agree (R-hat at most 1.01) with an ESS of at least 5% of the draws."""
     return bool(np.isfinite(rhat) and np.isfinite(ess) and rhat <= RHAT_MAX and ess >= 0.05 * n_draws)
+
+
+def _run_mixed(info: dict, n_draws: int) -> bool:
+    """:func:`_mixed` for a block's info dict (its max R-hat and smallest bulk or tail ESS)."""
+    ess = min(info.get("min_ess_bulk", np.nan), info.get("min_ess_tail", np.nan))
+    return _mixed(info.get("max_rhat", np.nan), ess, n_draws)
+
+
+def _run_seconds(info: dict) -> float:
+    """A run's mode search and NUTS time, as recorded for a first try or a retry that was not kept."""
+    return round(info["mode_seconds"] + info["nuts_seconds"], 3)
 
 
 def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
@@ -568,12 +578,19 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     retry = replace(config, target_accept=config.retry_target_accept)
     result = _sample_block(block, config, key, parallel)
     first, again = result[2], None
-    deep = retry_too_deep(first, config.max_tree_depth, result[1]["diverging"].size)
-    if first["divergences"] and config.retry_target_accept > config.target_accept and deep:
+    n_draws = result[1]["diverging"].size
+    wants_retry = first["divergences"] and config.retry_target_accept > config.target_accept
+    deep = retry_too_deep(first, config.max_tree_depth, n_draws) if wants_retry else None
+    if deep:
         first.update(retry_skipped=deep, target_accept=config.target_accept)
-        log.info("%s: %d divergences at target_accept %g; not sampled again: %s", block.label,
-                 first["divergences"], config.target_accept, deep)  # fmt: skip
-    elif first["divergences"] and config.retry_target_accept > config.target_accept:
+        log.info(
+            "%s: %d divergences at target_accept %g; not sampled again: %s",
+            block.label,
+            first["divergences"],
+            config.target_accept,
+            deep,
+        )
+    elif wants_retry:
         log.info(
             "%s: %d divergences at target_accept %g; sampling it again at %g",
             block.label,
@@ -583,15 +600,13 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         )
         # A first run that mixed is kept over a retry at the maximum depth anyway (keep_retry), so such a retry
         # stops after its warm-up; one that did not mix gets the whole retry, however deep.
-        n_draws = result[1]["diverging"].size
-        ess = min(first.get("min_ess_bulk", np.nan), first.get("min_ess_tail", np.nan))
-        mixed = _mixed(first.get("max_rhat", np.nan), ess, n_draws)
+        mixed = _run_mixed(first, n_draws)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
         again = _sample_block(block, retry, key, parallel, length)
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
             first.update(
                 retry_aborted=again[2]["aborted"],
-                retried_seconds=round(again[2]["mode_seconds"] + again[2]["nuts_seconds"], 3),
+                retried_seconds=_run_seconds(again[2]),
                 target_accept=config.target_accept,
             )
             again = None
@@ -600,7 +615,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
             first_target_accept=config.target_accept,
             first_divergences=first["divergences"],
             first_late_warmup_divergences=first["late_warmup_divergences"],
-            first_seconds=round(first["mode_seconds"] + first["nuts_seconds"], 3),
+            first_seconds=_run_seconds(first),
             target_accept=retry.target_accept,
         )
         if keep_retry(first, again[2], again[1]["diverging"].size):
@@ -611,7 +626,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
                 retried_depth_hits=again[2]["depth_hits"],
                 retried_rhat=again[2]["max_rhat"],
                 retried_ess=min(again[2]["min_ess_bulk"], again[2]["min_ess_tail"]),
-                retried_seconds=round(again[2]["mode_seconds"] + again[2]["nuts_seconds"], 3),
+                retried_seconds=_run_seconds(again[2]),
                 target_accept=config.target_accept,
             )
     if verbose:
