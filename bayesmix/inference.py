@@ -268,7 +268,8 @@ class Runner(NamedTuple):
     ``warm(keys (C,), u0 (C, d), args, mode, chol)`` -> (the chains' states after warm-up, (C,) divergences in
     the second half of warm-up, where the mass matrix has mostly settled (each window restarts the step size, so a
     transient divergence is expected even on a Gaussian): recorded to learn whether a retry at a higher
-    target_accept could be decided from warm-up, before drawing);
+    target_accept could be decided from warm-up, before drawing; (C,) leapfrog steps of the whole warm-up, the
+    work a shorter warm-up would save);
     ``draw(states, args, mode, chol)`` -> (u (C, S, d), diverging, num_steps, energy, accept_prob, step_size).
     Calling the runner does both (as SBC does inside its own jit).
     """
@@ -343,10 +344,10 @@ def _runner(
 
         def warm(s, _):
             s = sample_kernel(s, model_args=margs)
-            return s, s.diverging
+            return s, (s.diverging, s.num_steps)
 
-        state, div = jax.lax.scan(warm, state, None, length=config.warmup)
-        return state, jnp.sum(div[config.warmup // 2 :])
+        state, (div, steps) = jax.lax.scan(warm, state, None, length=config.warmup)
+        return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
 
     def draw_chain(state, args, mode, chol):
         margs = (args, mode, chol)
@@ -413,7 +414,7 @@ def _sample_block(
     margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
     with CompileClock() as warm_compile:
         t1 = time.perf_counter()
-        states, warm_div = jax.block_until_ready(run.warm(keys, u0, *margs))
+        states, warm_div, warm_steps = jax.block_until_ready(run.warm(keys, u0, *margs))
         t_warm = time.perf_counter() - t1
     if length is not None:
         expected = length / float(np.median(np.asarray(states.adapt_state.step_size)))
@@ -458,6 +459,7 @@ def _sample_block(
         "sampling_seconds": round(t_draw, 3),
         "step_size": [round(float(s), 5) for s in np.asarray(step_size)],
         "mean_steps": round(float(np.mean(steps)), 2),
+        "warmup_mean_steps": round(float(np.sum(warm_steps)) / (config.chains * max(config.warmup, 1)), 2),
         "divergences": int(np.sum(div)),
         "late_warmup_divergences": int(np.sum(warm_div)),
         "depth_hits": int(np.sum(np.asarray(steps) >= 2**config.max_tree_depth - 1)),

@@ -79,6 +79,7 @@ def block_table(timing: Mapping) -> pd.DataFrame:
                 "sampling_s": b.get("sampling_seconds"),
                 "discarded_s": discarded_seconds(b),
                 "steps_per_draw": b.get("mean_steps"),
+                "warmup_steps": b.get("warmup_mean_steps"),  # per warm-up iteration: what a shorter warm-up saves
                 "divergences": b.get("divergences"),
                 # the first try's divergences in the second half of its warm-up: could the retry have been decided
                 # before drawing?

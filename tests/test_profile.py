@@ -106,6 +106,8 @@ def test_sampling_reports_its_parts_per_block():
     assert np.isfinite(block["min_ess_tail"])
     # a standard normal: at most a transient where warm-up restarts its step size (measured: 1 of 100)
     assert block["late_warmup_divergences"] <= 0.02 * config.chains * config.warmup
+    # a whitened standard normal in 3 dimensions takes a few leapfrog steps per iteration, in warm-up as in draws
+    assert 1 <= block["warmup_mean_steps"] <= 15 and 1 <= block["mean_steps"] <= 15
 
 
 def test_warmup_and_draws_as_two_programs_give_the_draws_of_one():
