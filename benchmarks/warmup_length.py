@@ -1,8 +1,8 @@
-"""How short can NUTS warm-up be after the Laplace whitening? Target blocks of a SlimPajama fit, by warm-up length.
+"""How short can NUTS warm-up be after the Laplace whitening? Target blocks of a fit, by warm-up length.
 
-Each block is what ``bayesmix.fit`` samples for one target (SlimPajama, every run up to 1.235B, the checkpoint
-model, the additive law unless ``--law``), whitened at its mode as the fit does. For every warm-up length and seed
-it runs 4 chains of NUTS at target_accept 0.9 (no retry) with 1000 draws and prints:
+Each block is what ``bayesmix.fit`` samples for one target (by default SlimPajama, every run up to 1.235B, the
+checkpoint model, the additive law unless ``--law``), whitened at its mode as the fit does. For every warm-up length
+and seed it runs 4 chains of NUTS at target_accept 0.9 (no retry) with 1000 draws and prints:
 
 - leapfrog steps per warm-up iteration and per draw, divergences, max R-hat and min ESS (bulk or tail);
 - ``steps/ESS``: leapfrog steps of warm-up and draws together per effective draw: the work a fit pays, free of how
@@ -14,6 +14,7 @@ it runs 4 chains of NUTS at target_accept 0.9 (no retry) with 1000 draws and pri
 Example::
 
     python benchmarks/warmup_length.py --targets arxiv,c4,wikipedia --warmups 1000,500,250 --seeds 0,1
+    python benchmarks/warmup_length.py --sweep example --targets books --warmups 1000,500,250 --seeds 0,1
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sampler_comparison import DATA, slimpajama_block  # noqa: E402
+from sampler_comparison import DATA  # noqa: E402
+
+MIX_SIZE, MIX_TOKENS, MIX_SEED, MIX_TRAIN = 1.22e8, 9.998e9, 0, 48  # scale_extrapolation.py's one-scale split
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,6 +36,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--targets", default="arxiv,c4,wikipedia", help="comma-separated target blocks")
+    p.add_argument(
+        "--sweep",
+        choices=["scale", "mixture", "example"],
+        default="scale",
+        help="scale: SlimPajama up to 1.235B (default); mixture: its one-scale split (48 runs at 122M, as "
+        "scale_extrapolation.py); example: the built-in simulated example",
+    )
     p.add_argument("--law", default="additive")
     p.add_argument("--warmups", default="1000,500,250", help="warm-up lengths per chain; the first is the reference")
     p.add_argument("--seeds", default="0,1")
@@ -40,9 +50,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def sweep_table(sweep: str):
+    """The run table whose blocks are sampled."""
+    import numpy as np
+
+    from bayesmix.data import read_runs
+
+    if sweep == "example":
+        from bayesmix.example import example_table
+
+        return read_runs(example_table(0), quiet=True)
+    runs = read_runs(DATA, quiet=True)
+    if sweep == "scale":
+        return read_runs(runs.frame[runs.frame.model_size < 1.3e9], quiet=True)
+    one = runs.subset(np.isclose(runs.model_size, MIX_SIZE) & np.isclose(runs.n_tokens, MIX_TOKENS))
+    return one.subset(np.random.default_rng(MIX_SEED).permutation(one.n_rows)[:MIX_TRAIN])
+
+
+def table_block(table, law_name: str, target: str):
+    """(block, compiled) for one target, built as ``bayesmix.fit`` builds it with its defaults."""
+    import numpy as np
+
+    from bayesmix import inference
+    from bayesmix.design import law_tokens, observed_from_table, reference_point
+    from bayesmix.laws import get_law
+    from bayesmix.model import make_model, resolve_priors
+
+    law, checkpoints = get_law(law_name), table.has_checkpoints
+    priors = resolve_priors(law, table.domains, table.targets, None, checkpoints)
+    N0, D0 = reference_point(table.model_size, law_tokens(table, checkpoints))
+    obs, _ = observed_from_table(table, table.targets, N0, D0, np.unique(table.model_size), checkpoints=checkpoints)
+    blocks = make_model(law, table.domains, table.targets, priors, checkpoints).split(obs)
+    (block,) = [b for b in blocks if b.label == target]
+    return block, inference._compiled(block.model, block.args, block.signature)
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
-    if not DATA.exists():
+    if a.sweep != "example" and not DATA.exists():
         print(f"skipped: the SlimPajama sweep is absent ({DATA}); it lives beside the repo in ../shared/data")
         return 0
     import jax
@@ -58,8 +103,9 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in a.seeds.split(",")]
     parallel = jax.local_device_count() >= 4
     rows = []
+    table = sweep_table(a.sweep)
     for target in a.targets.split(","):
-        block, blocks, comp = slimpajama_block(a.law, target)
+        block, comp = table_block(table, a.law, target)
         args, d = block.args, comp.dim
         flats = {}
         for seed in seeds:
