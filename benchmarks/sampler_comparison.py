@@ -72,6 +72,28 @@ def slimpajama_block(law_name: str, target: str):
     return block, blocks, inference._compiled(block.model, block.args, block.signature)
 
 
+def constrained_draws(comp, args, mode, L, U):
+    """(C, S, k) every scalar of the block's sites, from whitened draws U (C, S, d) at ``mode`` with Cholesky ``L``."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    Z = mode + U @ L.T
+    C, S = Z.shape[:2]
+    sites = comp.constrain(jnp.asarray(Z.reshape(C * S, -1)), args)
+    return np.concatenate([np.asarray(v).reshape(C, S, -1) for v in sites.values()], -1)
+
+
+def convergence(flat) -> tuple[float, float]:
+    """Max R-hat and min ESS (bulk or tail) over the scalars of ``flat`` (C, S, k) that move."""
+    import numpy as np
+
+    from bayesmix.diagnostics import split_rhat_ess
+
+    moving = ~np.all(flat == flat[:1, :1], axis=(0, 1))
+    r, b, t = split_rhat_ess(flat[..., moving])
+    return float(np.max(r)), float(min(b.min(), t.min()))
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     if not DATA.exists():
@@ -83,7 +105,6 @@ def main(argv=None) -> int:
 
     import bayesmix  # noqa: F401  (sets the XLA device count before jax starts)
     from bayesmix import inference
-    from bayesmix.diagnostics import split_rhat_ess
 
     block, blocks, comp = slimpajama_block(a.law, a.target)
     args, d = block.args, comp.dim
@@ -103,17 +124,8 @@ def main(argv=None) -> int:
     L = np.linalg.cholesky(cov)
     mode_j, L_j = jnp.asarray(mode), jnp.asarray(L)
 
-    def convergence(U):  # whitened draws (C, S, d) -> max R-hat, min ESS over the constrained sites
-        Z = mode + U @ L.T
-        C, S = Z.shape[:2]
-        sites = comp.constrain(jnp.asarray(Z.reshape(C * S, -1)), args)
-        flat = np.concatenate([np.asarray(v).reshape(C, S, -1) for v in sites.values()], -1)
-        moving = ~np.all(flat == flat[:1, :1], axis=(0, 1))
-        r, b, t = split_rhat_ess(flat[..., moving])
-        return float(np.max(r)), float(min(b.min(), t.min()))
-
     def report(label, seconds, steps, divergences, U):
-        rhat, ess = convergence(U)
+        rhat, ess = convergence(constrained_draws(comp, args, mode, L, U))
         print(
             f"{label}: {seconds:.0f} s, {steps / U.shape[0] / U.shape[1]:.1f} steps per draw, {divergences} "
             f"divergences, R-hat {rhat:.3f}, min ESS {ess:.0f}, {steps / ess:.0f} steps per effective draw"

@@ -387,12 +387,18 @@ def scale_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
     return out
 
 
-def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
+def one_scale_split(runs: RunTable) -> tuple[RunTable, RunTable]:
+    """(train, validate): SlimPajama's 60 runs at 122M parameters and 9.998e9 tokens, shuffled with ``MIX_SEED``,
+    the first ``MIX_TRAIN`` to fit and the rest to validate."""
     one = runs.subset(np.isclose(runs.model_size, MIX_SIZE) & np.isclose(runs.n_tokens, MIX_TOKENS))
     if one.n_rows != 60:
         raise SystemExit(f"mixture split expects 60 runs at 122M parameters and 9.998e9 tokens; found {one.n_rows}")
     order = np.random.default_rng(MIX_SEED).permutation(60)
-    train, val = one.subset(order[:MIX_TRAIN]), one.subset(order[MIX_TRAIN:])
+    return one.subset(order[:MIX_TRAIN]), one.subset(order[MIX_TRAIN:])
+
+
+def mixture_split(runs: RunTable, laws, targets, args) -> list[pd.DataFrame]:
+    train, val = one_scale_split(runs)
     print(
         f"mixture split: {train.n_rows} runs train, {val.n_rows} validate (122M, 9.998e9 tokens); "
         "error on entries with own-domain weight >= 0.1"

@@ -26,9 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sampler_comparison import DATA  # noqa: E402
-
-MIX_SIZE, MIX_TOKENS, MIX_SEED, MIX_TRAIN = 1.22e8, 9.998e9, 0, 48  # scale_extrapolation.py's one-scale split
+from sampler_comparison import constrained_draws, convergence  # noqa: E402
+from scale_extrapolation import DATA, FIT_MAX_SIZE, one_scale_split  # noqa: E402  (the benchmark's own splits)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,9 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def sweep_table(sweep: str):
-    """The run table whose blocks are sampled."""
-    import numpy as np
-
+    """The run table whose blocks are sampled: the training runs of scale_extrapolation.py's splits, or the
+    example."""
     from bayesmix.data import read_runs
 
     if sweep == "example":
@@ -62,9 +60,8 @@ def sweep_table(sweep: str):
         return read_runs(example_table(0), quiet=True)
     runs = read_runs(DATA, quiet=True)
     if sweep == "scale":
-        return read_runs(runs.frame[runs.frame.model_size < 1.3e9], quiet=True)
-    one = runs.subset(np.isclose(runs.model_size, MIX_SIZE) & np.isclose(runs.n_tokens, MIX_TOKENS))
-    return one.subset(np.random.default_rng(MIX_SEED).permutation(one.n_rows)[:MIX_TRAIN])
+        return runs.subset(runs.model_size < FIT_MAX_SIZE)
+    return one_scale_split(runs)[0]
 
 
 def table_block(table, law_name: str, target: str):
@@ -97,7 +94,6 @@ def main(argv=None) -> int:
 
     import bayesmix  # noqa: F401  (sets the XLA device count before jax starts)
     from bayesmix import inference
-    from bayesmix.diagnostics import split_rhat_ess
 
     warmups = [int(w) for w in a.warmups.split(",")]
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -126,14 +122,8 @@ def main(argv=None) -> int:
                     u, div, steps, *_ = run.draw(states, *margs)
                     U = np.asarray(u)
                     seconds = time.perf_counter() - t0 - compiling.seconds
-                Z = mode + U @ L.T
-                C, S = Z.shape[:2]
-                sites = comp.constrain(jnp.asarray(Z.reshape(C * S, -1)), args)
-                flat = np.concatenate([np.asarray(v).reshape(C, S, -1) for v in sites.values()], -1)
-                flats[(seed, w)] = flat
-                moving = ~np.all(flat == flat[:1, :1], axis=(0, 1))
-                r, b, t = split_rhat_ess(flat[..., moving])
-                ess = float(min(b.min(), t.min()))
+                flat = flats[(seed, w)] = constrained_draws(comp, args, mode, L, U)
+                rhat, ess = convergence(flat)
                 work = float(np.sum(warm_steps) + np.sum(steps))
                 rows.append(
                     {
@@ -143,7 +133,7 @@ def main(argv=None) -> int:
                         "warm_steps": float(np.sum(warm_steps)) / (4 * w),
                         "draw_steps": float(np.mean(steps)),
                         "divergences": int(np.sum(div)),
-                        "rhat": float(np.max(r)),
+                        "rhat": rhat,
                         "min_ess": ess,
                         "steps/ESS": work / ess,
                         "seconds": seconds,
