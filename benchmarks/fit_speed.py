@@ -8,7 +8,11 @@ Sweeps (``--sweep``):
 - ``example``: the built-in simulated sweep (``bayesmix.example.example_table``), 4 targets;
 - ``ye-like``: a sweep simulated in the shape of Ye et al.'s (5 domains, 4 model sizes, 26 mixtures per
   size, 14 checkpoints per run, 22 validation targets: 1,456 rows), from the additive law with
-  literature-scale parameters and the checkpoint model (:func:`ye_like_table`).
+  literature-scale parameters and the checkpoint model (:func:`ye_like_table`);
+- ``one-scale``: SlimPajama's one-scale mixture split (48 runs at 122M parameters and 1e10 tokens, the
+  training half of ``scale_extrapolation.py``'s ``--split mixture``), 8 targets;
+- ``regmix``: RegMix's 512 training runs at 1M parameters as released (``../shared/data/regmix/``:
+  17 domains, about 45% of the weights exactly 0, 13 targets).
 
 Each fit runs in a process of its own with an empty compilation cache (``BAYESMIX_JAX_CACHE`` set to a
 new folder), so the figures are those of a first fit on a new machine. Printed per law: wall time, the
@@ -41,6 +45,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dmsl_llm_slimpajama.csv"
+REGMIX = REPO.parent / "shared" / "data" / "regmix"
 FIT_MAX_SIZE = 1.3e9  # fit on sizes up to 1.235B
 
 
@@ -49,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--laws", default="additive", help="comma-separated laws (default: additive)")
-    p.add_argument("--sweep", choices=("slimpajama", "example", "ye-like"), default="slimpajama")
+    p.add_argument("--sweep", choices=("slimpajama", "example", "ye-like", "one-scale", "regmix"), default="slimpajama")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
@@ -80,6 +85,15 @@ def worker(a: argparse.Namespace) -> None:
         table = read_runs(table.frame[table.frame.model_size < FIT_MAX_SIZE], quiet=True)
     elif a.sweep == "ye-like":
         table = read_runs(ye_like_table(seed=a.seed), quiet=True)
+    elif a.sweep == "one-scale":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scale_extrapolation import one_scale_split
+
+        table = one_scale_split(read_runs(DATA, quiet=True))[0]
+    elif a.sweep == "regmix":
+        table = bayesmix.read_regmix(
+            REGMIX / "train_mixture_1m.csv", REGMIX / "train_pile_loss_1m.csv", model_size=1e6, n_tokens=1e9, quiet=True
+        )
     else:
         from bayesmix.example import example_table
 
@@ -225,8 +239,11 @@ def main(argv=None) -> int:
     if a.worker:
         worker(a)
         return 0
-    if a.sweep == "slimpajama" and not DATA.exists():
+    if a.sweep in ("slimpajama", "one-scale") and not DATA.exists():
         print(f"skipped: the SlimPajama sweep is absent ({DATA}); it lives beside the repo in ../shared/data")
+        return 0
+    if a.sweep == "regmix" and not (REGMIX / "train_mixture_1m.csv").exists():
+        print(f"skipped: RegMix's files are absent ({REGMIX}); they live beside the repo in ../shared/data")
         return 0
     import pandas as pd
 
