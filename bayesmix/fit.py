@@ -24,7 +24,7 @@ from .laws.base import dims_coords
 from .model import all_params, make_model, param_shapes, resolve_priors, unidentified_run_offsets
 from .posterior import Posterior
 from .priors import Prior
-from .reach import FloorWarning, PriorOnlyWarning, floor_note, prior_only_note
+from .reach import FloorWarning, PriorOnlyWarning, floor_note, prior_only_note, schedule_prior_note, single_fraction
 from .schedule import describe as describe_schedule
 from .version import __version__
 
@@ -115,11 +115,16 @@ class Predicting:
         note = prior_only_note(self.table, model_size, tokens)
         if note:
             warnings.warn(note, PriorOnlyWarning, stacklevel=2)
+        f = 1.0
         if trajectory:
             f = default_fractions(self) if fractions is None else np.asarray(fractions, dtype=float).ravel()
             if f.size == 0 or np.any(~np.isfinite(f)) or np.any((f <= 0) | (f > 1)):
                 raise ValueError(f"fractions must be numbers in (0, 1] (shares of the run's tokens); got {f}")
             f = np.unique(f)
+        note = schedule_prior_note(self.table, f) if self.checkpoints else None
+        if note:
+            warnings.warn(note, PriorOnlyWarning, stacklevel=2)
+        if trajectory:
             h = np.repeat(h, len(f), axis=0)
             D = np.tile(f, M0) * tokens
             d = self.predict_draws(h, model_size, D, seed=seed, run_tokens=tokens)
@@ -438,6 +443,7 @@ def fit(
                 draws_["schedule"].reshape((-1,) + draws_["schedule"].shape[2:]),
                 targets,
                 float(np.min(table.token_fraction())),
+                single=single_fraction(table) is not None,
             )
         )
     t_extrapolation = time.perf_counter()

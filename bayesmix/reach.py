@@ -11,6 +11,12 @@ the prior's spread, and the user is told so in plain words
 (:class:`PriorOnlyWarning`), and no extrapolation bias is added along an
 axis never varied (:func:`bayesmix.posterior.fitted_reach`): the prior
 already carries that uncertainty.
+
+The same holds along a run's schedule: a sweep whose rows all sit at one
+point of their runs (every run logged once, at half its schedule, say)
+measures the law's level plus the checkpoint curve there, never the two
+apart, so a final loss (or any other point of a run) rests on the curve's
+prior (:func:`single_fraction`, :func:`schedule_prior_note`).
 """
 
 from __future__ import annotations
@@ -80,6 +86,37 @@ def unvaried_directions(table: RunTable) -> tuple[np.ndarray, np.ndarray]:
     _, s, vt = np.linalg.svd(X - center, full_matrices=True)
     s = np.concatenate([s, np.zeros(2 - len(s))]) / np.sqrt(len(X))
     return center, vt[s < VARIED]
+
+
+def single_fraction(table: RunTable) -> float | None:
+    """The one point of their runs' schedules (D_t / D_end, below 1) at which every row of the sweep sits, or None.
+
+    None when the rows spread over their schedules by at least ``VARIED`` e-folds, or sit at the end of them.
+    """
+    frac = np.asarray(table.token_fraction(), dtype=float)
+    if not len(frac) or frac.max() >= 1 - 1e-9:
+        return None
+    if np.log(frac).std() >= VARIED:
+        return None
+    return float(np.exp(np.log(frac).mean()))
+
+
+def schedule_prior_note(table: RunTable, fractions=1.0) -> str | None:
+    """A plain sentence when a fit of checkpoints saw its runs at one point only and a prediction asks for
+    another (``fractions``: shares of the run's schedule; 1 is its final loss); else None."""
+    f0 = single_fraction(table)
+    if f0 is None:
+        return None
+    asked = np.atleast_1d(np.asarray(fractions, dtype=float))
+    if np.abs(np.log(asked / f0)).max() < MOVED:
+        return None
+    return (
+        f"every row of the sweep sits at {f0:.0%} of its run's schedule, so how far a checkpoint there lies above "
+        "its run's final loss cannot be told from the law's level: this prediction of another point of a run (a "
+        "final loss by default) rests on the checkpoint curve's prior alone, and the interval carries that prior's "
+        f"full spread. For what the sweep measured, predict its own point of a run (trajectory, fractions {f0:.2g}); "
+        "checkpoints at more than one point of a run would measure the curve."
+    )
 
 
 def _describe(table: RunTable, v: np.ndarray) -> str:

@@ -117,13 +117,15 @@ def curve(fraction, schedule: np.ndarray, rho=None, N=None, N0=None) -> np.ndarr
     return g
 
 
-def describe(schedule_draws: np.ndarray, targets, earliest: float) -> str:
+def describe(schedule_draws: np.ndarray, targets, earliest: float, single: bool = False) -> str:
     """One line on the fitted curve: how far above its run's final loss the earliest checkpoint sits, per
     target at the reference size N0 (posterior median, 90% interval).
 
     A target's curve is "supported" when its 90% interval excludes 0: where
     checkpoints sit at their run's final loss, the curve's posterior is
-    centred on 0.
+    centred on 0. ``single``: every row sits at that one point of its run
+    (:func:`bayesmix.reach.single_fraction`), so the curve there cannot be
+    told from the law's level and its draws are the prior's.
     """
     g = np.einsum("stk,k->st", np.asarray(schedule_draws), basis([earliest])[0])  # (S, T)
     lo, med, hi = np.quantile(g, [0.05, 0.5, 0.95], axis=0)
@@ -133,6 +135,12 @@ def describe(schedule_draws: np.ndarray, targets, earliest: float) -> str:
         f"schedule term at {earliest:.0%} of a run (log loss above the final-loss curve, median [90%]): "
         + ", ".join(parts)
     )
+    if single:
+        return text + (
+            f"; not identified: every row sits at {earliest:.0%} of its run's schedule, so the curve there cannot "
+            "be told from the law's level and these are its prior's draws. A final loss predicted from this fit "
+            "carries that spread; the sweep's own point of a run does not"
+        )
     absent = [t for t, s in zip(targets, supported) if not s]
     if absent:
         text += (

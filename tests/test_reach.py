@@ -10,7 +10,13 @@ from checks_support import additive_truth, point_fit, simulated_frame
 
 import bayesmix
 from bayesmix.data import read_runs
-from bayesmix.reach import PriorOnlyWarning, prior_only_note, unvaried_directions
+from bayesmix.reach import (
+    PriorOnlyWarning,
+    prior_only_note,
+    schedule_prior_note,
+    single_fraction,
+    unvaried_directions,
+)
 
 
 def table(sizes=(5e7, 1.25e8), tokens=None, per_param=20.0):
@@ -58,3 +64,41 @@ def test_predict_and_recommend_say_it_in_plain_words():
     with warnings.catch_warnings():
         warnings.simplefilter("error", PriorOnlyWarning)
         fit.predict(h, 1.25e8, 1e9)  # at the sweep's own tokens: no warning
+
+
+def one_point_frame(fraction: float = 0.5):
+    """Every run logged once, at ``fraction`` of its schedule (a sweep cut at one token count from longer runs)."""
+    frame, _ = table(tokens=1e9)
+    frame["run_tokens"] = frame.n_tokens / fraction
+    return frame
+
+
+def test_rows_at_one_point_of_their_runs_are_found():
+    assert single_fraction(read_runs(one_point_frame(0.5), quiet=True)) == pytest.approx(0.5)
+    two = one_point_frame(0.5)
+    two.loc[two.index[::2], "run_tokens"] = two.n_tokens[::2] / 0.25  # half the runs at a quarter of theirs
+    assert single_fraction(read_runs(two, quiet=True)) is None
+    assert single_fraction(table(tokens=1e9)[1]) is None  # final losses: the end of every run
+    t = read_runs(one_point_frame(0.5), quiet=True)
+    note = schedule_prior_note(t)
+    assert note and "50% of its run's schedule" in note and "prior alone" in note
+    assert schedule_prior_note(t, [0.5]) is None  # the sweep's own point of a run
+    assert schedule_prior_note(t, [0.5, 1.0]) is not None
+
+
+def test_a_final_loss_from_one_point_of_each_run_says_it_rests_on_the_curves_prior():
+    frame = one_point_frame(0.5)
+    fit = point_fit(frame, additive_truth(), draws=50, chains=1)
+    T = len(fit.targets)
+    fit.draws.update(schedule=np.full((1, 50, T, 3), 0.02), schedule_size=np.zeros((1, 50, T)))
+    assert fit.checkpoints
+    h = np.full((1, len(fit.domains)), 1 / len(fit.domains))
+    with pytest.warns(PriorOnlyWarning, match="50% of its run's schedule"):
+        fit.predict(h, 1.25e8, 2e9)  # the runs' own scale, but their final loss
+    with pytest.warns(PriorOnlyWarning, match="50% of its run's schedule"):
+        bayesmix.recommend(fit, 1.25e8, 2e9, argmin_draws=5, path_points=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PriorOnlyWarning)
+        fit.predict(h, 1.25e8, 2e9, trajectory=True, fractions=[0.5])  # what the sweep measured: no warning
+        del fit.draws["schedule"], fit.draws["schedule_size"]
+        fit.predict(h, 1.25e8, 2e9)  # fitted as final losses (no schedule term): nothing rests on its prior

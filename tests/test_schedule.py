@@ -237,3 +237,14 @@ def test_a_table_of_final_losses_fits_without_the_term_as_before():
         bound = np.maximum(0.3, 4 * np.sqrt(2 / np.maximum(ess.reshape(old_mean.shape), 1.0)))
         gap = np.abs(v.mean(0) - old_mean) / np.maximum(old_sd, 1e-12)
         assert np.all((gap < bound) | (np.abs(v.mean(0) - old_mean) < 1e-12)), (site, gap.max(), bound.min())
+
+
+def test_the_note_tells_a_curve_the_data_could_not_see_from_one_the_data_reject():
+    from bayesmix.schedule import describe
+
+    rng = np.random.default_rng(0)
+    prior = 0.3 * rng.standard_normal((400, 2, 3))  # draws of a curve no data informed
+    seen = describe(prior, ("a", "b"), 0.5)
+    assert "not supported by the data" in seen and "not identified" not in seen
+    one_point = describe(prior, ("a", "b"), 0.5, single=True)
+    assert "not identified: every row sits at 50%" in one_point and "sit at their run's final loss" not in one_point

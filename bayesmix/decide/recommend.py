@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..posterior import Posterior
-from ..reach import PriorOnlyWarning, prior_only_note
+from ..reach import PriorOnlyWarning, prior_only_note, schedule_prior_note
 from .constraints import DEFAULT_MAX_EPOCHS, InfeasibleMixtureError, MixtureConstraints, PerDomain, build_constraints
 from .objective import Risk, parse_risk, resolve_target_weights
 from .problem import MixtureDecision
@@ -399,6 +399,9 @@ def recommend(
         raise ValueError("starts must be >= 0, argmin_draws and path_points >= 1")
     N, D = float(model_size), float(tokens)
     note = prior_only_note(fit.table, N, D)
+    if note:
+        warnings.warn(note, PriorOnlyWarning, stacklevel=2)
+    note = schedule_prior_note(fit.table) if fit.checkpoints else None
     if note:
         warnings.warn(note, PriorOnlyWarning, stacklevel=2)
     risk = parse_risk(risk)
