@@ -313,7 +313,13 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
         if "first_divergences" in b:
             notes.append(
                 f"{b['block']}: {b['first_divergences']} divergences at target_accept {b['first_target_accept']:g}; "
-                f"sampled again at {b['target_accept']:g}, {b['divergences']} divergences (these draws are kept)"
+                f"sampled again at {b['target_accept']:g}"
+                + (
+                    f" from the first run's last draws ({b['warm_start']} iterations adapting the step size)"
+                    if b.get("warm_start")
+                    else ""
+                )
+                + f", {b['divergences']} divergences (these draws are kept)"
             )
         elif "retried_divergences" in b:
             mixing = (

@@ -270,12 +270,15 @@ class Runner(NamedTuple):
     transient divergence is expected even on a Gaussian): recorded to learn whether a retry at a higher
     target_accept could be decided from warm-up, before drawing; (C,) leapfrog steps of the whole warm-up, the
     work a shorter warm-up would save);
-    ``draw(states, args, mode, chol)`` -> (u (C, S, d), diverging, num_steps, energy, accept_prob, step_size).
-    Calling the runner does both (as SBC does inside its own jit).
+    ``draw(states, args, mode, chol)`` -> (u (C, S, d), diverging, num_steps, energy, accept_prob, step_size);
+    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as ``warm``, but from chains
+    already in the posterior with their mass matrices kept: only the step size adapts (a retry's warm start).
+    Calling the runner does warm and draw (as SBC does inside its own jit).
     """
 
     warm: Callable
     draw: Callable
+    rewarm: Callable | None = None
 
     def __call__(self, keys, u0, args, mode, chol):
         return self.draw(self.warm(keys, u0, args, mode, chol)[0], args, mode, chol)
@@ -323,6 +326,14 @@ def _runner(
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
+    def warm_from(state, margs):
+        def warm(s, _):
+            s = sample_kernel(s, model_args=margs)
+            return s, (s.diverging, s.num_steps)
+
+        state, (div, steps) = jax.lax.scan(warm, state, None, length=config.warmup)
+        return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
+
     def warm_chain(rng, u0, args, mode, chol):
         margs = (args, mode, chol)
         state = init_kernel(
@@ -341,13 +352,24 @@ def _runner(
             model_args=margs,
             rng_key=rng,
         )
+        return warm_from(state, margs)
 
-        def warm(s, _):
-            s = sample_kernel(s, model_args=margs)
-            return s, (s.diverging, s.num_steps)
-
-        state, (div, steps) = jax.lax.scan(warm, state, None, length=config.warmup)
-        return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
+    def rewarm_chain(rng, u0, inverse_mass, step_size, args, mode, chol):
+        margs = (args, mode, chol)
+        state = init_kernel(
+            u0,
+            config.warmup,
+            step_size=step_size,
+            inverse_mass_matrix=inverse_mass,
+            adapt_mass_matrix=False,
+            dense_mass=False,
+            target_accept_prob=config.target_accept,
+            max_tree_depth=config.max_tree_depth,
+            find_heuristic_step_size=True,
+            model_args=margs,
+            rng_key=rng,
+        )
+        return warm_from(state, margs)
 
     def draw_chain(state, args, mode, chol):
         margs = (args, mode, chol)
@@ -376,12 +398,15 @@ def _runner(
 
     if parallel:
         run = Runner(
-            jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)), jax.pmap(draw_chain, in_axes=(0, None, None, None))
+            jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)),
+            jax.pmap(draw_chain, in_axes=(0, None, None, None)),
+            jax.pmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None)),
         )
     else:
         run = Runner(
             jax.jit(jax.vmap(warm_chain, in_axes=(0, 0, None, None, None))),
             jax.jit(jax.vmap(draw_chain, in_axes=(0, None, None, None))),
+            jax.jit(jax.vmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None))),
         )
     if signature is not None:
         _RUNNERS[key] = run
@@ -389,32 +414,53 @@ def _runner(
 
 
 def _sample_block(
-    block: Block, config: SamplerConfig, key: jax.Array, parallel: bool, length: float | None = None
+    block: Block,
+    config: SamplerConfig,
+    key: jax.Array,
+    parallel: bool,
+    length: float | None = None,
+    start: dict | None = None,
 ) -> tuple[dict | None, dict | None, dict]:
     """One block's mode search, warm-up and draws: (draws, extra fields, info).
 
     ``length``: for a retry, the first run's trajectory length (its mean leapfrog steps times its step size). When
     the retry's adapted step size makes that length take over half the maximum tree size, its draws would sit at
     the maximum depth: the retry stops after its warm-up and returns (None, None, info with ``aborted``).
+
+    ``start``: a first run's ``info["_start"]`` (its whitening, its chains' last draws, mass matrices and step
+    sizes): the run reuses that whitening and starts its chains there, and its warm-up of ``REWARM`` iterations
+    adapts only the step size (a retry's warm start). Without it, ``info["_start"]`` holds this run's, for a retry.
     """
     k_start, k_init, k_run = jax.random.split(key, 3)
     t0 = time.perf_counter()
     with CompileClock() as mode_compile:
-        comp = _compiled(block.model, block.args, block.signature)
-        starts = list(np.asarray(comp.starts(k_start, max(1, config.laplace_starts)), dtype=np.float64))
-        mode, cov, energy = find_mode(comp, block.args, starts)
-    chol = np.linalg.cholesky(cov) if config.dense_mass else np.diag(np.sqrt(np.diag(cov)))
+        if start is None:
+            comp = _compiled(block.model, block.args, block.signature)
+            starts = list(np.asarray(comp.starts(k_start, max(1, config.laplace_starts)), dtype=np.float64))
+            mode, cov, energy = find_mode(comp, block.args, starts)
+            chol = np.linalg.cholesky(cov) if config.dense_mass else np.diag(np.sqrt(np.diag(cov)))
+        else:
+            comp, mode, chol = start["comp"], start["mode"], start["chol"]
     t_mode = time.perf_counter() - t0
 
+    if start is not None:
+        config = replace(config, warmup=REWARM)  # the draws' program must know where the warm-up ended
     run = _runner(block.model, comp.unravel, comp.dim, config, parallel, block.signature)
-    # Chains start over the Laplace approximation, shrunk (its tails can reach
-    # the extreme prior region of a skewed posterior).
-    u0 = 0.5 * jax.random.normal(k_init, (config.chains, comp.dim))
-    keys = jax.random.split(k_run, config.chains)
     margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
     with CompileClock() as warm_compile:
         t1 = time.perf_counter()
-        states, warm_div, warm_steps = jax.block_until_ready(run.warm(keys, u0, *margs))
+        if start is None:
+            # Chains start over the Laplace approximation, shrunk (its tails can reach
+            # the extreme prior region of a skewed posterior).
+            u0 = 0.5 * jax.random.normal(k_init, (config.chains, comp.dim))
+            keys = jax.random.split(k_run, config.chains)
+            states, warm_div, warm_steps = jax.block_until_ready(run.warm(keys, u0, *margs))
+        else:
+            # A stream of its own: the first run's chains already used k_run's.
+            keys = jax.random.split(jax.random.fold_in(k_run, 1), config.chains)
+            states, warm_div, warm_steps = jax.block_until_ready(
+                run.rewarm(keys, start["u"], start["inverse_mass"], start["step_size"], *margs)
+            )
         t_warm = time.perf_counter() - t1
     if length is not None:
         expected = length / float(np.median(np.asarray(states.adapt_state.step_size)))
@@ -469,6 +515,17 @@ def _sample_block(
         # draws' worth per second of the block's own NUTS (compilation left out: it is paid once per shape)
         "ess_per_second": round(min(ess_bulk, ess_tail) / max(t_warm + t_draw, 1e-9), 2),
     }
+    if start is None:
+        info["_start"] = {
+            "comp": comp,
+            "mode": mode,
+            "chol": chol,
+            "u": jnp.asarray(u[:, -1]),
+            "inverse_mass": states.adapt_state.inverse_mass_matrix,
+            "step_size": jnp.asarray(step_size),
+        }
+    else:
+        info["warm_start"] = REWARM
     return draws, extra, info
 
 
@@ -494,6 +551,10 @@ def _block_seconds(b: dict) -> float:
     """A block's wall time, with a first try or a retry that was not kept."""
     return b["mode_seconds"] + b["nuts_seconds"] + discarded_seconds(b)
 
+
+# Warm-up iterations of a warm-started retry (step size only; see _sample_block's ``start``): numpyro's windows
+# restart the step size until the last 10%, as in a full warm-up.
+REWARM = 250
 
 # How far two runs' R-hats may differ by chance alone (4 chains, an ESS of a few hundred): a retry that removes
 # divergences is not turned down for an R-hat this much above the first run's.
@@ -580,6 +641,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     retry = replace(config, target_accept=config.retry_target_accept)
     result = _sample_block(block, config, key, parallel)
     first, again = result[2], None
+    start = first.pop("_start", None)
     n_draws = result[1]["diverging"].size
     wants_retry = first["divergences"] and config.retry_target_accept > config.target_accept
     deep = retry_too_deep(first, config.max_tree_depth, n_draws) if wants_retry else None
@@ -602,9 +664,11 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         )
         # A first run that mixed is kept over a retry at the maximum depth anyway (keep_retry), so such a retry
         # stops after its warm-up; one that did not mix gets the whole retry, however deep.
+        # A first run that mixed also hands the retry its chains' last draws and adapted mass matrices: the
+        # retry then adapts only its smaller step (REWARM). One that did not mix is retried from scratch.
         mixed = _run_mixed(first, n_draws)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
-        again = _sample_block(block, retry, key, parallel, length)
+        again = _sample_block(block, retry, key, parallel, length, start=start if mixed else None)
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
             first.update(
                 retry_aborted=again[2]["aborted"],

@@ -150,3 +150,24 @@ def test_a_retry_whose_trees_would_run_too_deep_stops_after_its_warm_up(monkeypa
     from bayesmix.fit import retry_notes
 
     assert "its retry at a higher target_accept stopped" in retry_notes([b])[0]
+
+
+def test_a_retry_after_a_run_that_mixed_starts_where_that_run_ended(monkeypatch):
+    import bayesmix.inference as inference
+    from bayesmix.fit import retry_notes
+
+    # A first run that mixed hands its retry its chains' last draws, mass matrices and whitening: the retry adapts
+    # only its step size (REWARM iterations), and its draws are still the funnel's (v ~ Normal(0, 1.5)).
+    monkeypatch.setattr(inference, "_mixed", lambda *a: True)
+    monkeypatch.setattr(inference, "retry_too_deep", lambda *a: None)
+    config = SamplerConfig(**dict(LONGER, draws=1000))
+    draws, _, info = sample(funnel(1.5), (), config, progress=False)
+    (b,) = info["blocks"]
+    assert b["first_divergences"] > 0 and b["warm_start"] == inference.REWARM
+    assert b["mode_seconds"] < 0.05  # no second mode search
+    assert b["divergences"] < b["first_divergences"] and b["target_accept"] == 0.99
+    v = draws["v"].ravel()
+    assert abs(v.mean()) < 0.4 and 1.1 < v.std() < 1.9
+    assert "from the first run's last draws (250 iterations adapting the step size)" in retry_notes([b])[0]
+    again, _, _ = sample(funnel(1.5), (), config, progress=False)
+    np.testing.assert_array_equal(again["v"], draws["v"])  # same seed, same draws
