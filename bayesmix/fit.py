@@ -317,6 +317,8 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
                 + (
                     f" from the first run's last draws ({b['warm_start']} iterations adapting the step size)"
                     if b.get("warm_start")
+                    else " from scratch (a retry from the first run's last draws mixed worse)"
+                    if b.get("warm_retry_seconds")
                     else ""
                 )
                 + f", {b['divergences']} divergences (these draws are kept)"

@@ -544,7 +544,7 @@ PARTS = ("compile", "warmup", "sampling")
 
 def discarded_seconds(b: dict) -> float:
     """Seconds a block spent on a run it threw away: a first try a retry replaced, or a retry not kept."""
-    return b.get("first_seconds", 0.0) + b.get("retried_seconds", 0.0)
+    return b.get("first_seconds", 0.0) + b.get("retried_seconds", 0.0) + b.get("warm_retry_seconds", 0.0)
 
 
 def _block_seconds(b: dict) -> float:
@@ -642,6 +642,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     result = _sample_block(block, config, key, parallel)
     first, again = result[2], None
     start = first.pop("_start", None)
+    warm_spent = 0.0  # seconds of a warm-started retry that was not kept
     n_draws = result[1]["diverging"].size
     wants_retry = first["divergences"] and config.retry_target_accept > config.target_accept
     deep = retry_too_deep(first, config.max_tree_depth, n_draws) if wants_retry else None
@@ -669,6 +670,11 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         mixed = _run_mixed(first, n_draws)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
         again = _sample_block(block, retry, key, parallel, length, start=start if mixed else None)
+        if mixed and again[0] is not None and not keep_retry(first, again[2], again[1]["diverging"].size):
+            # A warm start is a saving, not a second opinion: where its draws are not worth keeping (SlimPajama's
+            # arxiv, additive law, one seed of two: R-hat 1.016), the retry is run from scratch as without it.
+            warm_spent = _run_seconds(again[2])
+            again = _sample_block(block, retry, key, parallel, length)
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
             first.update(
                 retry_aborted=again[2]["aborted"],
@@ -695,6 +701,8 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
                 retried_seconds=_run_seconds(again[2]),
                 target_accept=config.target_accept,
             )
+    if warm_spent:
+        result[2]["warm_retry_seconds"] = warm_spent
     if verbose:
         b = result[2]
         log.warning(

@@ -171,3 +171,23 @@ def test_a_retry_after_a_run_that_mixed_starts_where_that_run_ended(monkeypatch)
     assert "from the first run's last draws (250 iterations adapting the step size)" in retry_notes([b])[0]
     again, _, _ = sample(funnel(1.5), (), config, progress=False)
     np.testing.assert_array_equal(again["v"], draws["v"])  # same seed, same draws
+
+
+def test_a_warm_started_retry_not_worth_keeping_is_run_again_from_scratch(monkeypatch):
+    import bayesmix.inference as inference
+    from bayesmix.fit import retry_notes
+
+    real_keep = inference.keep_retry
+    monkeypatch.setattr(inference, "retry_too_deep", lambda *a: None)
+    monkeypatch.setattr(inference, "_mixed", lambda *a: False)  # a first run that did not mix: retried from scratch
+    scratch, _, info = sample(funnel(1.5), (), SamplerConfig(**LONGER), progress=False)
+    assert "warm_start" not in info["blocks"][0]
+
+    monkeypatch.setattr(inference, "_mixed", lambda *a: True)  # one that mixed: warm start first...
+    monkeypatch.setattr(inference, "keep_retry", lambda f, a, n: "warm_start" not in a and real_keep(f, a, n))
+    draws, _, info = sample(funnel(1.5), (), SamplerConfig(**LONGER), progress=False)
+    (b,) = info["blocks"]
+    assert "warm_start" not in b and b["warm_retry_seconds"] > 0  # ...not kept, so the scratch retry ran
+    np.testing.assert_array_equal(draws["v"], scratch["v"])  # the same draws as a retry from scratch
+    assert info["nuts_seconds"] > b["nuts_seconds"] + b["first_seconds"]  # the warm try's time is counted
+    assert "from scratch (a retry from the first run's last draws mixed worse)" in retry_notes([b])[0]
