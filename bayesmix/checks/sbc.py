@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import jax
@@ -211,11 +211,12 @@ class _Engine:
         max_tree_depth: int,
         newton_iters: int = 40,
         checkpoints: bool = False,
+        warm_retry: float | None = None,
     ):
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
 
-        from ..inference import SamplerConfig, _runner
+        from ..inference import REWARM, SamplerConfig, _runner
 
         self.law, self.targets = law, tuple(targets)
         spec = all_params(law, table.domains, targets, checkpoints)
@@ -240,6 +241,14 @@ class _Engine:
             dense_mass=True,
         )
         run = _runner(model, unravel, dim, config, False, None)  # jit(vmap over chains) of the package's NUTS
+        # warm_retry: every replication is also sampled again as a fit retries a block that diverged, from the first
+        # run's last draws, mass matrices and step sizes at this target_accept (inference._sample_block's ``start``),
+        # and the retry's draws are ranked: SBC of the retry's warm start.
+        again = (
+            _runner(model, unravel, dim, replace(config, target_accept=warm_retry, warmup=REWARM), False, None)
+            if warm_retry
+            else None
+        )
         obs0 = self.obs
 
         def fit_one(y, key):
@@ -258,7 +267,13 @@ class _Engine:
             chol = jnp.linalg.cholesky(cov)
             chol = jnp.where(jnp.isfinite(chol), chol, jnp.eye(dim))
             u0 = 0.5 * jax.random.normal(k_init, (chains, dim))
-            u, div, steps, *_ = run(jax.random.split(k_run, chains), u0, (o,), mode, chol)
+            states, _, _ = run.warm(jax.random.split(k_run, chains), u0, (o,), mode, chol)
+            u, div, steps, _, _, step_size = run.draw(states, (o,), mode, chol)
+            if again is not None:
+                inverse_mass = states.adapt_state.inverse_mass_matrix
+                keys = jax.random.split(jax.random.fold_in(k_run, 1), chains)
+                states, _, _ = again.rewarm(keys, u[:, -1], inverse_mass, step_size, (o,), mode, chol)
+                u, div, steps, *_ = again.draw(states, (o,), mode, chol)
             z = mode + u @ chol.T  # (chains, draws, dim)
             constrained = jax.vmap(jax.vmap(lambda zz: constrain_fn(model, (o,), {}, unravel(zz))))(z)
             return {k: constrained[k] for k in self.sites}, div, steps
@@ -279,9 +294,18 @@ def _engine(key: tuple, args: tuple) -> _Engine:
     cost, so every call on the same design reuses it."""
     engine = _ENGINES.get(key)
     if engine is None:
-        law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints = args
+        law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints, warm_retry = args
         engine = _ENGINES[key] = _Engine(
-            law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints=checkpoints
+            law,
+            table,
+            targets,
+            chains,
+            warmup,
+            draws,
+            target_accept,
+            max_tree_depth,
+            checkpoints=checkpoints,
+            warm_retry=warm_retry,
         )
     return engine
 
@@ -312,6 +336,7 @@ def sbc(
     seed: int = 0,
     perturb: float | None = None,
     progress: bool = False,
+    warm_retry: float | None = None,
 ) -> SBCResult:
     """Run simulation-based calibration for a law; return an :class:`SBCResult`.
 
@@ -321,7 +346,9 @@ def sbc(
     ``draws`` NUTS draws, thins them to ``n_ranks`` and records the rank of
     every true scalar parameter. ``perturb`` (a negative control for tests)
     multiplies every simulated loss by ``exp(perturb)`` -- a misspecified
-    model whose ranks must not look uniform.
+    model whose ranks must not look uniform. ``warm_retry`` (a target_accept,
+    e.g. 0.99): rank the draws of a retry warm-started from each first run, as
+    a fit retries a block that diverged.
     """
     law = get_law(law) if isinstance(law, str) else law
     if design is None:
@@ -352,6 +379,7 @@ def sbc(
         max_tree_depth,
         pd.util.hash_pandas_object(design, index=False).sum(),
         checkpoints,
+        warm_retry,
     )
     engine_args = (
         law,
@@ -363,6 +391,7 @@ def sbc(
         target_accept,
         max_tree_depth,
         checkpoints,
+        warm_retry,
     )
     engine = _engine(key, engine_args)
     ys = np.stack([engine.y_of(f) for f in frames])
