@@ -50,3 +50,15 @@ def test_a_biased_model_fails_sbc(calibrated):
     assert u.p_bonferroni.min() < 1e-3, u.to_string()
     # the 5% shift is absorbed by the law's level: the truth of that parameter sits in a tail
     assert np.maximum(u.low, u.high).max() > 0.3, u.to_string()
+
+
+@pytest.mark.slow
+def test_a_warm_started_retry_is_calibrated_too(calibrated):
+    # A fit retries a block that diverged from the first run's last draws, mass matrices and step sizes, adapting
+    # only the step (inference.REWARM): its draws must be as calibrated as the first run's.
+    warm = sbc("own_weight", **SETTINGS, warm_retry=0.99)
+    u = warm.uniformity()
+    assert len(warm.ranks) == len(calibrated.ranks)
+    assert not np.array_equal(warm.ranks["rank"], calibrated.ranks["rank"])  # other draws: the retry's
+    assert u.p_bonferroni.min() > 1e-3, u.to_string()
+    assert u.low.max() <= 0.2 and u.high.max() <= 0.2, u.to_string()
