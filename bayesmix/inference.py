@@ -592,6 +592,15 @@ def keep_retry(first: dict, again: dict, n_draws: int) -> bool:
     return not (np.isfinite(ess) and np.isfinite(ess0) and ess < min(0.5 * ess0, 0.05 * n_draws))
 
 
+def _warm_start_failed(first: dict, again: dict, n_draws: int) -> bool:
+    """Whether a warm-started retry fails :func:`keep_retry` for its mixing (R-hat or ESS) alone: a retry from
+    scratch could then do better. Failing it on divergences or on draws at the maximum tree depth is the smaller
+    step's doing, which a retry from scratch shares (the Ye-like sweep's joint law: retries with 11-127 draws at
+    the maximum depth), so it is not run again."""
+    unmixed = {**again, "max_rhat": np.nan, "min_ess_bulk": np.nan, "min_ess_tail": np.nan}
+    return keep_retry(first, unmixed, n_draws) and not keep_retry(first, again, n_draws)
+
+
 def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int) -> str | None:
     """Why a diverging block is not sampled again at a higher target_accept, or None to retry.
 
@@ -670,9 +679,9 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         mixed = _run_mixed(first, n_draws)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
         again = _sample_block(block, retry, key, parallel, length, start=start if mixed else None)
-        if mixed and again[0] is not None and not keep_retry(first, again[2], again[1]["diverging"].size):
-            # A warm start is a saving, not a second opinion: where its draws are not worth keeping (SlimPajama's
-            # arxiv, additive law, one seed of two: R-hat 1.016), the retry is run from scratch as without it.
+        if mixed and again[0] is not None and _warm_start_failed(first, again[2], again[1]["diverging"].size):
+            # A warm start is a saving, not a second opinion: where its chains mixed too little to keep
+            # (SlimPajama's arxiv, additive law, one seed of two: R-hat 1.016), the retry is run from scratch.
             warm_spent = _run_seconds(again[2])
             again = _sample_block(block, retry, key, parallel, length)
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth

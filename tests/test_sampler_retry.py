@@ -177,17 +177,28 @@ def test_a_warm_started_retry_not_worth_keeping_is_run_again_from_scratch(monkey
     import bayesmix.inference as inference
     from bayesmix.fit import retry_notes
 
-    real_keep = inference.keep_retry
     monkeypatch.setattr(inference, "retry_too_deep", lambda *a: None)
     monkeypatch.setattr(inference, "_mixed", lambda *a: False)  # a first run that did not mix: retried from scratch
     scratch, _, info = sample(funnel(1.5), (), SamplerConfig(**LONGER), progress=False)
     assert "warm_start" not in info["blocks"][0]
 
     monkeypatch.setattr(inference, "_mixed", lambda *a: True)  # one that mixed: warm start first...
-    monkeypatch.setattr(inference, "keep_retry", lambda f, a, n: "warm_start" not in a and real_keep(f, a, n))
+    monkeypatch.setattr(inference, "_warm_start_failed", lambda f, a, n: "warm_start" in a)  # ...which fails
     draws, _, info = sample(funnel(1.5), (), SamplerConfig(**LONGER), progress=False)
     (b,) = info["blocks"]
     assert "warm_start" not in b and b["warm_retry_seconds"] > 0  # ...not kept, so the scratch retry ran
     np.testing.assert_array_equal(draws["v"], scratch["v"])  # the same draws as a retry from scratch
     assert info["nuts_seconds"] > b["nuts_seconds"] + b["first_seconds"]  # the warm try's time is counted
     assert "from scratch (a retry from the first run's last draws mixed worse)" in retry_notes([b])[0]
+
+
+def test_only_a_warm_retry_that_mixed_too_little_is_run_again():
+    from bayesmix.inference import _warm_start_failed
+
+    first = {"divergences": 12, "depth_hits": 0, "max_rhat": 1.004, "min_ess_bulk": 700.0, "min_ess_tail": 650.0}
+    fine = {"divergences": 0, "depth_hits": 0, "max_rhat": 1.006, "min_ess_bulk": 600.0, "min_ess_tail": 500.0}
+    assert not _warm_start_failed(first, fine, 4000)  # kept: nothing to redo
+    assert _warm_start_failed(first, dict(fine, max_rhat=1.016), 4000)  # chains disagree: from scratch
+    assert _warm_start_failed(first, dict(fine, min_ess_tail=150.0), 4000)  # too few effective draws: same
+    assert not _warm_start_failed(first, dict(fine, depth_hits=127), 4000)  # the smaller step's depth: shared
+    assert not _warm_start_failed(first, dict(fine, divergences=12), 4000)  # diverged as much: shared too
