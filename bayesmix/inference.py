@@ -420,6 +420,7 @@ def _sample_block(
     parallel: bool,
     length: float | None = None,
     start: dict | None = None,
+    keep_start: bool = False,
 ) -> tuple[dict | None, dict | None, dict]:
     """One block's mode search, warm-up and draws: (draws, extra fields, info).
 
@@ -429,7 +430,8 @@ def _sample_block(
 
     ``start``: a first run's ``info["_start"]`` (its whitening, its chains' last draws, mass matrices and step
     sizes): the run reuses that whitening and starts its chains there, and its warm-up of ``REWARM`` iterations
-    adapts only the step size (a retry's warm start). Without it, ``info["_start"]`` holds this run's, for a retry.
+    adapts only the step size (a retry's warm start). ``keep_start``: ``info["_start"]`` holds this run's, for a
+    retry (live arrays and compiled functions: the caller pops it before the info is kept).
     """
     k_start, k_init, k_run = jax.random.split(key, 3)
     t0 = time.perf_counter()
@@ -515,7 +517,7 @@ def _sample_block(
         # draws' worth per second of the block's own NUTS (compilation left out: it is paid once per shape)
         "ess_per_second": round(min(ess_bulk, ess_tail) / max(t_warm + t_draw, 1e-9), 2),
     }
-    if start is None:
+    if keep_start:
         info["_start"] = {
             "comp": comp,
             "mode": mode,
@@ -524,7 +526,7 @@ def _sample_block(
             "inverse_mass": states.adapt_state.inverse_mass_matrix,
             "step_size": jnp.asarray(step_size),
         }
-    else:
+    if start is not None:
         info["warm_start"] = REWARM
     return draws, extra, info
 
@@ -648,9 +650,9 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     key = jnp.asarray(key)
     parallel = jax.local_device_count() >= config.chains and config.chains > 1
     retry = replace(config, target_accept=config.retry_target_accept)
-    result = _sample_block(block, config, key, parallel)
+    result = _sample_block(block, config, key, parallel, keep_start=True)
     first, again = result[2], None
-    start = first.pop("_start", None)
+    start = first.pop("_start")
     warm_spent = 0.0  # seconds of a warm-started retry that was not kept
     n_draws = result[1]["diverging"].size
     wants_retry = first["divergences"] and config.retry_target_accept > config.target_accept

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         flats = {}
         for seed in (int(s) for s in a.seeds.split(",")):
             key = jax.random.PRNGKey(seed)
-            _, _, first = inference._sample_block(block, first_cfg, key, parallel)
+            _, _, first = inference._sample_block(block, first_cfg, key, parallel, keep_start=True)
             start = first.pop("_start")
             for how, kw in (("scratch", {}), ("warm", {"start": start})):
                 t0 = time.perf_counter()

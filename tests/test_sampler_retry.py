@@ -1,5 +1,7 @@
 """A block that diverges is sampled again at a higher target_accept (bayesmix.inference.SamplerConfig)."""
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -40,6 +42,8 @@ def test_a_block_that_diverged_is_sampled_again_and_the_better_run_kept():
     assert block["depth_hits"] <= 0.01 * 600
     assert block["max_rhat"] <= max(off["max_rhat"], 1.01)
     assert int(extra["diverging"].sum()) == block["divergences"]
+    assert "warm_start" not in block  # a first run that did not mix: retried from scratch...
+    json.dumps(info, default=float)  # ...and what is kept of it is plain data (a fit saves it)
     assert info["nuts_seconds"] > block["nuts_seconds"]  # the first try's time is counted
     # the first try's late warm-up divergences are kept beside the retry's (what a retry could be decided from)
     assert block["first_late_warmup_divergences"] == off["late_warmup_divergences"]
@@ -169,6 +173,7 @@ def test_a_retry_after_a_run_that_mixed_starts_where_that_run_ended(monkeypatch)
     v = draws["v"].ravel()
     assert abs(v.mean()) < 0.4 and 1.1 < v.std() < 1.9
     assert "from the first run's last draws (250 iterations adapting the step size)" in retry_notes([b])[0]
+    json.dumps(info, default=float)  # plain data, as a fit saves it
     again, _, _ = sample(funnel(1.5), (), config, progress=False)
     np.testing.assert_array_equal(again["v"], draws["v"])  # same seed, same draws
 
@@ -190,6 +195,7 @@ def test_a_warm_started_retry_not_worth_keeping_is_run_again_from_scratch(monkey
     np.testing.assert_array_equal(draws["v"], scratch["v"])  # the same draws as a retry from scratch
     assert info["nuts_seconds"] > b["nuts_seconds"] + b["first_seconds"]  # the warm try's time is counted
     assert "from scratch (a retry from the first run's last draws mixed worse)" in retry_notes([b])[0]
+    json.dumps(info, default=float)
 
 
 def test_only_a_warm_retry_that_mixed_too_little_is_run_again():
