@@ -71,8 +71,12 @@ def test_block_table_says_which_blocks_were_sampled_again():
     b = block_table(TIMING)
     assert list(b.index) == ["web", "code"]
     assert b.loc["web", "retried"] == "no"
-    assert b.loc["code", "retried"].startswith("kept at 0.99 (30 divergences")
+    assert b.loc["code", "retried"] == "kept at 0.99 (30 divergences at first)"
     assert b.loc["code", "discarded_s"] == 6.0 and b.loc["code", "steps_per_draw"] == 120.0
+    warm = dict(TIMING, blocks=[dict(TIMING["blocks"][1], warm_start=250, warm_retry_seconds=0.0)])
+    assert block_table(warm).loc["code", "retried"] == "kept at 0.99 (30 divergences at first, warm start)"
+    lost = dict(TIMING, blocks=[dict(TIMING["blocks"][1], warm_retry_seconds=3.0)])  # a warm retry rerun
+    assert block_table(lost).loc["code", "discarded_s"] == 9.0
     text = format_profile(TIMING)
     assert "where the time went" in text and "per block" in text and "ess_per_second" in text
 
