@@ -207,4 +207,5 @@ def test_only_a_warm_retry_that_mixed_too_little_is_run_again():
     assert _warm_start_failed(first, dict(fine, max_rhat=1.016), 4000)  # chains disagree: from scratch
     assert _warm_start_failed(first, dict(fine, min_ess_tail=150.0), 4000)  # too few effective draws: same
     assert not _warm_start_failed(first, dict(fine, depth_hits=127), 4000)  # the smaller step's depth: shared
-    assert not _warm_start_failed(first, dict(fine, divergences=12), 4000)  # diverged as much: shared too
+    assert _warm_start_failed(first, dict(fine, divergences=6), 4000)  # still diverging: from scratch
+    assert not _warm_start_failed(first, dict(fine, divergences=5), 4000)  # most divergences gone: kept
