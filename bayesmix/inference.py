@@ -598,10 +598,10 @@ def _warm_start_failed(first: dict, again: dict, n_draws: int) -> bool:
     """Whether a warm-started retry falls short where a retry from scratch could do better: it fails
     :func:`keep_retry` for its mixing (R-hat or ESS) alone, or it keeps half or more of the first run's divergences
     (SlimPajama's one-scale split, c4 block, additive law: 17 at 0.9, 16 after the warm start, 4 from scratch,
-    whose warm-up adapts its mass matrix at the smaller step). Draws at the maximum tree depth are the smaller
-    step's doing, which a retry from scratch shares (the Ye-like sweep's joint law: retries with 11-127 draws at
-    the maximum depth), so those are not run again."""
-    if again["divergences"] >= max(1, 0.5 * first["divergences"]):
+    whose warm-up adapts its mass matrix at the smaller step), at least 2 of them. Draws at the maximum tree depth
+    are the smaller step's doing, which a retry from scratch shares (the Ye-like sweep's joint law: retries with
+    11-127 draws at the maximum depth), so those are not run again."""
+    if again["divergences"] >= max(2, 0.5 * first["divergences"]):  # (one divergence left is not worth a rerun)
         return True
     unmixed = {**again, "max_rhat": np.nan, "min_ess_bulk": np.nan, "min_ess_tail": np.nan}
     return keep_retry(first, unmixed, n_draws) and not keep_retry(first, again, n_draws)

@@ -209,3 +209,5 @@ def test_only_a_warm_retry_that_mixed_too_little_is_run_again():
     assert not _warm_start_failed(first, dict(fine, depth_hits=127), 4000)  # the smaller step's depth: shared
     assert _warm_start_failed(first, dict(fine, divergences=6), 4000)  # still diverging: from scratch
     assert not _warm_start_failed(first, dict(fine, divergences=5), 4000)  # most divergences gone: kept
+    one = dict(first, divergences=1)
+    assert not _warm_start_failed(one, dict(fine, divergences=1), 4000)  # one left of one: not worth a rerun
