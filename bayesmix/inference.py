@@ -326,7 +326,29 @@ def _runner(
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
-    def warm_from(state, margs):
+    def warm_chain(rng, u0, args, mode, chol, inverse_mass=None, step_size=1.0):
+        """Warm-up from u0. Without ``inverse_mass``: from the whitening alone, adapting a diagonal mass matrix
+        and the step size. With it (a retry's warm start): that mass matrix is kept and only the step adapts."""
+        margs = (args, mode, chol)
+        state = init_kernel(
+            u0,
+            config.warmup,
+            step_size=step_size,
+            # Whitened coordinates: unit scales, and a unit step is the right
+            # start. Only a diagonal mass matrix is adapted: a dense one
+            # estimated from one warm-up window (25-100 draws in ~20
+            # dimensions) was worse than the whitening it refined (measured:
+            # 161 against 16 leapfrog steps per draw).
+            inverse_mass_matrix=jnp.ones(dim) if inverse_mass is None else inverse_mass,
+            adapt_mass_matrix=inverse_mass is None,
+            dense_mass=False,
+            target_accept_prob=config.target_accept,
+            max_tree_depth=config.max_tree_depth,
+            find_heuristic_step_size=True,
+            model_args=margs,
+            rng_key=rng,
+        )
+
         def warm(s, _):
             s = sample_kernel(s, model_args=margs)
             return s, (s.diverging, s.num_steps)
@@ -334,42 +356,8 @@ def _runner(
         state, (div, steps) = jax.lax.scan(warm, state, None, length=config.warmup)
         return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
 
-    def warm_chain(rng, u0, args, mode, chol):
-        margs = (args, mode, chol)
-        state = init_kernel(
-            u0,
-            config.warmup,
-            # Whitened coordinates: unit scales, and a unit step is the right
-            # start. Only a diagonal mass matrix is adapted: a dense one
-            # estimated from one warm-up window (25-100 draws in ~20
-            # dimensions) was worse than the whitening it refined (measured:
-            # 161 against 16 leapfrog steps per draw).
-            inverse_mass_matrix=jnp.ones(dim),
-            dense_mass=False,
-            target_accept_prob=config.target_accept,
-            max_tree_depth=config.max_tree_depth,
-            find_heuristic_step_size=True,
-            model_args=margs,
-            rng_key=rng,
-        )
-        return warm_from(state, margs)
-
     def rewarm_chain(rng, u0, inverse_mass, step_size, args, mode, chol):
-        margs = (args, mode, chol)
-        state = init_kernel(
-            u0,
-            config.warmup,
-            step_size=step_size,
-            inverse_mass_matrix=inverse_mass,
-            adapt_mass_matrix=False,
-            dense_mass=False,
-            target_accept_prob=config.target_accept,
-            max_tree_depth=config.max_tree_depth,
-            find_heuristic_step_size=True,
-            model_args=margs,
-            rng_key=rng,
-        )
-        return warm_from(state, margs)
+        return warm_chain(rng, u0, args, mode, chol, inverse_mass, step_size)
 
     def draw_chain(state, args, mode, chol):
         margs = (args, mode, chol)
@@ -411,6 +399,13 @@ def _runner(
     if signature is not None:
         _RUNNERS[key] = run
     return run
+
+
+def rewarm(run: Runner, k_run: jax.Array, u_last, inverse_mass, step_size, margs: tuple):
+    """A retry's warm start (``run.rewarm``) from a first run's chains' last draws ``u_last`` (C, d), their mass
+    matrices and step sizes, on a key stream of its own: the first run's chains already used ``k_run``'s."""
+    keys = jax.random.split(jax.random.fold_in(k_run, 1), u_last.shape[0])
+    return run.rewarm(keys, u_last, inverse_mass, step_size, *margs)
 
 
 def _sample_block(
@@ -458,10 +453,8 @@ def _sample_block(
             keys = jax.random.split(k_run, config.chains)
             states, warm_div, warm_steps = jax.block_until_ready(run.warm(keys, u0, *margs))
         else:
-            # A stream of its own: the first run's chains already used k_run's.
-            keys = jax.random.split(jax.random.fold_in(k_run, 1), config.chains)
             states, warm_div, warm_steps = jax.block_until_ready(
-                run.rewarm(keys, start["u"], start["inverse_mass"], start["step_size"], *margs)
+                rewarm(run, k_run, start["u"], start["inverse_mass"], start["step_size"], margs)
             )
         t_warm = time.perf_counter() - t1
     if length is not None:

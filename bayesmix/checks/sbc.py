@@ -216,7 +216,7 @@ class _Engine:
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
 
-        from ..inference import REWARM, SamplerConfig, _runner
+        from ..inference import REWARM, SamplerConfig, _runner, rewarm
 
         self.law, self.targets = law, tuple(targets)
         spec = all_params(law, table.domains, targets, checkpoints)
@@ -271,8 +271,7 @@ class _Engine:
             u, div, steps, _, _, step_size = run.draw(states, (o,), mode, chol)
             if again is not None:
                 inverse_mass = states.adapt_state.inverse_mass_matrix
-                keys = jax.random.split(jax.random.fold_in(k_run, 1), chains)
-                states, _, _ = again.rewarm(keys, u[:, -1], inverse_mass, step_size, (o,), mode, chol)
+                states, _, _ = rewarm(again, k_run, u[:, -1], inverse_mass, step_size, ((o,), mode, chol))
                 u, div, steps, *_ = again.draw(states, (o,), mode, chol)
             z = mode + u @ chol.T  # (chains, draws, dim)
             constrained = jax.vmap(jax.vmap(lambda zz: constrain_fn(model, (o,), {}, unravel(zz))))(z)
