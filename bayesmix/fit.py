@@ -115,21 +115,20 @@ class Predicting:
         note = prior_only_note(self.table, model_size, tokens)
         if note:
             warnings.warn(note, PriorOnlyWarning, stacklevel=2)
-        f = 1.0
         if trajectory:
             f = default_fractions(self) if fractions is None else np.asarray(fractions, dtype=float).ravel()
             if f.size == 0 or np.any(~np.isfinite(f)) or np.any((f <= 0) | (f > 1)):
                 raise ValueError(f"fractions must be numbers in (0, 1] (shares of the run's tokens); got {f}")
             f = np.unique(f)
-        note = schedule_prior_note(self.table, f) if self.checkpoints else None
-        if note:
-            warnings.warn(note, PriorOnlyWarning, stacklevel=2)
-        if trajectory:
             h = np.repeat(h, len(f), axis=0)
             D = np.tile(f, M0) * tokens
             d = self.predict_draws(h, model_size, D, seed=seed, run_tokens=tokens)
         else:
+            f = 1.0  # the final loss
             d = self.predict_draws(h, model_size, tokens, seed=seed)
+        note = schedule_prior_note(self.table, f) if self.checkpoints else None
+        if note:
+            warnings.warn(note, PriorOnlyWarning, stacklevel=2)
         note = floor_note(self.table, d["mean"], self.targets)
         if note:
             warnings.warn(note, FloorWarning, stacklevel=2)

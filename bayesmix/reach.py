@@ -96,9 +96,8 @@ def single_fraction(table: RunTable) -> float | None:
     frac = np.asarray(table.token_fraction(), dtype=float)
     if not len(frac) or frac.max() >= 1 - 1e-9:
         return None
-    if np.log(frac).std() >= VARIED:
-        return None
-    return float(np.exp(np.log(frac).mean()))
+    x = np.log(frac)
+    return None if x.std() >= VARIED else float(np.exp(x.mean()))
 
 
 def schedule_prior_note(table: RunTable, fractions=1.0) -> str | None:
