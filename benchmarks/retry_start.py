@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from warmup_length import DATA, sweep_table, table_block  # noqa: E402  (the same blocks as the fit samples)
+from warmup_length import DATA, max_shift, sweep_table, table_block  # noqa: E402  (the same blocks as the fit samples)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -101,12 +101,9 @@ def main(argv=None) -> int:
                 )
                 print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
         ref = np.concatenate([f for (s, how), f in flats.items() if how == "scratch"])
-        mean, sd = ref.mean(0), ref.std(0)
-        ok = sd > 0
         for row in rows:
             if row["target"] == target:
-                f = flats[(row["seed"], row["retry"])]
-                row["shift"] = float(np.max(np.abs(f.mean(0) - mean)[ok] / sd[ok]))
+                row["shift"] = max_shift(flats[(row["seed"], row["retry"])], ref)
     out = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(out.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

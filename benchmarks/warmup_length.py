@@ -64,6 +64,16 @@ def sweep_table(sweep: str):
     return one_scale_split(runs)[0]
 
 
+def max_shift(draws, ref) -> float:
+    """The largest difference of a posterior mean of ``draws`` (n, k) from that of ``ref`` (m, k), in ``ref``'s
+    posterior sds, over the scalars that move."""
+    import numpy as np
+
+    mean, sd = ref.mean(0), ref.std(0)
+    ok = sd > 0
+    return float(np.max(np.abs(draws.mean(0) - mean)[ok] / sd[ok]))
+
+
 def table_block(table, law_name: str, target: str):
     """(block, compiled) for one target, built as ``bayesmix.fit`` builds it with its defaults."""
     import numpy as np
@@ -147,12 +157,9 @@ def main(argv=None) -> int:
                     flush=True,
                 )
         ref = np.concatenate([flats[(s, warmups[0])].reshape(-1, flats[(s, warmups[0])].shape[-1]) for s in seeds])
-        mean, sd = ref.mean(0), ref.std(0)
-        ok = sd > 0
         for row in rows:
             if row["target"] == target:
-                f = flats[(row["seed"], row["warmup"])].reshape(-1, ref.shape[-1])
-                row["shift"] = float(np.max(np.abs(f.mean(0) - mean)[ok] / sd[ok]))
+                row["shift"] = max_shift(flats[(row["seed"], row["warmup"])].reshape(-1, ref.shape[-1]), ref)
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
