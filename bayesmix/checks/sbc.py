@@ -368,30 +368,10 @@ def sbc(
             for t in targets:
                 frame[f"{t}_loss"] *= math.exp(perturb)
         frames.append(frame)
-    key = (
-        law.name,
-        targets,
-        chains,
-        warmup,
-        draws,
-        target_accept,
-        max_tree_depth,
-        pd.util.hash_pandas_object(design, index=False).sum(),
-        checkpoints,
-        warm_retry,
-    )
-    engine_args = (
-        law,
-        read_runs(frames[0], quiet=True),
-        targets,
-        chains,
-        warmup,
-        draws,
-        target_accept,
-        max_tree_depth,
-        checkpoints,
-        warm_retry,
-    )
+    settings = (targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints, warm_retry)
+    engine_args = (law, read_runs(frames[0], quiet=True)) + settings
+    # the engine is compiled once per law, design and settings (the table itself is not hashable)
+    key = (law.name, pd.util.hash_pandas_object(design, index=False).sum()) + settings
     engine = _engine(key, engine_args)
     ys = np.stack([engine.y_of(f) for f in frames])
     keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed + 1), replications))
