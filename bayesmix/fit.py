@@ -311,8 +311,13 @@ def retry_notes(blocks: Sequence[dict]) -> list[str]:
     for b in blocks:
         if "first_divergences" in b:
             notes.append(
-                f"{b['block']}: {b['first_divergences']} divergences at target_accept {b['first_target_accept']:g}; "
-                f"sampled again at {b['target_accept']:g}"
+                f"{b['block']}: {b['first_divergences']} divergences at target_accept {b['first_target_accept']:g}"
+                + (
+                    f" in its first {b['first_stopped_after']} draws per chain, where it stopped"
+                    if b.get("first_stopped_after")
+                    else ""
+                )
+                + f"; sampled again at {b['target_accept']:g}"
                 + (
                     f" from the first run's last draws ({b['warm_start']} iterations adapting the step size)"
                     if b.get("warm_start")

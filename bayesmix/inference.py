@@ -270,18 +270,48 @@ class Runner(NamedTuple):
     transient divergence is expected even on a Gaussian): recorded to learn whether a retry at a higher
     target_accept could be decided from warm-up, before drawing; (C,) leapfrog steps of the whole warm-up, the
     work a shorter warm-up would save);
-    ``draw(states, args, mode, chol)`` -> (u (C, S, d), diverging, num_steps, energy, accept_prob, step_size);
+    ``chunk(states, args, mode, chol)`` -> (the chains' states after ``chunks``-th of the draws, (u (C, s, d),
+    diverging, num_steps, energy, accept_prob) of those draws): the draws come in chunks so that a first try can
+    stop at its first divergence (a retry replaces it) and go on from there if the retry is not kept;
     ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as ``warm``, but from chains
     already in the posterior with their mass matrices kept: only the step size adapts (a retry's warm start).
-    Calling the runner does warm and draw (as SBC does inside its own jit).
+    :meth:`draw` runs every chunk; calling the runner does warm and draw (as SBC does inside its own jit).
     """
 
     warm: Callable
-    draw: Callable
+    chunk: Callable
     rewarm: Callable | None = None
+    chunks: int = 1
+
+    def draw(self, states, args, mode, chol):
+        """All draws from the warmed-up ``states``: (u (C, S, d), diverging, num_steps, energy, accept_prob,
+        step_size (C,)), the same draws as one scan (each chunk goes on from the last one's state and key)."""
+        parts = []
+        for _ in range(self.chunks):
+            states, out = self.chunk(states, args, mode, chol)
+            parts.append(out)
+        return join_chunks(parts) + (states.adapt_state.step_size,)
 
     def __call__(self, keys, u0, args, mode, chol):
         return self.draw(self.warm(keys, u0, args, mode, chol)[0], args, mode, chol)
+
+
+def join_chunks(parts: Sequence[tuple]) -> tuple:
+    """Chunks of draws (each a tuple of (C, s, ...) arrays) joined along the draw axis."""
+    if len(parts) == 1:
+        return tuple(parts[0])
+    cat = np.concatenate if isinstance(parts[0][0], np.ndarray) else jnp.concatenate
+    return tuple(cat(xs, axis=1) for xs in zip(*parts, strict=True))
+
+
+# A first try's draws come in this many chunks (where the draws divide evenly; one chunk otherwise): it stops at the
+# end of the first chunk with a divergence, a quarter of its draws on average where divergences are spread evenly.
+DRAW_CHUNKS = 4
+
+
+def draw_chunks(draws: int) -> int:
+    """How many chunks ``draws`` draws per chain come in: :data:`DRAW_CHUNKS` where they divide evenly, else 1."""
+    return DRAW_CHUNKS if draws % DRAW_CHUNKS == 0 and draws >= DRAW_CHUNKS else 1
 
 
 class CompileClock:
@@ -359,6 +389,8 @@ def _runner(
     def rewarm_chain(rng, u0, inverse_mass, step_size, args, mode, chol):
         return warm_chain(rng, u0, args, mode, chol, inverse_mass, step_size)
 
+    chunks = draw_chunks(config.draws)
+
     def draw_chain(state, args, mode, chol):
         margs = (args, mode, chol)
         # numpyro's kernel keeps what init_kernel set up in its closure (traced in the warm-up's program), so
@@ -381,20 +413,21 @@ def _runner(
             s = sample_fixed(s, model_args=margs)
             return s, (s.z, s.diverging, s.num_steps, s.energy, s.accept_prob)
 
-        state, out = jax.lax.scan(draw, state, None, length=config.draws)
-        return out + (state.adapt_state.step_size,)
+        return jax.lax.scan(draw, state, None, length=config.draws // chunks)
 
     if parallel:
         run = Runner(
             jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)),
             jax.pmap(draw_chain, in_axes=(0, None, None, None)),
             jax.pmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None)),
+            chunks,
         )
     else:
         run = Runner(
             jax.jit(jax.vmap(warm_chain, in_axes=(0, 0, None, None, None))),
             jax.jit(jax.vmap(draw_chain, in_axes=(0, None, None, None))),
             jax.jit(jax.vmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None))),
+            chunks,
         )
     if signature is not None:
         _RUNNERS[key] = run
@@ -416,6 +449,7 @@ def _sample_block(
     length: float | None = None,
     start: dict | None = None,
     keep_start: bool = False,
+    stop_early: bool = False,
 ) -> tuple[dict | None, dict | None, dict]:
     """One block's mode search, warm-up and draws: (draws, extra fields, info).
 
@@ -427,6 +461,11 @@ def _sample_block(
     sizes): the run reuses that whitening and starts its chains there, and its warm-up of ``REWARM`` iterations
     adapts only the step size (a retry's warm start). ``keep_start``: ``info["_start"]`` holds this run's, for a
     retry (live arrays and compiled functions: the caller pops it before the info is kept).
+
+    ``stop_early``: a first try stops drawing at the end of the first chunk of draws (:data:`DRAW_CHUNKS`) with a
+    divergence, as a retry will replace it. Its info then says ``stopped_after`` (draws per chain) and holds
+    ``_resume``, which draws the rest from where it stopped and returns the whole run: the same draws as a run that
+    never stopped (the caller pops it, as ``_start``).
     """
     k_start, k_init, k_run = jax.random.split(key, 3)
     t0 = time.perf_counter()
@@ -457,71 +496,89 @@ def _sample_block(
                 rewarm(run, k_run, start["u"], start["inverse_mass"], start["step_size"], margs)
             )
         t_warm = time.perf_counter() - t1
+    t_warm = max(t_warm - warm_compile.seconds, 0.0)
     if length is not None:
         expected = length / float(np.median(np.asarray(states.adapt_state.step_size)))
         if expected >= 2 ** (config.max_tree_depth - 1):
-            t_warm_only = max(t_warm - warm_compile.seconds, 0.0)
             return None, None, {
                 "block": block.label,
                 "mode_seconds": round(t_mode, 3),
-                "nuts_seconds": round(warm_compile.seconds + t_warm_only, 3),
+                "nuts_seconds": round(warm_compile.seconds + t_warm, 3),
                 "aborted": (
                     f"after its warm-up the step size put the first run's trajectories at about {expected:.0f} "
                     f"leapfrog steps, past half the maximum tree size ({2**config.max_tree_depth - 1})"
                 ),
             }  # fmt: skip
-    with CompileClock() as draw_compile:
-        t2 = time.perf_counter()
-        u, div, steps, en, acc, step_size = run.draw(states, *margs)
-        u = np.asarray(u)  # (C, S, d); blocks until the draws exist (dispatch is asynchronous)
-        t_draw = time.perf_counter() - t2
-    t_compile = warm_compile.seconds + draw_compile.seconds
-    t_warm, t_draw = max(t_warm - warm_compile.seconds, 0.0), max(t_draw - draw_compile.seconds, 0.0)
+    parts: list[tuple] = []  # the chunks of draws so far (numpy)
+    clock = {"draw": 0.0, "compile": warm_compile.seconds}
 
-    z = mode + u @ chol.T
-    C, S = z.shape[:2]
-    sites = comp.constrain(jnp.asarray(z.reshape(C * S, -1)), block.args)
-    draws = {k: np.asarray(v).reshape((C, S) + v.shape[1:]) for k, v in sites.items()}
-    extra = {
-        "diverging": np.asarray(div),
-        "num_steps": np.asarray(steps),
-        "energy": np.asarray(en),
-        "accept_prob": np.asarray(acc),
-    }
-    rhat, ess_bulk, ess_tail = block_convergence(draws)
-    info = {
-        "block": block.label,
-        "dim": comp.dim,
-        "mode_seconds": round(t_mode, 3),  # with compiling the mode search, mode_compile_seconds of it
-        "mode_compile_seconds": round(mode_compile.seconds, 3),
-        "nuts_seconds": round(t_compile + t_warm + t_draw, 3),
-        "compile_seconds": round(t_compile, 3),
-        "warmup_seconds": round(t_warm, 3),
-        "sampling_seconds": round(t_draw, 3),
-        "step_size": [round(float(s), 5) for s in np.asarray(step_size)],
-        "mean_steps": round(float(np.mean(steps)), 2),
-        "warmup_mean_steps": round(float(np.sum(warm_steps)) / (config.chains * max(config.warmup, 1)), 2),
-        "divergences": int(np.sum(div)),
-        "late_warmup_divergences": int(np.sum(warm_div)),
-        "depth_hits": int(np.sum(np.asarray(steps) >= 2**config.max_tree_depth - 1)),
-        "max_rhat": round(rhat, 4),
-        "min_ess_bulk": round(ess_bulk, 1),
-        "min_ess_tail": round(ess_tail, 1),
-        # draws' worth per second of the block's own NUTS (compilation left out: it is paid once per shape)
-        "ess_per_second": round(min(ess_bulk, ess_tail) / max(t_warm + t_draw, 1e-9), 2),
-    }
-    if keep_start:
-        info["_start"] = {
-            "comp": comp,
-            "mode": mode,
-            "chol": chol,
-            "u": jnp.asarray(u[:, -1]),
-            "inverse_mass": states.adapt_state.inverse_mass_matrix,
-            "step_size": jnp.asarray(step_size),
+    def drawing(stop: bool) -> None:
+        """Draw chunks until every one is drawn or, with ``stop``, until one that diverged and is not the last."""
+        nonlocal states
+        while len(parts) < run.chunks:
+            with CompileClock() as draw_compile:
+                t2 = time.perf_counter()
+                states, out = run.chunk(states, *margs)
+                parts.append(tuple(np.asarray(x) for x in out))  # blocks until the draws exist (async dispatch)
+                seconds = time.perf_counter() - t2
+            clock["draw"] += max(seconds - draw_compile.seconds, 0.0)
+            clock["compile"] += draw_compile.seconds
+            if stop and np.any(parts[-1][1]) and len(parts) < run.chunks:
+                return
+
+    def finish(keep: bool) -> tuple[dict, dict, dict]:
+        u, div, steps, en, acc = join_chunks(parts)
+        step_size = np.asarray(states.adapt_state.step_size)
+        z = mode + u @ chol.T
+        C, S = z.shape[:2]
+        sites = comp.constrain(jnp.asarray(z.reshape(C * S, -1)), block.args)
+        draws = {k: np.asarray(v).reshape((C, S) + v.shape[1:]) for k, v in sites.items()}
+        extra = {"diverging": div, "num_steps": steps, "energy": en, "accept_prob": acc}
+        rhat, ess_bulk, ess_tail = block_convergence(draws)
+        t_draw = clock["draw"]
+        info = {
+            "block": block.label,
+            "dim": comp.dim,
+            "mode_seconds": round(t_mode, 3),  # with compiling the mode search, mode_compile_seconds of it
+            "mode_compile_seconds": round(mode_compile.seconds, 3),
+            "nuts_seconds": round(clock["compile"] + t_warm + t_draw, 3),
+            "compile_seconds": round(clock["compile"], 3),
+            "warmup_seconds": round(t_warm, 3),
+            "sampling_seconds": round(t_draw, 3),
+            "step_size": [round(float(s), 5) for s in step_size],
+            "mean_steps": round(float(np.mean(steps)), 2),
+            "warmup_mean_steps": round(float(np.sum(warm_steps)) / (config.chains * max(config.warmup, 1)), 2),
+            "divergences": int(np.sum(div)),
+            "late_warmup_divergences": int(np.sum(warm_div)),
+            "depth_hits": int(np.sum(steps >= 2**config.max_tree_depth - 1)),
+            "max_rhat": round(rhat, 4),
+            "min_ess_bulk": round(ess_bulk, 1),
+            "min_ess_tail": round(ess_tail, 1),
+            # draws' worth per second of the block's own NUTS (compilation left out: it is paid once per shape)
+            "ess_per_second": round(min(ess_bulk, ess_tail) / max(t_warm + t_draw, 1e-9), 2),
         }
-    if start is not None:
-        info["warm_start"] = REWARM
-    return draws, extra, info
+        if S < config.draws:
+            info["stopped_after"] = S  # draws per chain: the first try stopped at its first divergence
+            info["_resume"] = resume
+        if keep:
+            info["_start"] = {
+                "comp": comp,
+                "mode": mode,
+                "chol": chol,
+                "u": jnp.asarray(u[:, -1]),
+                "inverse_mass": states.adapt_state.inverse_mass_matrix,
+                "step_size": jnp.asarray(step_size),
+            }
+        if start is not None:
+            info["warm_start"] = REWARM
+        return draws, extra, info
+
+    def resume() -> tuple[dict, dict, dict]:
+        drawing(stop=False)
+        return finish(keep=False)
+
+    drawing(stop=stop_early)
+    return finish(keep_start)
 
 
 def block_convergence(draws: dict[str, np.ndarray]) -> tuple[float, float, float]:
@@ -631,6 +688,12 @@ def _run_mixed(info: dict, n_draws: int) -> bool:
     return _mixed(info.get("max_rhat", np.nan), ess, n_draws)
 
 
+def _clean(info: dict, n_draws: int) -> bool:
+    """A run with no divergence that mixed (:func:`_mixed`), with at most 1% of its draws at the maximum tree
+    depth: :func:`keep_retry` keeps such a retry over any first run that diverged, whole or stopped early."""
+    return info["divergences"] == 0 and info["depth_hits"] <= 0.01 * n_draws and _run_mixed(info, n_draws)
+
+
 def _run_seconds(info: dict) -> float:
     """A run's mode search and NUTS time, as recorded for a first try or a retry that was not kept."""
     return round(info["mode_seconds"] + info["nuts_seconds"], 3)
@@ -647,27 +710,20 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     key = jnp.asarray(key)
     parallel = jax.local_device_count() >= config.chains and config.chains > 1
     retry = replace(config, target_accept=config.retry_target_accept)
-    result = _sample_block(block, config, key, parallel, keep_start=True)
+    can_retry = config.retry_target_accept > config.target_accept
+    result = _sample_block(block, config, key, parallel, keep_start=True, stop_early=can_retry)
     first, again = result[2], None
-    start = first.pop("_start")
+    start, resume = first.pop("_start"), first.pop("_resume", None)
     warm_spent = 0.0  # seconds of a warm-started retry that was not kept
-    n_draws = result[1]["diverging"].size
-    wants_retry = first["divergences"] and config.retry_target_accept > config.target_accept
-    deep = retry_too_deep(first, config.max_tree_depth, n_draws) if wants_retry else None
-    if deep:
-        first.update(retry_skipped=deep, target_accept=config.target_accept)
+    n_first = result[1]["diverging"].size
+    deep = retry_too_deep(first, config.max_tree_depth, n_first) if first["divergences"] and can_retry else None
+    if first["divergences"] and can_retry and not deep:
+        stopped = f" in its first {first['stopped_after']} draws per chain" if resume else ""
         log.info(
-            "%s: %d divergences at target_accept %g; not sampled again: %s",
+            "%s: %d divergences%s at target_accept %g; sampling it again at %g",
             block.label,
             first["divergences"],
-            config.target_accept,
-            deep,
-        )
-    elif wants_retry:
-        log.info(
-            "%s: %d divergences at target_accept %g; sampling it again at %g",
-            block.label,
-            first["divergences"],
+            stopped,
             config.target_accept,
             retry.target_accept,
         )
@@ -675,7 +731,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         # stops after its warm-up; one that did not mix gets the whole retry, however deep.
         # A first run that mixed also hands the retry its chains' last draws and adapted mass matrices: the
         # retry then adapts only its smaller step (REWARM). One that did not mix is retried from scratch.
-        mixed = _run_mixed(first, n_draws)
+        mixed = _run_mixed(first, n_first)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
         again = _sample_block(block, retry, key, parallel, length, start=start if mixed else None)
         if mixed and again[0] is not None and _warm_start_failed(first, again[2], again[1]["diverging"].size):
@@ -685,12 +741,29 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
             warm_spent = _run_seconds(again[2])
             again = _sample_block(block, retry, key, parallel, length)
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
-            first.update(
-                retry_aborted=again[2]["aborted"],
-                retried_seconds=_run_seconds(again[2]),
-                target_accept=config.target_accept,
-            )
+            aborted = again[2]
             again = None
+    if resume is not None and not (again is not None and _clean(again[2], again[1]["diverging"].size)):
+        # The first try stopped at its first divergence. Unless a clean retry replaces it (which keep_retry keeps
+        # over any first run), it draws the rest from where it stopped, so that the rule below weighs the retry
+        # against the whole first run, as if it had never stopped.
+        result = resume()
+        first = result[2]
+    if deep:
+        first.update(retry_skipped=deep, target_accept=config.target_accept)
+        log.info(
+            "%s: %d divergences at target_accept %g; not sampled again: %s",
+            block.label,
+            first["divergences"],
+            config.target_accept,
+            deep,
+        )
+    elif again is None and first["divergences"] and can_retry:
+        first.update(
+            retry_aborted=aborted["aborted"],
+            retried_seconds=_run_seconds(aborted),
+            target_accept=config.target_accept,
+        )
     if again is not None:
         again[2].update(
             first_target_accept=config.target_accept,
@@ -699,6 +772,8 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
             first_seconds=_run_seconds(first),
             target_accept=retry.target_accept,
         )
+        if "stopped_after" in first:
+            again[2]["first_stopped_after"] = first["stopped_after"]
         if keep_retry(first, again[2], again[1]["diverging"].size):
             result = again
         else:  # keep the first draws, but say the retry was tried

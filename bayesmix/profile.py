@@ -61,7 +61,8 @@ def block_table(timing: Mapping) -> pd.DataFrame:
     for b in timing.get("blocks", []):
         if "first_divergences" in b:
             start = ", warm start" if b.get("warm_start") else ""
-            retried = f"kept at {b['target_accept']:g} ({b['first_divergences']} divergences at first{start})"
+            stop = f" in {b['first_stopped_after']} draws" if b.get("first_stopped_after") else ""
+            retried = f"kept at {b['target_accept']:g} ({b['first_divergences']} divergences{stop} at first{start})"
         elif "retried_divergences" in b:
             retried = f"not kept ({b['retried_divergences']} divergences, {b.get('retried_depth_hits', 0)} at depth)"
         elif "retry_aborted" in b:

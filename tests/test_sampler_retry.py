@@ -211,3 +211,43 @@ def test_only_a_warm_retry_that_mixed_too_little_is_run_again():
     assert not _warm_start_failed(first, dict(fine, divergences=5), 4000)  # most divergences gone: kept
     one = dict(first, divergences=1)
     assert not _warm_start_failed(one, dict(fine, divergences=1), 4000)  # one left of one: not worth a rerun
+
+
+def test_a_first_try_stops_at_its_first_divergence_and_goes_on_from_there(monkeypatch):
+    import bayesmix.inference as inference
+    from bayesmix.fit import retry_notes
+
+    # The mechanism: a first try that stops after the first chunk of draws with a divergence and then draws the
+    # rest gives the very draws of a run that never stopped (the chunks go on from each other's state and key).
+    block = inference.Block("all", funnel(1.5), (), None, None)
+    config = SamplerConfig(**dict(LONGER, draws=400))
+    key = jnp.asarray(np.asarray(inference.jax.random.PRNGKey(3)))
+    whole, whole_extra, whole_info = inference._sample_block(block, config, key, False)
+    part, part_extra, info = inference._sample_block(block, config, key, False, stop_early=True)
+    chunk = 400 // inference.DRAW_CHUNKS
+    assert info["stopped_after"] % chunk == 0 and info["stopped_after"] < 400  # stopped at a chunk's end...
+    assert part_extra["diverging"][:, -chunk:].any() and not part_extra["diverging"][:, :-chunk].any()  # ...its first
+    np.testing.assert_array_equal(part["v"], whole["v"][:, : info["stopped_after"]])
+    resumed, resumed_extra, resumed_info = info["_resume"]()
+    np.testing.assert_array_equal(resumed["v"], whole["v"])
+    np.testing.assert_array_equal(resumed_extra["diverging"], whole_extra["diverging"])
+    assert resumed_info["divergences"] == whole_info["divergences"] and "stopped_after" not in resumed_info
+
+    # The wiring: a clean retry replaces the stopped first try, whose few draws are all it cost...
+    monkeypatch.setattr(inference, "_mixed", lambda *a: True)
+    monkeypatch.setattr(inference, "retry_too_deep", lambda *a: None)
+    monkeypatch.setattr(inference, "_warm_start_failed", lambda *a: False)
+    monkeypatch.setattr(inference, "_clean", lambda *a: True)
+    monkeypatch.setattr(inference, "keep_retry", lambda *a: True)
+    _, _, fit_info = sample(funnel(1.5), (), config, progress=False)
+    (b,) = fit_info["blocks"]
+    assert b["first_stopped_after"] % chunk == 0 and b["first_stopped_after"] < 400 and b["first_divergences"] > 0
+    assert b["first_seconds"] > 0 and b["target_accept"] == 0.99
+    assert f"in its first {b['first_stopped_after']} draws per chain, where it stopped" in retry_notes([b])[0]
+    # ...and a retry that is not clean is weighed against the whole first try, which went on to its last draw
+    monkeypatch.setattr(inference, "_clean", lambda *a: False)
+    monkeypatch.setattr(inference, "keep_retry", lambda first, again, n: False)
+    draws, extra, fit_info = sample(funnel(1.5), (), config, progress=False)
+    (b,) = fit_info["blocks"]
+    assert "first_stopped_after" not in b and "stopped_after" not in b and b["target_accept"] == 0.6
+    assert extra["diverging"].shape == (2, 400) and b["retried_seconds"] > 0

@@ -242,8 +242,9 @@ class _Engine:
         )
         run = _runner(model, unravel, dim, config, False, None)  # jit(vmap over chains) of the package's NUTS
         # warm_retry: every replication is also sampled again as a fit retries a block that diverged, from the first
-        # run's last draws, mass matrices and step sizes at this target_accept (inference._sample_block's ``start``),
-        # and the retry's draws are ranked: SBC of the retry's warm start.
+        # run's draws at the end of its first chunk (where a fit's first try stops at a divergence), mass matrices
+        # and step sizes at this target_accept (inference._sample_block's ``start``), and the retry's draws are
+        # ranked: SBC of the retry's warm start.
         again = (
             _runner(model, unravel, dim, replace(config, target_accept=warm_retry, warmup=REWARM), False, None)
             if warm_retry
@@ -271,7 +272,8 @@ class _Engine:
             u, div, steps, _, _, step_size = run.draw(states, (o,), mode, chol)
             if again is not None:
                 inverse_mass = states.adapt_state.inverse_mass_matrix
-                states, _, _ = rewarm(again, k_run, u[:, -1], inverse_mass, step_size, ((o,), mode, chol))
+                u_stop = u[:, draws // run.chunks - 1]
+                states, _, _ = rewarm(again, k_run, u_stop, inverse_mass, step_size, ((o,), mode, chol))
                 u, div, steps, *_ = again.draw(states, (o,), mode, chol)
             z = mode + u @ chol.T  # (chains, draws, dim)
             constrained = jax.vmap(jax.vmap(lambda zz: constrain_fn(model, (o,), {}, unravel(zz))))(z)
