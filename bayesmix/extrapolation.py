@@ -108,12 +108,14 @@ def holdout_errors(
     seed: int = 0,
     like: Observed | None = None,
     max_holdouts: int = MAX_HOLDOUTS,
+    near: Mapping[str, Sequence[float]] | None = None,
 ) -> list[HeldOut]:
     """The law's errors in each hold-out of :func:`holdout_splits`, from its posterior mode on the rest.
 
     Only each held-out run's final checkpoint counts: a final loss is what is
     predicted beyond the range, and a run's checkpoints are not independent
-    looks at the law's error.
+    looks at the law's error. ``near``: the whole table's mode per block (a
+    fit's ``timing["blocks"][i]["mode"]``), where each refit's search starts.
     """
     checkpoints = "schedule" in priors
     out = []
@@ -121,7 +123,16 @@ def holdout_errors(
         train, held = table.subset(train_mask), table.subset(~train_mask)
         held = held.subset(held.token_fraction() >= 1 - 1e-3)
         mode = fit_mode(
-            train, law, targets=targets, priors=priors, seed=seed, N0=N0, D0=D0, like=like, checkpoints=checkpoints
+            train,
+            law,
+            targets=targets,
+            priors=priors,
+            seed=seed,
+            N0=N0,
+            D0=D0,
+            like=like,
+            checkpoints=checkpoints,
+            near=near,
         )
         p = {k: np.asarray(v[0]) for k, v in mode.draws.items()}
         log_mu = mode.log_means(held.weights, held.model_size, held.n_tokens, held.run_tokens)[0]
@@ -232,18 +243,19 @@ def learn_extrapolation(
     seed: int = 0,
     like: Observed | None = None,
     domains: Sequence[str] | None = None,
+    near: Mapping[str, Sequence[float]] | None = None,
 ) -> ExtrapolationError:
     """Measure the law's extrapolation error on nested hold-outs and pool it across targets.
 
     With fewer than three model sizes (and no varied token budgets) nothing
     can be held out: the rates are then drawn from their prior and the note
     says so. ``domains`` (default: the table's) tells which targets are
-    training domains.
+    training domains. ``near``: see :func:`holdout_errors`.
     """
     T = len(targets)
     domains = tuple(table.domains if domains is None else domains)
     ood = np.array([t not in domains for t in targets], dtype=float)
-    held = holdout_errors(table, law, targets, priors, N0, D0, seed=seed, like=like)
+    held = holdout_errors(table, law, targets, priors, N0, D0, seed=seed, like=like, near=near)
     if held:
         far = np.concatenate([h.far for h in held])
         err = np.concatenate([h.error for h in held])
@@ -335,9 +347,10 @@ def learn_extrapolation_sd(
     D0: float,
     seed: int = 0,
     like: Observed | None = None,
+    near: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[np.ndarray, str, pd.DataFrame]:
     """Per-target extrapolation_sd, the note saying how it was learned and the hold-out errors
     (:func:`holdout_frame`); see :func:`learn_extrapolation`."""
-    out = learn_extrapolation(table, law, targets, priors, N0, D0, seed=seed, like=like)
+    out = learn_extrapolation(table, law, targets, priors, N0, D0, seed=seed, like=like, near=near)
     log.info(out.note)
     return out.sd, out.note, out.holdouts

@@ -461,7 +461,11 @@ def fit(
     t_extrapolation = time.perf_counter()
     if extrapolation_sd is None:
         with CompileClock() as clock:
-            kappa, note, holdouts = learn_extrapolation_sd(table, law, targets, prior_map, N0, D0, seed=seed, like=obs)
+            # each hold-out refit starts at the whole table's mode (and the prior median), not from four starts
+            near = {b["block"]: b["mode"] for b in info.get("blocks", []) if "mode" in b}
+            kappa, note, holdouts = learn_extrapolation_sd(
+                table, law, targets, prior_map, N0, D0, seed=seed, like=obs, near=near
+            )
         info["extrapolation_compile_seconds"] = clock.seconds
     else:
         holdouts = None

@@ -31,6 +31,7 @@ def fit_mode(
     D0: float | None = None,
     like: Observed | None = None,
     checkpoints: bool = False,
+    near: Mapping[str, Sequence[float]] | None = None,
 ) -> Posterior:
     """The law's posterior mode on ``runs`` as a :class:`~bayesmix.posterior.Posterior` with one draw.
 
@@ -41,6 +42,8 @@ def fit_mode(
     code. The posterior's ``reach`` is the table's largest model size and
     token count. ``checkpoints``: fit the checkpoint model when the table
     has mid-schedule checkpoints (as :func:`bayesmix.fit` with it).
+    ``near``: the mode of a larger table's fit per block, where the search
+    starts (:func:`~bayesmix.inference.posterior_mode`).
     """
     table = runs if isinstance(runs, RunTable) else read_runs(runs)
     law = get_law(law) if isinstance(law, str) else law
@@ -54,6 +57,6 @@ def fit_mode(
         table, targets, N0, D0, np.unique(table.model_size), like=like, checkpoints=checkpoints
     )
     model = make_model(law, table.domains, targets, prior_map, checkpoints)
-    p = posterior_mode(model, (obs,), SamplerConfig(seed=seed))
+    p = posterior_mode(model, (obs,), SamplerConfig(seed=seed), near=near)
     reach = (float(table.model_size.max()), float(table.n_tokens.max()))
     return Posterior.point(law, table.domains, targets, p, N0, D0, reach)

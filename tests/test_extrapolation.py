@@ -189,3 +189,35 @@ def test_error_likelihood_is_the_dense_gaussian_and_padding_adds_nothing():
     args = (far, err, mask, group, noise, ood)
     np.testing.assert_allclose(likelihood(args), dense, rtol=1e-9)
     np.testing.assert_allclose(likelihood(extrapolation._padded(*args)), dense, rtol=1e-9)
+
+
+def test_holdout_refits_started_at_the_whole_tables_mode_find_the_same_modes(monkeypatch):
+    # A fit's hold-out refits start at its own mode and the prior median (2 starts) instead of from 4 starts: the
+    # hold-out errors, and so the learned rates, must be those of the 4-start search.
+    import jax
+
+    from bayesmix import inference
+    from bayesmix.design import observed_from_table
+    from bayesmix.model import make_model
+
+    table = sweep(rate=0.02)
+    law = get_law("additive")
+    priors = resolve_priors(law, table.domains, TARGETS, None, True)
+    N0, D0 = reference_scale(table.model_size), reference_scale(table.n_tokens)
+    obs, _ = observed_from_table(table, TARGETS, N0, D0, np.unique(table.model_size), checkpoints=True)
+    near = {}  # the whole table's mode per block, as a fit's mode search finds it (timing["blocks"][i]["mode"])
+    for block in make_model(law, table.domains, TARGETS, priors, True).split(obs):
+        comp = inference._compiled(block.model, block.args, block.signature)
+        near[block.label] = inference.find_mode(comp, block.args, list(comp.starts(jax.random.PRNGKey(0), 4)))[0]
+    assert set(near) == set(TARGETS)
+    starts = []
+    find_mode = inference.find_mode
+    monkeypatch.setattr(inference, "find_mode", lambda comp, a, s: starts.append(len(s)) or find_mode(comp, a, s))
+    args = (table, law, TARGETS, priors, N0, D0)
+    scratch = extrapolation.holdout_errors(*args, like=obs)
+    assert set(starts) == {4}
+    starts.clear()
+    started = extrapolation.holdout_errors(*args, like=obs, near=near)
+    assert set(starts) == {2}  # the whole table's mode and the prior median, in every block of every hold-out
+    for a, b in zip(scratch, started, strict=True):
+        np.testing.assert_allclose(b.error, a.error, atol=2e-4)
