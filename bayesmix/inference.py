@@ -659,7 +659,7 @@ def _warm_start_failed(first: dict, again: dict, n_draws: int) -> bool:
     return keep_retry(first, unmixed, n_draws) and not keep_retry(first, again, n_draws)
 
 
-def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int) -> str | None:
+def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int, rhat_max: float = RHAT_MAX) -> str | None:
     """Why a diverging block is not sampled again at a higher target_accept, or None to retry.
 
     A block whose chains mixed and whose trees already average a quarter of the maximum tree size
@@ -667,10 +667,11 @@ def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int) -> str | None
     depth, and a retry with over 1% of its draws there replaces only a first run that did not mix
     (:func:`keep_retry`), so it would only cost time. Measured on SlimPajama's wikipedia target (additive law,
     every run up to 1.235B): 257 steps per draw, 2 divergences and R-hat 1.009 at 0.9; at 0.99, 2,021 of 4,000
-    draws at the maximum depth, discarded after 374 s. Its few divergences are reported instead.
+    draws at the maximum depth, discarded after 374 s. Its few divergences are reported instead. ``rhat_max``: see
+    :func:`_run_mixed`.
     """
     limit = 2 ** (max_tree_depth - 2)
-    if first.get("mean_steps", 0.0) >= limit and _run_mixed(first, n_draws):
+    if first.get("mean_steps", 0.0) >= limit and _run_mixed(first, n_draws, rhat_max):
         return (
             f"its trees already average {first['mean_steps']:.0f} leapfrog steps per draw (a quarter of the "
             f"maximum, {2**max_tree_depth - 1}, is {limit}): a retry at a higher target_accept would run into the "
@@ -679,15 +680,27 @@ def retry_too_deep(first: dict, max_tree_depth: int, n_draws: int) -> str | None
     return None
 
 
-def _mixed(rhat: float, ess: float, n_draws: int) -> bool:
-    """A run whose chains agree (R-hat at most 1.01) with an ESS of at least 5% of the draws."""
-    return bool(np.isfinite(rhat) and np.isfinite(ess) and rhat <= RHAT_MAX and ess >= 0.05 * n_draws)
+def _mixed(rhat: float, ess: float, n_draws: int, rhat_max: float = RHAT_MAX) -> bool:
+    """A run whose chains agree (R-hat at most ``rhat_max``, 1.01) with an ESS of at least 5% of the draws."""
+    return bool(np.isfinite(rhat) and np.isfinite(ess) and rhat <= rhat_max and ess >= 0.05 * n_draws)
 
 
-def _run_mixed(info: dict, n_draws: int) -> bool:
-    """:func:`_mixed` for a block's info dict (its max R-hat and smallest bulk or tail ESS)."""
+def _run_mixed(info: dict, n_draws: int, rhat_max: float = RHAT_MAX) -> bool:
+    """:func:`_mixed` for a block's info dict (its max R-hat and smallest bulk or tail ESS). ``rhat_max``: for a
+    first try that stopped early, :func:`partial_rhat_max`."""
     ess = min(info.get("min_ess_bulk", np.nan), info.get("min_ess_tail", np.nan))
-    return _mixed(info.get("max_rhat", np.nan), ess, n_draws)
+    return _mixed(info.get("max_rhat", np.nan), ess, n_draws, rhat_max)
+
+
+def partial_rhat_max(draws: int, drawn: int) -> float:
+    """The R-hat bound of :func:`_mixed` for a run stopped after ``drawn`` of its ``draws`` draws per chain.
+
+    A stationary run's R-hat exceeds 1 by about 1/(draws per chain) times its autocorrelation time, so a quarter of
+    the draws shows about four times the excess of the whole run: 1.04 where the whole run is held to 1.01.
+    (SlimPajama up to 1.235B, BiMix: held to 1.01, six of eight first tries stopped after 250 draws counted as not
+    mixed, and their retries ran from scratch where the whole first tries had all handed theirs a warm start.)
+    """
+    return 1.0 + (RHAT_MAX - 1.0) * draws / max(drawn, 1)
 
 
 def _clean(info: dict, n_draws: int) -> bool:
@@ -718,7 +731,10 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     start, resume = first.pop("_start"), first.pop("_resume", None)
     warm_spent = 0.0  # seconds of a warm-started retry that was not kept
     n_first = result[1]["diverging"].size
-    deep = retry_too_deep(first, config.max_tree_depth, n_first) if first["divergences"] and can_retry else None
+    rhat_max = partial_rhat_max(config.draws, first.get("stopped_after", config.draws))
+    deep = (
+        retry_too_deep(first, config.max_tree_depth, n_first, rhat_max) if first["divergences"] and can_retry else None
+    )
     if first["divergences"] and can_retry and not deep:
         stopped = f" in its first {first['stopped_after']} draws per chain" if resume else ""
         log.info(
@@ -733,7 +749,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         # stops after its warm-up; one that did not mix gets the whole retry, however deep.
         # A first run that mixed also hands the retry its chains' last draws and adapted mass matrices: the
         # retry then adapts only its smaller step (REWARM). One that did not mix is retried from scratch.
-        mixed = _run_mixed(first, n_first)
+        mixed = _run_mixed(first, n_first, rhat_max)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
         again = _sample_block(block, retry, key, parallel, length, start=start if mixed else None)
         if mixed and again[0] is not None and _warm_start_failed(first, again[2], again[1]["diverging"].size):

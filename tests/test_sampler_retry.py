@@ -251,3 +251,16 @@ def test_a_first_try_stops_at_its_first_divergence_and_goes_on_from_there(monkey
     (b,) = fit_info["blocks"]
     assert "first_stopped_after" not in b and "stopped_after" not in b and b["target_accept"] == 0.6
     assert extra["diverging"].shape == (2, 400) and b["retried_seconds"] > 0
+
+
+def test_a_first_try_stopped_early_is_held_to_a_looser_r_hat():
+    from bayesmix.inference import _run_mixed, partial_rhat_max, retry_too_deep
+
+    # A quarter of the draws shows about four times a stationary run's R-hat excess: 1.02 after 250 of 1000 draws
+    # is as mixed as 1.005 after 1000, so such a first try still hands its retry a warm start...
+    quarter = {"max_rhat": 1.02, "min_ess_bulk": 250.0, "min_ess_tail": 240.0, "mean_steps": 300.0, "divergences": 3}
+    assert partial_rhat_max(1000, 1000) == 1.01 and abs(partial_rhat_max(1000, 250) - 1.04) < 1e-12
+    assert not _run_mixed(quarter, 1000) and _run_mixed(quarter, 1000, partial_rhat_max(1000, 250))
+    assert retry_too_deep(quarter, 10, 1000, partial_rhat_max(1000, 250)) is not None  # ...and is as deep as whole
+    # ...while chains that disagree are not mixed however few their draws (SlimPajama's stackexchange: R-hat 1.35)
+    assert not _run_mixed(dict(quarter, max_rhat=1.35), 1000, partial_rhat_max(1000, 250))
