@@ -730,6 +730,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
     first, again = result[2], None
     start, resume = first.pop("_start"), first.pop("_resume", None)
     warm_spent = 0.0  # seconds of a warm-started retry that was not kept
+    aborted: dict | None = None  # a retry's info when it stopped after its warm-up
     n_first = result[1]["diverging"].size
     rhat_max = partial_rhat_max(config.draws, first.get("stopped_after", config.draws))
     deep = (
@@ -776,7 +777,7 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
             config.target_accept,
             deep,
         )
-    elif again is None and first["divergences"] and can_retry:
+    elif aborted is not None:
         first.update(
             retry_aborted=aborted["aborted"],
             retried_seconds=_run_seconds(aborted),
@@ -795,6 +796,9 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         if keep_retry(first, again[2], again[1]["diverging"].size):
             result = again
         else:  # keep the first draws, but say the retry was tried
+            if "stopped_after" in first:  # (not for a clean retry, which keep_retry keeps: never a partial run)
+                result = resume()
+                first = result[2]
             first.update(
                 retried_divergences=again[2]["divergences"],
                 retried_depth_hits=again[2]["depth_hits"],
