@@ -462,7 +462,7 @@ def fit(
     if extrapolation_sd is None:
         with CompileClock() as clock:
             # each hold-out refit starts at the whole table's mode (and the prior median), not from four starts
-            near = {b["block"]: b["mode"] for b in info.get("blocks", []) if "mode" in b}
+            near = {b["block"]: b["mode"] for b in info["blocks"]}
             kappa, note, holdouts = learn_extrapolation_sd(
                 table, law, targets, prior_map, N0, D0, seed=seed, like=obs, near=near
             )

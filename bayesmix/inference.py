@@ -270,7 +270,7 @@ class Runner(NamedTuple):
     transient divergence is expected even on a Gaussian): recorded to learn whether a retry at a higher
     target_accept could be decided from warm-up, before drawing; (C,) leapfrog steps of the whole warm-up, the
     work a shorter warm-up would save);
-    ``chunk(states, args, mode, chol)`` -> (the chains' states after ``chunks``-th of the draws, (u (C, s, d),
+    ``chunk(states, args, mode, chol)`` -> (the chains' states after one ``chunks``-th of the draws, (u (C, s, d),
     diverging, num_steps, energy, accept_prob) of those draws): the draws come in chunks so that a first try can
     stop at its first divergence (a retry replaces it) and go on from there if the retry is not kept;
     ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as ``warm``, but from chains
@@ -705,7 +705,8 @@ def partial_rhat_max(draws: int, drawn: int) -> float:
 
 def _clean(info: dict, n_draws: int) -> bool:
     """A run with no divergence that mixed (:func:`_mixed`), with at most 1% of its draws at the maximum tree
-    depth: :func:`keep_retry` keeps such a retry over any first run that diverged, whole or stopped early."""
+    depth. Such a retry is kept without drawing the rest of a first try that stopped early: :func:`keep_retry` keeps
+    it over any first run that diverged, whole or stopped."""
     return info["divergences"] == 0 and info["depth_hits"] <= 0.01 * n_draws and _run_mixed(info, n_draws)
 
 
@@ -762,9 +763,10 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
             aborted = again[2]
             again = None
-    if resume is not None and not (again is not None and _clean(again[2], again[1]["diverging"].size)):
-        # The first try stopped at its first divergence. Unless a clean retry replaces it (which keep_retry keeps
-        # over any first run), it draws the rest from where it stopped, so that the rule below weighs the retry
+    clean = again is not None and _clean(again[2], again[1]["diverging"].size)
+    if resume is not None and not clean:
+        # The first try stopped at its first divergence. Unless a clean retry replaces it (one keep_retry would
+        # keep over any first run), it draws the rest from where it stopped, so that keep_retry weighs the retry
         # against the whole first run, as if it had never stopped.
         result = resume()
         first = result[2]
@@ -793,12 +795,9 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         )
         if "stopped_after" in first:
             again[2]["first_stopped_after"] = first["stopped_after"]
-        if keep_retry(first, again[2], again[1]["diverging"].size):
+        if clean or keep_retry(first, again[2], again[1]["diverging"].size):
             result = again
-        else:  # keep the first draws, but say the retry was tried
-            if "stopped_after" in first:  # (not for a clean retry, which keep_retry keeps: never a partial run)
-                result = resume()
-                first = result[2]
+        else:  # keep the (whole) first draws, but say the retry was tried
             first.update(
                 retried_divergences=again[2]["divergences"],
                 retried_depth_hits=again[2]["depth_hits"],
