@@ -76,6 +76,9 @@ class SamplerConfig:
     and the rerun is kept when it diverges less without hitting the maximum
     tree depth in more than 1% of its draws; only the blocks that diverged
     pay for it. 0 (or a value not above ``target_accept``) turns it off.
+    ``rewhiten``: how many times a block may be whitened again by its own
+    warm-up when that shows the Laplace approximation missing the posterior
+    (:func:`whitening_misfit`); 0 turns it off.
     """
 
     chains: int = 4
@@ -87,6 +90,7 @@ class SamplerConfig:
     dense_mass: bool = True
     laplace_starts: int = 4
     retry_target_accept: float = 0.99
+    rewhiten: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -263,25 +267,55 @@ def _inverse_pd(hess: np.ndarray, floor: float = 1.0 / MAX_LAPLACE_VARIANCE) -> 
 
 
 class Runner(NamedTuple):
-    """NUTS on a whitened block as two compiled steps, so that a profile can time warm-up and draws apart.
+    """NUTS on a whitened block as compiled steps, so that a profile can time warm-up and draws apart and a fit can
+    look at its chains between them.
 
-    ``warm(keys (C,), u0 (C, d), args, mode, chol)`` -> (the chains' states after warm-up, (C,) divergences in
-    the second half of warm-up, where the mass matrix has mostly settled (each window restarts the step size, so a
-    transient divergence is expected even on a Gaussian): recorded to learn whether a retry at a higher
-    target_accept could be decided from warm-up, before drawing; (C,) leapfrog steps of the whole warm-up, the
-    work a shorter warm-up would save);
-    ``chunk(states, args, mode, chol)`` -> (the chains' states after one ``chunks``-th of the draws, (u (C, s, d),
-    diverging, num_steps, energy, accept_prob) of those draws): the draws come in chunks so that a first try can
-    stop at its first divergence (a retry replaces it) and go on from there if the retry is not kept;
-    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as ``warm``, but from chains
+    ``probe(keys (C,), u0 (C, d), args, mode, chol)`` -> (the chains' states after the first ``probe_length``
+    iterations of the warm-up, u (C, W, d) of their last ``W`` iterations (where the whitening is checked:
+    :func:`whitening_misfit`), diverging (C, probe_length), num_steps (C, probe_length));
+    ``chunk(states, args, mode, chol)`` -> (the chains' states after ``chunk_length`` more iterations, (u (C, s, d),
+    diverging, num_steps, energy, accept_prob) of them): the rest of the warm-up (numpyro's kernel adapts while its
+    iteration count is below the warm-up's length, so one program serves both) and the draws, which come in chunks
+    so that a first try can stop at its first divergence (a retry replaces it) and go on from there if the retry is
+    not kept; ``rest`` (or None where the chunks are not as long as the probe) does what the chunks do for the rest
+    of the warm-up;
+    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as :meth:`warm`, but from chains
     already in the posterior with their mass matrices kept: only the step size adapts (a retry's warm start).
-    :meth:`draw` runs every chunk; calling the runner does warm and draw (as SBC does inside its own jit).
+    :meth:`warm` runs the probe and the rest of the warm-up, :meth:`draw` every chunk; calling the runner does both
+    (as SBC does inside its own jit).
     """
 
-    warm: Callable
+    probe: Callable
     chunk: Callable
-    rewarm: Callable | None = None
-    chunks: int = 1
+    rest: Callable | None
+    rewarm: Callable | None
+    chunks: int
+    warmup: int
+    probe_length: int
+
+    def warm_rest(self, states, diverging, num_steps, args, mode, chol):
+        """The warm-up after the probe: (states, (C,) divergences in the second half of the warm-up, where the mass
+        matrix has mostly settled (each window restarts the step size, so a transient divergence is expected even on
+        a Gaussian): recorded to learn whether a retry could be decided from warm-up; (C,) leapfrog steps of the
+        whole warm-up, the work a shorter warm-up would save). ``diverging``, ``num_steps``: the probe's."""
+        divs, steps = [diverging], [num_steps]
+        if self.rest is not None:
+            states, (div, n) = self.rest(states, args, mode, chol)
+            divs.append(div)
+            steps.append(n)
+        else:
+            for _ in range((self.warmup - self.probe_length) // max(self.probe_length, 1)):
+                states, out = self.chunk(states, args, mode, chol)
+                divs.append(out[1])
+                steps.append(out[2])
+        cat = np.concatenate if isinstance(diverging, np.ndarray) else jnp.concatenate
+        div, n = cat(divs, axis=1), cat(steps, axis=1)
+        return states, jnp.sum(div[:, self.warmup // 2 :], axis=1), jnp.sum(n, axis=1)
+
+    def warm(self, keys, u0, args, mode, chol):
+        """The whole warm-up from ``u0``: (states, late divergences (C,), leapfrog steps (C,)), as :meth:`warm_rest`."""
+        states, _, div, steps = self.probe(keys, u0, args, mode, chol)
+        return self.warm_rest(states, div, steps, args, mode, chol)
 
     def draw(self, states, args, mode, chol):
         """All draws from the warmed-up ``states``: (u (C, S, d), diverging, num_steps, energy, accept_prob,
@@ -355,10 +389,18 @@ def _runner(
         return lambda u: potential_energy(model, args, {}, unravel(mode + chol @ u))
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    chunks = draw_chunks(config.draws)
+    chunk_length = config.draws // chunks
+    # the chunks' program goes on with the warm-up where it divides into them: one program fewer to compile
+    shared = config.warmup % chunk_length == 0 and config.warmup >= 2 * chunk_length
+    probe_length = chunk_length if shared else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
+    shared = shared or probe_length == config.warmup
+    window = max(1, (2 * probe_length) // 5)  # numpyro's third window ends at 250 of 1000, after 100 iterations
 
     def warm_chain(rng, u0, args, mode, chol, inverse_mass=None, step_size=1.0):
-        """Warm-up from u0. Without ``inverse_mass``: from the whitening alone, adapting a diagonal mass matrix
-        and the step size. With it (a retry's warm start): that mass matrix is kept and only the step adapts."""
+        """The warm-up's first ``probe_length`` iterations from u0 (all of it for a retry's warm start). Without
+        ``inverse_mass``: from the whitening alone, adapting a diagonal mass matrix and the step size. With it (a
+        retry's warm start): that mass matrix is kept and only the step adapts."""
         margs = (args, mode, chol)
         state = init_kernel(
             u0,
@@ -381,22 +423,21 @@ def _runner(
 
         def warm(s, _):
             s = sample_kernel(s, model_args=margs)
-            return s, (s.diverging, s.num_steps)
+            return s, (s.z, s.diverging, s.num_steps)
 
-        state, (div, steps) = jax.lax.scan(warm, state, None, length=config.warmup)
-        return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
+        length = config.warmup if inverse_mass is not None else probe_length
+        state, (u, div, steps) = jax.lax.scan(warm, state, None, length=length)
+        return state, u[-window:], div, steps
 
     def rewarm_chain(rng, u0, inverse_mass, step_size, args, mode, chol):
-        return warm_chain(rng, u0, args, mode, chol, inverse_mass, step_size)
+        state, _, div, steps = warm_chain(rng, u0, args, mode, chol, inverse_mass, step_size)
+        return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
 
-    chunks = draw_chunks(config.draws)
-
-    def draw_chain(state, args, mode, chol):
-        margs = (args, mode, chol)
-        # numpyro's kernel keeps what init_kernel set up in its closure (traced in the warm-up's program), so
-        # the draws set up a kernel of their own with the same settings and go on from the warm-up's state: its
-        # iteration count is past the warm-up, so nothing adapts, and its key continues the chain's stream (the
-        # same draws as one program doing both).
+    def going_on(state, margs):
+        """numpyro's kernel keeps what init_kernel set up in its closure (traced in the probe's program), so a later
+        program sets up a kernel of its own with the same settings and goes on from the state: while its iteration
+        count is within the warm-up it adapts as the probe's did, past it nothing adapts, and its key continues the
+        chain's stream (the same draws as one program doing all)."""
         init_fixed, sample_fixed = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         init_fixed(
             state.z,
@@ -405,29 +446,51 @@ def _runner(
             dense_mass=False,
             target_accept_prob=config.target_accept,
             max_tree_depth=config.max_tree_depth,
+            find_heuristic_step_size=True,  # the warm-up's windows restart their step size by it
             model_args=margs,
             rng_key=state.rng_key,
         )
+        return sample_fixed
+
+    def draw_chain(state, args, mode, chol):
+        margs = (args, mode, chol)
+        kernel = going_on(state, margs)
 
         def draw(s, _):
-            s = sample_fixed(s, model_args=margs)
+            s = kernel(s, model_args=margs)
             return s, (s.z, s.diverging, s.num_steps, s.energy, s.accept_prob)
 
-        return jax.lax.scan(draw, state, None, length=config.draws // chunks)
+        return jax.lax.scan(draw, state, None, length=chunk_length)
+
+    def rest_chain(state, args, mode, chol):
+        margs = (args, mode, chol)
+        kernel = going_on(state, margs)
+
+        def warm(s, _):
+            s = kernel(s, model_args=margs)
+            return s, (s.diverging, s.num_steps)
+
+        return jax.lax.scan(warm, state, None, length=config.warmup - probe_length)
 
     if parallel:
         run = Runner(
             jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)),
             jax.pmap(draw_chain, in_axes=(0, None, None, None)),
+            None if shared else jax.pmap(rest_chain, in_axes=(0, None, None, None)),
             jax.pmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None)),
             chunks,
+            config.warmup,
+            probe_length,
         )
     else:
         run = Runner(
             jax.jit(jax.vmap(warm_chain, in_axes=(0, 0, None, None, None))),
             jax.jit(jax.vmap(draw_chain, in_axes=(0, None, None, None))),
+            None if shared else jax.jit(jax.vmap(rest_chain, in_axes=(0, None, None, None))),
             jax.jit(jax.vmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None))),
             chunks,
+            config.warmup,
+            probe_length,
         )
     if signature is not None:
         _RUNNERS[key] = run
@@ -441,6 +504,42 @@ def rewarm(run: Runner, k_run: jax.Array, u_last, inverse_mass, step_size, margs
     return run.rewarm(keys, u_last, inverse_mass, step_size, *margs)
 
 
+# The whitening misses the posterior when the chains, a quarter into the warm-up, sit this many whitened units from
+# the mode or spread this many times wider or narrower than the Laplace approximation (SlimPajama up to 1.235B,
+# additive law: 1.2-3.9 in six targets, 29 in openhermes and 417 in wikipedia, whose mode is a narrow spike 25
+# nats deeper than the bulk of its posterior; measurements in docs/speed.md).
+MISFIT = 5.0
+
+
+def whitening_misfit(u: np.ndarray) -> float:
+    """How far a whitening misses where the chains are: the largest |mean|, sd or 1/sd over the whitened coordinates
+    of the chains' pooled iterations ``u`` (C, W, d). About 1 where the whitening fits."""
+    flat = u.reshape(-1, u.shape[-1])
+    sd = flat.std(axis=0)
+    if not np.all(np.isfinite(flat)):
+        return float("nan")
+    return float(max(np.abs(flat.mean(axis=0)).max(), sd.max(), (1.0 / np.maximum(sd, 1e-12)).max()))
+
+
+def rewhitened(u: np.ndarray, mode: np.ndarray, chol: np.ndarray, u_last: np.ndarray):
+    """(centre, Cholesky factor, the chains' last positions in the new coordinates) of a whitening by the mean and
+    covariance of the chains' pooled iterations ``u`` (C, W, d) in the whitening (``mode``, ``chol``). The
+    covariance is shrunk towards its diagonal by d / (n + d) for n pooled iterations: a few hundred autocorrelated
+    iterations pin the scales well and the correlations less so."""
+    flat = u.reshape(-1, u.shape[-1])
+    n, d = flat.shape
+    mean = flat.mean(axis=0)
+    cov = np.atleast_2d(np.cov(flat.T))
+    shrink = d / (n + d)
+    cov = (1.0 - shrink) * cov + shrink * np.diag(np.diag(cov))
+    try:
+        factor = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        factor = np.diag(np.sqrt(np.maximum(np.diag(cov), 1e-12)))
+    new_u = np.linalg.solve(factor, (u_last - mean).T).T
+    return mode + chol @ mean, chol @ factor, new_u
+
+
 def _sample_block(
     block: Block,
     config: SamplerConfig,
@@ -450,6 +549,7 @@ def _sample_block(
     start: dict | None = None,
     keep_start: bool = False,
     stop_early: bool = False,
+    whitening: dict | None = None,
 ) -> tuple[dict | None, dict | None, dict]:
     """One block's mode search, warm-up and draws: (draws, extra fields, info).
 
@@ -466,23 +566,34 @@ def _sample_block(
     divergence, as a retry will replace it. Its info then says ``stopped_after`` (draws per chain) and holds
     ``_resume``, which draws the rest from where it stopped and returns the whole run: the same draws as a run that
     never stopped (the caller pops it, as ``_start``).
+
+    ``whitening``: a first run's ``info["_start"]`` for a retry from scratch: its mode search and whitening are
+    reused (the same key finds the same mode) and the warm-up starts afresh.
+
+    A quarter into the warm-up the chains' last iterations show whether the whitening fits the posterior
+    (:func:`whitening_misfit`); where it does not, the block is whitened again by those iterations and its warm-up
+    starts over from where the chains are (:func:`rewhitened`), at most ``config.rewhiten`` times. ``info["mode"]``
+    stays the mode the search found.
     """
     k_start, k_init, k_run = jax.random.split(key, 3)
     t0 = time.perf_counter()
     with CompileClock() as mode_compile:
-        if start is None:
+        if start is None and whitening is None:
             comp = _compiled(block.model, block.args, block.signature)
             starts = list(np.asarray(comp.starts(k_start, max(1, config.laplace_starts)), dtype=np.float64))
             mode, cov, energy = find_mode(comp, block.args, starts)
             chol = np.linalg.cholesky(cov) if config.dense_mass else np.diag(np.sqrt(np.diag(cov)))
+            found = mode
         else:
-            comp, mode, chol = start["comp"], start["mode"], start["chol"]
+            given = start if start is not None else whitening
+            comp, mode, chol, found = given["comp"], given["mode"], given["chol"], given["found"]
     t_mode = time.perf_counter() - t0
 
     if start is not None:
         config = replace(config, warmup=REWARM)  # the draws' program must know where the warm-up ended
     run = _runner(block.model, comp.unravel, comp.dim, config, parallel, block.signature)
     margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
+    misfits: list[float] = []  # how far the whitening missed, each time the block was whitened again
     with CompileClock() as warm_compile:
         t1 = time.perf_counter()
         if start is None:
@@ -490,7 +601,17 @@ def _sample_block(
             # the extreme prior region of a skewed posterior).
             u0 = 0.5 * jax.random.normal(k_init, (config.chains, comp.dim))
             keys = jax.random.split(k_run, config.chains)
-            states, warm_div, warm_steps = jax.block_until_ready(run.warm(keys, u0, *margs))
+            states, window, div, steps = jax.block_until_ready(run.probe(keys, u0, *margs))
+            for again in range(config.rewhiten if run.probe_length < run.warmup else 0):
+                miss = whitening_misfit(np.asarray(window))
+                if not miss > MISFIT:
+                    break
+                mode, chol, u0 = rewhitened(np.asarray(window), mode, chol, np.asarray(states.z))
+                misfits.append(round(miss, 1))
+                margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
+                keys = jax.random.split(jax.random.fold_in(k_run, again + 2), config.chains)
+                states, window, div, steps = jax.block_until_ready(run.probe(keys, jnp.asarray(u0), *margs))
+            states, warm_div, warm_steps = jax.block_until_ready(run.warm_rest(states, div, steps, *margs))
         else:
             states, warm_div, warm_steps = jax.block_until_ready(
                 rewarm(run, k_run, start["u"], start["inverse_mass"], start["step_size"], margs)
@@ -557,8 +678,10 @@ def _sample_block(
             # draws' worth per second of the block's own NUTS (compilation left out: it is paid once per shape)
             "ess_per_second": round(min(ess_bulk, ess_tail) / max(t_warm + t_draw, 1e-9), 2),
             # the unconstrained mode the whitening is centred at: where refits of nearby data start (posterior_mode)
-            "mode": [float(x) for x in mode],
+            "mode": [float(x) for x in found],
         }
+        if misfits:
+            info["rewhitened"] = misfits
         if S < config.draws:
             info["stopped_after"] = S  # draws per chain: the first try stopped at its first divergence
             info["_resume"] = resume
@@ -567,6 +690,7 @@ def _sample_block(
                 "comp": comp,
                 "mode": mode,
                 "chol": chol,
+                "found": found,
                 "u": jnp.asarray(u[:, -1]),
                 "inverse_mass": states.adapt_state.inverse_mass_matrix,
                 "step_size": jnp.asarray(step_size),
@@ -753,13 +877,15 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         # retry then adapts only its smaller step (REWARM). One that did not mix is retried from scratch.
         mixed = _run_mixed(first, n_first, rhat_max)
         length = first["mean_steps"] * float(np.median(first["step_size"])) if mixed else None
-        again = _sample_block(block, retry, key, parallel, length, start=start if mixed else None)
+        again = _sample_block(
+            block, retry, key, parallel, length, start=start if mixed else None, whitening=None if mixed else start
+        )
         if mixed and again[0] is not None and _warm_start_failed(first, again[2], again[1]["diverging"].size):
             # A warm start is a saving, not a second opinion: where its chains mixed too little to keep
             # (SlimPajama's arxiv, additive law, one seed of two: R-hat 1.016) or still diverge, the retry is
             # run from scratch.
             warm_spent = _run_seconds(again[2])
-            again = _sample_block(block, retry, key, parallel, length)
+            again = _sample_block(block, retry, key, parallel, length, whitening=start)
         if again[0] is None:  # stopped after its warm-up: its trees would run into the maximum depth
             aborted = again[2]
             again = None

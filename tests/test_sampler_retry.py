@@ -20,7 +20,8 @@ def funnel(scale: float):
     return model
 
 
-CONFIG = dict(chains=2, warmup=150, draws=150, seed=1, target_accept=0.6, dense_mass=False)
+# Without re-whitening: these tests are about the retries, which the funnel needs once its whitening is left as it is.
+CONFIG = dict(chains=2, warmup=150, draws=150, seed=1, target_accept=0.6, dense_mass=False, rewhiten=0)
 
 
 # Longer chains, where the funnel's retry at 0.99 also mixes better (measured: 16 divergences, R-hat 1.51 and
@@ -221,7 +222,7 @@ def test_a_first_try_stops_at_its_first_divergence_and_goes_on_from_there(monkey
     # rest gives the very draws of a run that never stopped (the chunks go on from each other's state and key).
     block = inference.Block("all", funnel(1.5), (), None, None)
     config = SamplerConfig(**dict(LONGER, draws=400))
-    key = jnp.asarray(np.asarray(inference.jax.random.PRNGKey(3)))
+    key = jnp.asarray(np.asarray(inference.jax.random.PRNGKey(6)))  # a key whose first try diverges early
     whole, whole_extra, whole_info = inference._sample_block(block, config, key, False)
     part, part_extra, info = inference._sample_block(block, config, key, False, stop_early=True)
     chunk = 400 // inference.DRAW_CHUNKS
