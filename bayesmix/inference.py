@@ -521,22 +521,23 @@ def whitening_misfit(u: np.ndarray) -> float:
     return float(max(np.abs(flat.mean(axis=0)).max(), sd.max(), (1.0 / np.maximum(sd, 1e-12)).max()))
 
 
-def rewhitened(u: np.ndarray, mode: np.ndarray, chol: np.ndarray, u_last: np.ndarray):
+def rewhitened(u, mode, chol, u_last):
     """(centre, Cholesky factor, the chains' last positions in the new coordinates) of a whitening by the mean and
     covariance of the chains' pooled iterations ``u`` (C, W, d) in the whitening (``mode``, ``chol``). The
     covariance is shrunk towards its diagonal by d / (n + d) for n pooled iterations: a few hundred autocorrelated
-    iterations pin the scales well and the correlations less so."""
+    iterations pin the scales well and the correlations less so. JAX arrays (traceable, as SBC runs it inside its
+    own jit); a factorisation that fails falls back to the diagonal."""
+    u = jnp.asarray(u)
     flat = u.reshape(-1, u.shape[-1])
     n, d = flat.shape
     mean = flat.mean(axis=0)
-    cov = np.atleast_2d(np.cov(flat.T))
+    dev = flat - mean
+    cov = dev.T @ dev / max(n - 1, 1)
     shrink = d / (n + d)
-    cov = (1.0 - shrink) * cov + shrink * np.diag(np.diag(cov))
-    try:
-        factor = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        factor = np.diag(np.sqrt(np.maximum(np.diag(cov), 1e-12)))
-    new_u = np.linalg.solve(factor, (u_last - mean).T).T
+    diag = jnp.diag(jnp.diag(cov))
+    factor = jnp.linalg.cholesky((1.0 - shrink) * cov + shrink * diag)
+    factor = jnp.where(jnp.all(jnp.isfinite(factor)), factor, jnp.sqrt(jnp.maximum(diag, 1e-12)))
+    new_u = jax.scipy.linalg.solve_triangular(factor, (jnp.asarray(u_last) - mean).T, lower=True).T
     return mode + chol @ mean, chol @ factor, new_u
 
 
@@ -606,7 +607,7 @@ def _sample_block(
                 miss = whitening_misfit(np.asarray(window))
                 if not miss > MISFIT:
                     break
-                mode, chol, u0 = rewhitened(np.asarray(window), mode, chol, np.asarray(states.z))
+                mode, chol, u0 = (np.asarray(x) for x in rewhitened(window, mode, chol, states.z))
                 misfits.append(round(miss, 1))
                 margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
                 keys = jax.random.split(jax.random.fold_in(k_run, again + 2), config.chains)

@@ -59,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target-accept", type=float, default=None, help="NUTS target_accept (default: the law's)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 chains x 100 warm-up x 100 draws")
     p.add_argument("--baseline-ref", default=None, help="git ref whose code fits the same laws, for the ratio")
     p.add_argument("--baseline-file", default=None, help="a --save file of an earlier run, as the baseline")
@@ -102,7 +103,16 @@ def worker(a: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = bayesmix.fit(table, law, chains=a.chains, warmup=a.warmup, draws=a.draws, seed=a.seed, progress=False)
+            fit = bayesmix.fit(
+                table,
+                law,
+                chains=a.chains,
+                warmup=a.warmup,
+                draws=a.draws,
+                seed=a.seed,
+                progress=False,
+                **({} if a.target_accept is None else {"target_accept": a.target_accept}),
+            )
         wall = time.perf_counter() - t0
         d = fit.diagnostics
         row = {
@@ -179,7 +189,7 @@ def run_fits(a: argparse.Namespace, code: Path) -> list[dict]:
         str(a.draws),
         "--seed",
         str(a.seed),
-    ]
+    ] + ([] if a.target_accept is None else ["--target-accept", str(a.target_accept)])
     with tempfile.TemporaryDirectory(prefix="bayesmix-jax-cache-") as cache:
         env = dict(os.environ, PYTHONPATH=str(code), BAYESMIX_JAX_CACHE=cache, BAYESMIX_PROGRESS="0")
         out = subprocess.run(args, cwd=code, env=env, capture_output=True, text=True)

@@ -12,6 +12,7 @@ rank histograms (PNG) and the ranks (CSV).
     python benchmarks/sbc.py --laws additive --replications 200
     python benchmarks/sbc.py --quick                # 20 replications, fewer draws: a smoke test
     python benchmarks/sbc.py --warm-retry 0.99      # rank a warm-started retry's draws instead (see --help)
+    python benchmarks/sbc.py --rewhiten             # every replication whitened again by its warm-up's probe
 
 A law passes when no parameter's Bonferroni-adjusted p-value is below 0.01
 and no tail holds more than 15% of the ranks (5% expected).
@@ -54,6 +55,12 @@ def main(argv=None) -> int:
         help="rank the draws of a retry at this target_accept warm-started from each first run, as a fit retries "
         "a block that diverged (e.g. 0.99)",
     )
+    p.add_argument(
+        "--rewhiten",
+        action="store_true",
+        help="whiten every replication again by its chains' first quarter of warm-up, as a fit does where the "
+        "Laplace approximation misses the posterior",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.replications, args.warmup, args.draws, args.batch = 20, 150, 150, 20
@@ -66,6 +73,7 @@ def main(argv=None) -> int:
         law = get_law(name)
         design, targets = default_design(law, args.seed)
         tag = f"{name}-warm-retry" if args.warm_retry else name
+        tag = f"{tag}-rewhiten" if args.rewhiten else tag
         print(
             f"\n== {tag}: {args.replications} replications, {len(design)} rows ({design.run.nunique()} runs), "
             f"target {', '.join(targets)}; {args.chains} chains x {args.draws} draws after {args.warmup} warm-up",
@@ -82,6 +90,7 @@ def main(argv=None) -> int:
             seed=args.seed,
             progress=True,
             warm_retry=args.warm_retry,
+            rewhiten=args.rewhiten,
         )
         u = res.uniformity()
         runs = res.runs

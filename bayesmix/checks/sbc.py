@@ -212,11 +212,12 @@ class _Engine:
         newton_iters: int = 40,
         checkpoints: bool = False,
         warm_retry: float | None = None,
+        rewhiten: bool = False,
     ):
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
 
-        from ..inference import REWARM, SamplerConfig, _runner, rewarm
+        from ..inference import REWARM, SamplerConfig, _runner, rewarm, rewhitened
 
         self.law, self.targets = law, tuple(targets)
         spec = all_params(law, table.domains, targets, checkpoints)
@@ -268,7 +269,14 @@ class _Engine:
             chol = jnp.linalg.cholesky(cov)
             chol = jnp.where(jnp.isfinite(chol), chol, jnp.eye(dim))
             u0 = 0.5 * jax.random.normal(k_init, (chains, dim))
-            states, _, _ = run.warm(jax.random.split(k_run, chains), u0, (o,), mode, chol)
+            states, window, wdiv, wsteps = run.probe(jax.random.split(k_run, chains), u0, (o,), mode, chol)
+            if rewhiten:
+                # every replication is whitened again by its chains' probe, as a fit does where the Laplace
+                # approximation misses (valid whatever the misfit: the whitening is part of the warm-up)
+                mode, chol, u0 = rewhitened(window, mode, chol, states.z)
+                keys = jax.random.split(jax.random.fold_in(k_run, 2), chains)
+                states, window, wdiv, wsteps = run.probe(keys, u0, (o,), mode, chol)
+            states, _, _ = run.warm_rest(states, wdiv, wsteps, (o,), mode, chol)
             u, div, steps, _, _, step_size = run.draw(states, (o,), mode, chol)
             if again is not None:
                 inverse_mass = states.adapt_state.inverse_mass_matrix
@@ -295,7 +303,9 @@ def _engine(key: tuple, args: tuple) -> _Engine:
     cost, so every call on the same design reuses it."""
     engine = _ENGINES.get(key)
     if engine is None:
-        law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints, warm_retry = args
+        law, table, targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints, warm_retry, rewhiten = (
+            args
+        )
         engine = _ENGINES[key] = _Engine(
             law,
             table,
@@ -307,6 +317,7 @@ def _engine(key: tuple, args: tuple) -> _Engine:
             max_tree_depth,
             checkpoints=checkpoints,
             warm_retry=warm_retry,
+            rewhiten=rewhiten,
         )
     return engine
 
@@ -338,6 +349,7 @@ def sbc(
     perturb: float | None = None,
     progress: bool = False,
     warm_retry: float | None = None,
+    rewhiten: bool = False,
 ) -> SBCResult:
     """Run simulation-based calibration for a law; return an :class:`SBCResult`.
 
@@ -349,7 +361,10 @@ def sbc(
     multiplies every simulated loss by ``exp(perturb)`` -- a misspecified
     model whose ranks must not look uniform. ``warm_retry`` (a target_accept,
     e.g. 0.99): rank the draws of a retry warm-started from each first run, as
-    a fit retries a block that diverged.
+    a fit retries a block that diverged. ``rewhiten``: whiten every
+    replication again by its chains' first quarter of warm-up and warm up
+    afresh, as a fit does where the Laplace approximation misses the posterior
+    (the same code path, taken in every replication).
     """
     law = get_law(law) if isinstance(law, str) else law
     if design is None:
@@ -370,7 +385,7 @@ def sbc(
             for t in targets:
                 frame[f"{t}_loss"] *= math.exp(perturb)
         frames.append(frame)
-    settings = (targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints, warm_retry)
+    settings = (targets, chains, warmup, draws, target_accept, max_tree_depth, checkpoints, warm_retry, rewhiten)
     engine_args = (law, read_runs(frames[0], quiet=True)) + settings
     # the engine is compiled once per law, design and settings (the table itself is not hashable)
     key = (law.name, pd.util.hash_pandas_object(design, index=False).sum()) + settings

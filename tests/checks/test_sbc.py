@@ -62,3 +62,15 @@ def test_a_warm_started_retry_is_calibrated_too(calibrated):
     assert not np.array_equal(warm.ranks["rank"], calibrated.ranks["rank"])  # other draws: the retry's
     assert u.p_bonferroni.min() > 1e-3, u.to_string()
     assert u.low.max() <= 0.2 and u.high.max() <= 0.2, u.to_string()
+
+
+@pytest.mark.slow
+def test_a_block_whitened_again_by_its_warm_up_is_calibrated_too(calibrated):
+    # A fit whitens a block again by its chains' first quarter of warm-up where the Laplace approximation misses the
+    # posterior (inference.whitening_misfit): the draws after that fresh warm-up must be as calibrated.
+    again = sbc("own_weight", **SETTINGS, rewhiten=True)
+    u = again.uniformity()
+    assert len(again.ranks) == len(calibrated.ranks)
+    assert not np.array_equal(again.ranks["rank"], calibrated.ranks["rank"])  # other draws: the new whitening's
+    assert u.p_bonferroni.min() > 1e-3, u.to_string()
+    assert u.low.max() <= 0.2 and u.high.max() <= 0.2, u.to_string()
