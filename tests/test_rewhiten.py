@@ -11,16 +11,17 @@ from bayesmix.inference import MISFIT, SamplerConfig, rewhitened, sample, whiten
 
 
 def spike_and_slab():
-    """Three scalars, each 5% in a spike of sd 0.01 and 95% in a slab of sd 10 (sd 9.75 in all): the mode is the
-    spike, whose curvature is 1000 times the slab's, so a whitening by the mode's Laplace approximation is 1000 times
-    too narrow where nearly all the mass is (the shape of SlimPajama's wikipedia target under the additive law)."""
+    """Three scalars, each 0.1% in a spike of sd 0.001 and 99.9% in a slab of sd 10: the mode is the spike, whose
+    density is ten times the slab's and whose curvature is 10^8 times, so a whitening by the mode's Laplace
+    approximation is 10,000 times too narrow where nearly all the mass is (the shape of SlimPajama's wikipedia
+    target under the additive law: a mode 25 nats below the median draw, far from the bulk)."""
     mix = dist.MixtureSameFamily(
-        dist.Categorical(jnp.array([0.05, 0.95])), dist.Normal(jnp.zeros(2), jnp.array([0.01, 10.0]))
+        dist.Categorical(jnp.array([0.001, 0.999])), dist.Normal(jnp.zeros(2), jnp.array([0.001, 10.0]))
     )
     numpyro.sample("x", mix.expand([3]))
 
 
-SLAB_SD = float(np.sqrt(0.05 * 0.01**2 + 0.95 * 10.0**2))
+SLAB_SD = float(np.sqrt(0.001 * 0.001**2 + 0.999 * 10.0**2))
 
 
 def test_the_misfit_is_about_one_where_the_whitening_fits_and_large_where_it_does_not():
@@ -54,7 +55,7 @@ def test_a_spike_at_the_mode_is_whitened_again_and_sampled_right():
     config = dict(chains=4, warmup=400, draws=400, seed=1, retry_target_accept=0.0)
     draws, _, info = sample(spike_and_slab, (), SamplerConfig(**config), progress=False)
     (block,) = info["blocks"]
-    assert block["rewhitened"] and block["rewhitened"][0] > 100  # the spike is ~1000 times too narrow
+    assert block["rewhitened"] and block["rewhitened"][0] > 1000  # the spike is ~10,000 times too narrow
     assert block["max_rhat"] <= 1.01 and block["min_ess_bulk"] > 400
     np.testing.assert_allclose(draws["x"].std(axis=(0, 1)), SLAB_SD, rtol=0.15)
     assert block["mean_steps"] < 30
@@ -64,7 +65,7 @@ def test_a_spike_at_the_mode_is_whitened_again_and_sampled_right():
     (kept,) = off["blocks"]
     assert "rewhitened" not in kept
     assert kept["mean_steps"] > 10 * block["mean_steps"]
-    assert kept["max_rhat"] > 1.05
+    assert kept["max_rhat"] > 1.05  # (measured over seeds 0-3: 500-740 steps, R-hat 1.20-1.30; 5-8 and <= 1.007)
 
 
 def test_a_posterior_the_laplace_approximation_fits_is_left_as_it_is():
