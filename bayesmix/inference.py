@@ -277,8 +277,8 @@ class Runner(NamedTuple):
     diverging, num_steps, energy, accept_prob) of them): the rest of the warm-up (numpyro's kernel adapts while its
     iteration count is below the warm-up's length, so one program serves both) and the draws, which come in chunks
     so that a first try can stop at its first divergence (a retry replaces it) and go on from there if the retry is
-    not kept; ``rest`` (or None where the chunks are not as long as the probe) does what the chunks do for the rest
-    of the warm-up;
+    not kept; ``rest``: the rest of the warm-up as one program where it does not come in chunks of the probe's
+    length (None where it does);
     ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as :meth:`warm`, but from chains
     already in the posterior with their mass matrices kept: only the step size adapts (a retry's warm start).
     :meth:`warm` runs the probe and the rest of the warm-up, :meth:`draw` every chunk; calling the runner does both
