@@ -304,6 +304,18 @@ def _sample_stats_for_arviz(extra: Mapping[str, np.ndarray]) -> dict[str, np.nda
     return {names.get(k, k): v for k, v in extra.items()}
 
 
+def rewhiten_notes(blocks: Sequence[dict]) -> list[str]:
+    """One note per block whose warm-up showed the Laplace approximation at the mode missing the posterior, so that
+    it was whitened again by its chains (see :func:`bayesmix.inference.whitening_misfit`)."""
+    return [
+        f"{b['block']}: a quarter into the warm-up the chains sat up to {b['rewhitened'][0]:g} Laplace sds from the "
+        "mode or its scale (the mode is not where the posterior's mass is); whitened again by those iterations"
+        + (f" ({len(b['rewhitened'])} times)" if len(b["rewhitened"]) > 1 else "")
+        for b in blocks
+        if b.get("rewhitened")
+    ]
+
+
 def retry_notes(blocks: Sequence[dict]) -> list[str]:
     """One note per block that diverged and was sampled again at a higher target_accept (see
     :class:`~bayesmix.inference.SamplerConfig`), saying which draws were kept."""
@@ -436,6 +448,7 @@ def fit(
     notes = list(table.notes) + [checkpoint_note(table, checkpoints)]
     log.info("%s: %s", table.source, notes[-1])
     notes += retry_notes(info.get("blocks", []))
+    notes += rewhiten_notes(info.get("blocks", []))
     if info.get("executor_note"):
         notes.append(info["executor_note"])
     lone = unidentified_run_offsets(obs)

@@ -922,6 +922,8 @@ def sample_block_task(task: tuple) -> tuple[dict, dict, dict]:
         )
         if "stopped_after" in first:
             again[2]["first_stopped_after"] = first["stopped_after"]
+        if "rewhitened" in first:  # the retry runs in the first try's whitening
+            again[2]["rewhitened"] = first["rewhitened"] + again[2].get("rewhitened", [])
         if clean or keep_retry(first, again[2], again[1]["diverging"].size):
             result = again
         else:  # keep the (whole) first draws, but say the retry was tried

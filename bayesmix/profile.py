@@ -92,6 +92,8 @@ def block_table(timing: Mapping) -> pd.DataFrame:
                 "min_ess_tail": b.get("min_ess_tail"),
                 "ess_per_second": b.get("ess_per_second"),
                 "retried": retried,
+                # how far the Laplace whitening missed, where the block was whitened again by its warm-up
+                "rewhitened": ", ".join(f"{m:g}" for m in b["rewhitened"]) if b.get("rewhitened") else "no",
             }
         )
     return pd.DataFrame(rows).set_index("block") if rows else pd.DataFrame()

@@ -76,3 +76,18 @@ def test_a_posterior_the_laplace_approximation_fits_is_left_as_it_is():
     draws, _, info = sample(gaussian, (), config, progress=False)
     assert "rewhitened" not in info["blocks"][0]
     np.testing.assert_allclose(draws["x"].mean(axis=(0, 1)), [0, 1, 2], atol=0.35)
+
+
+def test_the_fit_says_which_blocks_were_whitened_again_even_where_a_retry_was_kept():
+    from bayesmix.fit import rewhiten_notes
+    from bayesmix.profile import block_table
+
+    # with the retry at 0.99 on (the default): the spike's few divergences at 0.9 send the block to a retry, which
+    # runs in the first try's new whitening and says so
+    _, _, info = sample(spike_and_slab, (), SamplerConfig(chains=4, warmup=400, draws=400, seed=1), progress=False)
+    (block,) = info["blocks"]
+    assert block["rewhitened"][0] > 1000
+    (note,) = rewhiten_notes(info["blocks"])
+    assert note.startswith("all: a quarter into the warm-up the chains sat up to") and "whitened again" in note
+    assert block_table(info).loc["all", "rewhitened"] == f"{block['rewhitened'][0]:g}"
+    assert rewhiten_notes([{"block": "web"}]) == []
