@@ -509,6 +509,9 @@ def rewarm(run: Runner, k_run: jax.Array, u_last, inverse_mass, step_size, margs
 # additive law: 1.2-3.9 in six targets, 29 in openhermes and 417 in wikipedia, whose mode is a narrow spike 25
 # nats deeper than the bulk of its posterior; measurements in docs/speed.md).
 MISFIT = 5.0
+# Iterations per chain the misfit and a new whitening rest on, at least: a short warm-up's probe (the built-in tests'
+# 30 iterations leave 2 per chain) measures noise, and its covariance would whiten by it.
+MIN_WINDOW = 25
 
 
 def whitening_misfit(u: np.ndarray) -> float:
@@ -603,7 +606,8 @@ def _sample_block(
             u0 = 0.5 * jax.random.normal(k_init, (config.chains, comp.dim))
             keys = jax.random.split(k_run, config.chains)
             states, window, div, steps = jax.block_until_ready(run.probe(keys, u0, *margs))
-            for again in range(config.rewhiten if run.probe_length < run.warmup else 0):
+            checked = run.probe_length < run.warmup and window.shape[1] >= MIN_WINDOW
+            for again in range(config.rewhiten if checked else 0):
                 miss = whitening_misfit(np.asarray(window))
                 if not miss > MISFIT:
                     break
