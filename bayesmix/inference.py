@@ -391,8 +391,9 @@ def _runner(
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
     chunks = draw_chunks(config.draws)
     chunk_length = config.draws // chunks
-    # the chunks' program goes on with the warm-up where it divides into them: one program fewer to compile
-    shared = config.warmup % chunk_length == 0 and config.warmup >= 2 * chunk_length
+    # the chunks' program goes on with the warm-up where it divides into them and a chunk is at least a quarter of it
+    # (the probe is then one chunk long): one program fewer to compile
+    shared = config.warmup % chunk_length == 0 and 2 * chunk_length <= config.warmup <= 4 * chunk_length
     probe_length = chunk_length if shared else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
     shared = shared or probe_length == config.warmup
     window = max(1, (2 * probe_length) // 5)  # numpyro's third window ends at 250 of 1000, after 100 iterations
