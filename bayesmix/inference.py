@@ -393,9 +393,9 @@ def _runner(
     chunk_length = config.draws // chunks
     # the chunks' program goes on with the warm-up where it divides into them and a chunk is at least a quarter of it
     # (the probe is then one chunk long): one program fewer to compile
-    shared = config.warmup % chunk_length == 0 and 2 * chunk_length <= config.warmup <= 4 * chunk_length
-    probe_length = chunk_length if shared else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
-    shared = shared or probe_length == config.warmup
+    by_chunks = config.warmup % chunk_length == 0 and 2 * chunk_length <= config.warmup <= 4 * chunk_length
+    probe_length = chunk_length if by_chunks else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
+    rest_program = not by_chunks and probe_length < config.warmup
     window = max(1, (2 * probe_length) // 5)  # numpyro's third window ends at 250 of 1000, after 100 iterations
 
     def warm_chain(rng, u0, args, mode, chol, inverse_mass=None, step_size=1.0):
@@ -477,7 +477,7 @@ def _runner(
         run = Runner(
             jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)),
             jax.pmap(draw_chain, in_axes=(0, None, None, None)),
-            None if shared else jax.pmap(rest_chain, in_axes=(0, None, None, None)),
+            jax.pmap(rest_chain, in_axes=(0, None, None, None)) if rest_program else None,
             jax.pmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None)),
             chunks,
             config.warmup,
@@ -487,7 +487,7 @@ def _runner(
         run = Runner(
             jax.jit(jax.vmap(warm_chain, in_axes=(0, 0, None, None, None))),
             jax.jit(jax.vmap(draw_chain, in_axes=(0, None, None, None))),
-            None if shared else jax.jit(jax.vmap(rest_chain, in_axes=(0, None, None, None))),
+            jax.jit(jax.vmap(rest_chain, in_axes=(0, None, None, None))) if rest_program else None,
             jax.jit(jax.vmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None))),
             chunks,
             config.warmup,
@@ -543,6 +543,17 @@ def rewhitened(u, mode, chol, u_last):
     factor = jnp.where(jnp.all(jnp.isfinite(factor)), factor, jnp.sqrt(jnp.maximum(diag, 1e-12)))
     new_u = jax.scipy.linalg.solve_triangular(factor, (jnp.asarray(u_last) - mean).T, lower=True).T
     return mode + chol @ mean, chol @ factor, new_u
+
+
+def probe_rewhitened(run: Runner, k_run: jax.Array, attempt: int, window, u_last, args: tuple, mode, chol):
+    """The warm-up's probe again, from the chains' positions ``u_last`` (C, d), in a whitening by the last probe's
+    ``window`` (see :func:`rewhitened`), on a key stream of its own for each ``attempt`` (0, 1, ...): (centre,
+    Cholesky factor, what ``run.probe`` returns). The fit takes this step where :func:`whitening_misfit` says the
+    whitening misses (with host arrays: a pmapped probe's outputs are sharded over its devices), SBC in every
+    replication (``sbc(rewhiten=True)``); traceable."""
+    mode, chol, u0 = rewhitened(window, mode, chol, u_last)
+    keys = jax.random.split(jax.random.fold_in(k_run, attempt + 2), u0.shape[0])
+    return mode, chol, run.probe(keys, u0, args, mode, chol)
 
 
 def _sample_block(
@@ -609,14 +620,15 @@ def _sample_block(
             states, window, div, steps = jax.block_until_ready(run.probe(keys, u0, *margs))
             checked = run.probe_length < run.warmup and window.shape[1] >= MIN_WINDOW
             for again in range(config.rewhiten if checked else 0):
-                miss = whitening_misfit(np.asarray(window))
+                window = np.asarray(window)
+                miss = whitening_misfit(window)
                 if not miss > MISFIT:
                     break
-                mode, chol, u0 = (np.asarray(x) for x in rewhitened(window, mode, chol, states.z))
                 misfits.append(round(miss, 1))
+                mode, chol, probed = probe_rewhitened(run, k_run, again, window, np.asarray(states.z), *margs)
+                states, window, div, steps = jax.block_until_ready(probed)
+                mode, chol = np.asarray(mode), np.asarray(chol)
                 margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
-                keys = jax.random.split(jax.random.fold_in(k_run, again + 2), config.chains)
-                states, window, div, steps = jax.block_until_ready(run.probe(keys, jnp.asarray(u0), *margs))
             states, warm_div, warm_steps = jax.block_until_ready(run.warm_rest(states, div, steps, *margs))
         else:
             states, warm_div, warm_steps = jax.block_until_ready(

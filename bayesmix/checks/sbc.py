@@ -217,7 +217,7 @@ class _Engine:
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
 
-        from ..inference import REWARM, SamplerConfig, _runner, rewarm, rewhitened
+        from ..inference import REWARM, SamplerConfig, _runner, probe_rewhitened, rewarm
 
         self.law, self.targets = law, tuple(targets)
         spec = all_params(law, table.domains, targets, checkpoints)
@@ -273,9 +273,8 @@ class _Engine:
             if rewhiten:
                 # every replication is whitened again by its chains' probe, as a fit does where the Laplace
                 # approximation misses (valid whatever the misfit: the whitening is part of the warm-up)
-                mode, chol, u0 = rewhitened(window, mode, chol, states.z)
-                keys = jax.random.split(jax.random.fold_in(k_run, 2), chains)
-                states, window, wdiv, wsteps = run.probe(keys, u0, (o,), mode, chol)
+                mode, chol, probed = probe_rewhitened(run, k_run, 0, window, states.z, (o,), mode, chol)
+                states, window, wdiv, wsteps = probed
             states, _, _ = run.warm_rest(states, wdiv, wsteps, (o,), mode, chol)
             u, div, steps, _, _, step_size = run.draw(states, (o,), mode, chol)
             if again is not None:
