@@ -187,8 +187,17 @@ def _compiled(model: Callable, args: tuple, signature: Any) -> _Compiled:
     def potential(z, a):
         return potential_energy(model, a, {}, unravel(z))
 
+    auxiliary = getattr(model, "auxiliary_sites", frozenset())
+
     def constrain(Z, a):
-        return jax.vmap(lambda z: constrain_fn(model, a, {}, unravel(z)))(Z)
+        """The parameters at unconstrained points Z: sampled and deterministic sites, less the model's auxiliary
+        coordinates (``model.auxiliary_sites``)."""
+
+        def one(z):
+            sites = constrain_fn(model, a, {}, unravel(z), return_deterministic=True)
+            return {k: v for k, v in sites.items() if k not in auxiliary}
+
+        return jax.vmap(one)(Z)
 
     def hvp(z, v, a):
         return jax.jvp(lambda q: jax.grad(potential)(q, a), (z,), (v,))[1]

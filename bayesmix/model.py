@@ -29,8 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+import numpyro.distributions as dist
 
 from .laws.base import Inputs, Law, Param, dims_sizes
+from .laws.components import decay
 from .priors import Prior, coerce_prior
 from .schedule import SCHEDULE_PARAMS
 
@@ -300,9 +302,17 @@ def make_model(law: Law, domains, targets, priors: Mapping[str, Prior], checkpoi
     """
     spec = all_params(law, domains, targets, checkpoints)
     shapes = param_shapes(spec, domains, targets)
+    drops = [pair for pair in SCALE_DROPS if pair[0] in shapes and pair[1] in shapes and _log_normal(priors[pair[0]])]
+    by_drop = {slope for slope, *_ in drops}
 
     def model(obs: Observed):
-        p = {name: numpyro.sample(name, priors[name].to_numpyro(shape)) for name, shape in shapes.items()}
+        p = {
+            name: numpyro.sample(name, priors[name].to_numpyro(shape))
+            for name, shape in shapes.items()
+            if name not in by_drop
+        }
+        for slope, exponent, axis in drops:
+            p[slope] = sampled_by_drop(slope, priors[slope], p[exponent], fitted_range(obs, axis))
         resid = obs.y - law_log_mean(law, p, obs)
         if checkpoints:
             resid = resid - schedule_term(p, obs)
@@ -310,9 +320,54 @@ def make_model(law: Law, domains, targets, priors: Mapping[str, Prior], checkpoi
         numpyro.factor("loglik", ll.sum())
 
     model.split = lambda obs: split_targets(law, domains, targets, priors, obs, whole=model, checkpoints=checkpoints)
-    # The latent sites and their priors, so the sampler need not trace the model to find them.
-    model.prior_sites = {name: priors[name].to_numpyro(shape) for name, shape in shapes.items()}
+    # The latent sites and their priors, so the sampler need not trace the model to find them (a drop's is its
+    # slope's: close enough for the mode search's starts, which is all it is used for).
+    model.prior_sites = {
+        (DROP_PREFIX + name if name in by_drop else name): priors[name].to_numpyro(shape)
+        for name, shape in shapes.items()
+    }
+    # Sampled sites that are coordinates, not parameters: the draws hold the parameters (deterministic sites) instead.
+    model.auxiliary_sites = frozenset(DROP_PREFIX + name for name in by_drop)
     return model
+
+
+# Chinchilla scale terms sampled through their drop over the fitted range (slope, exponent, input axis).
+SCALE_DROPS = (("slope_N", "alpha", "N"), ("slope_D", "beta", "D"))
+DROP_PREFIX = "drop_"  # the sampled site of such a slope; the slope itself is a deterministic site
+# Half-width (e-folds) the fitted range is widened to, at least: a sweep at one model size or token count has no
+# range, and its drop is then a drop over a nominal one (the likelihood is flat there anyway).
+MIN_HALF_RANGE = 0.5
+
+
+def _log_normal(prior: Prior) -> bool:
+    return prior.family == "LogNormal"
+
+
+def fitted_range(obs: Observed, axis: str) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(lo, hi): the fitted range of log(N / N0) (``axis`` "N") or log(D / D0) ("D") where the law is evaluated,
+    widened to at least +-MIN_HALF_RANGE. Padding sits at the reference point (0), inside it."""
+    x = run_inputs(obs) or obs.x
+    ref = x.N0 if axis == "N" else x.D0
+    v = jnp.log((x.N if axis == "N" else x.D) / ref)
+    return jnp.minimum(jnp.min(v), -MIN_HALF_RANGE), jnp.maximum(jnp.max(v), MIN_HALF_RANGE)
+
+
+def sampled_by_drop(slope: str, prior: Prior, exponent: jnp.ndarray, span) -> jnp.ndarray:
+    """A scale term's slope at the reference point, sampled through the term's drop over the fitted range.
+
+    The term is L_ref slope phi(k, x) (``laws.components``); over the range (lo, hi) it falls by
+    drop = slope g(k), g(k) = phi(k, hi) - phi(k, lo). The data pin the drop, while slope and exponent trade along
+    a curve (a small slope with a large exponent steepens the term at the small end by exp(k |lo|)), where NUTS
+    diverged in every block it was read in (docs/speed.md). Sampling log drop | k ~ Normal(loc + log g(k), scale)
+    keeps the slope's LogNormal(loc, scale) prior exactly: slope = drop / g(k) has that law for every k.
+    """
+    lo, hi = span
+    g = decay(exponent, hi) - decay(exponent, lo)
+    drop = numpyro.sample(
+        DROP_PREFIX + slope,
+        dist.LogNormal(prior.params["loc"] + jnp.log(g), prior.params["scale"]),
+    )
+    return numpyro.deterministic(slope, drop / g)
 
 
 # Models are cached by signature so that blocks of equal shapes (and repeated
@@ -422,8 +477,8 @@ def bucket(n: int, minimum: int = 64) -> int:
     """Round a size up so that adding a few runs does not change shapes (and recompile).
 
     Up to ``minimum``, else to a multiple of an eighth of the power of two below ``n`` (at least 8): at most 12.5%
-    padding beyond 64, about 6% on average. Every padded row costs a gradient as much as a real one: growing by 25% per step, as before,
-    padded SlimPajama's 220 runs to 268 slots.
+    padding beyond 64, about 6% on average. Every padded row costs a gradient as much as a real one: growing by 25%
+    per step, as before, padded SlimPajama's 220 runs to 268 slots.
     """
     if n <= minimum:
         return minimum

@@ -283,7 +283,9 @@ class _Engine:
                 states, _, _ = rewarm(again, k_run, u_stop, inverse_mass, step_size, ((o,), mode, chol))
                 u, div, steps, *_ = again.draw(states, (o,), mode, chol)
             z = mode + u @ chol.T  # (chains, draws, dim)
-            constrained = jax.vmap(jax.vmap(lambda zz: constrain_fn(model, (o,), {}, unravel(zz))))(z)
+            constrained = jax.vmap(
+                jax.vmap(lambda zz: constrain_fn(model, (o,), {}, unravel(zz), return_deterministic=True))
+            )(z)
             return {k: constrained[k] for k in self.sites}, div, steps
 
         self.fit_batch = jax.jit(jax.vmap(fit_one))

@@ -12,6 +12,8 @@ F = L_ref (1 - slope_N / alpha - slope_D / beta) follows; it is not forced posit
 positive floor (the laws' coordinates before), the posterior piled against F = 0 wherever the sweep's slopes barely
 slow down, and NUTS diverged there (docs/speed.md, "The floor"). The loss itself stays positive through
 :func:`positive`. A law takes the block it needs by name; its own parameters stay in its module.
+NUTS samples each slope through the term's drop over the fitted range (``model.sampled_by_drop``), with the same
+prior: slope and exponent trade along a curve that the drop straightens.
 """
 
 from __future__ import annotations
