@@ -253,55 +253,33 @@ def blackjax_runs(names, a, logdensity, d, keys, u0, parallel, max_depth):
         _, u = jax.lax.scan(step, state, jax.random.split(k_draw, n_draws))
         return u, 2 * n_draws, 2 * n_tune, params.step_size, params.L
 
+    def row(label, t0, n, n_tune, div, u, note):
+        """One sampler's result as ``report`` takes it: gradients summed over chains, ``div`` None where the
+        sampler has no divergences."""
+        return label, time.perf_counter() - t0, int(np.sum(n)), int(np.sum(n_tune)), div, np.asarray(u), note
+
+    def listed(xs, fmt: str) -> str:
+        return ", ".join(format(x, fmt) for x in np.asarray(xs))
+
     for name in names:
         t0 = time.perf_counter()
         if name == "nuts":
             for accept in [float(x) for x in a.accepts.split(",")]:
                 t0 = time.perf_counter()
                 u, div, n, n_tune, eps = jax.block_until_ready(over_chains(nuts(accept))(keys, u0))
-                note = f"step sizes {', '.join(f'{e:.3f}' for e in np.asarray(eps))}"
-                yield (
-                    f"blackjax NUTS at {accept}",
-                    time.perf_counter() - t0,
-                    int(np.sum(n)),
-                    int(np.sum(n_tune)),
-                    int(np.sum(div)),
-                    np.asarray(u),
-                    note,
+                yield row(
+                    f"blackjax NUTS at {accept}", t0, n, n_tune, int(np.sum(div)), u, f"step sizes {listed(eps, '.3f')}"
                 )
         elif name in ("mams", "mams-acl"):
             run = over_chains(mams(a.mams_accept, name == "mams-acl"))
             u, div, n, n_tune, eps, L, acc = jax.block_until_ready(run(keys, u0))
-            note = (
-                f"step sizes {', '.join(f'{e:.3f}' for e in np.asarray(eps))}, L/step "
-                f"{', '.join(f'{x:.1f}' for x in np.asarray(L / eps))}, acceptance "
-                f"{', '.join(f'{x:.2f}' for x in np.asarray(acc))}"
-            )
+            note = f"step sizes {listed(eps, '.3f')}, L/step {listed(L / eps, '.1f')}, acceptance {listed(acc, '.2f')}"
             label = "blackjax MAMS" + (", L by autocorrelation," if name == "mams-acl" else "")
-            yield (
-                f"{label} at {a.mams_accept}",
-                time.perf_counter() - t0,
-                int(np.sum(n)),
-                int(np.sum(n_tune)),
-                int(np.sum(div)),
-                np.asarray(u),
-                note,
-            )
+            yield row(f"{label} at {a.mams_accept}", t0, n, n_tune, int(np.sum(div)), u, note)
         elif name == "mclmc":
             u, n, n_tune, eps, L = jax.block_until_ready(over_chains(mclmc)(keys, u0))
-            note = (
-                f"unadjusted (biased); step sizes {', '.join(f'{e:.3f}' for e in np.asarray(eps))}, L "
-                f"{', '.join(f'{x:.2f}' for x in np.asarray(L))}"
-            )
-            yield (
-                "blackjax MCLMC, unadjusted,",
-                time.perf_counter() - t0,
-                int(np.sum(n)),
-                int(np.sum(n_tune)),
-                None,
-                np.asarray(u),
-                note,
-            )
+            note = f"unadjusted (biased); step sizes {listed(eps, '.3f')}, L {listed(L, '.2f')}"
+            yield row("blackjax MCLMC, unadjusted,", t0, n, n_tune, None, u, note)
         else:
             print(f"blackjax sampler {name!r} is not one of nuts, mams, mams-acl, mclmc: skipped")
 
