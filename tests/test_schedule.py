@@ -208,7 +208,8 @@ def test_a_table_of_final_losses_fits_without_the_term_as_before():
 
     Recorded on ef9d71b, before the checkpoint model, and held at every commit since, until the laws' slope
     revision (8e062e0) changed the coordinates and priors of the scale terms; re-recorded then on the new law (the
-    final-loss path is the one ef9d71b's reference checked), so it now guards that path against later changes."""
+    final-loss path is the one ef9d71b's reference checked), so it now guards that path against later changes. The
+    reference is a long run (12,000 draws, see the recorder) so that only this fit's Monte Carlo error counts."""
     import sys
     from pathlib import Path
 
@@ -228,7 +229,8 @@ def test_a_table_of_final_losses_fits_without_the_term_as_before():
     for site, v in flat.items():
         old_mean, old_sd = ref[f"{site}/mean"], ref[f"{site}/sd"]
         # Two runs of the same posterior differ by Monte Carlo error: with an effective sample size n per run
-        # (both runs have the fit's settings), the gap of their means has sd sqrt(2 / n) posterior sds. The
+        # the gap of their means has sd sqrt(2 / n) posterior sds (sqrt(1 / n) against the long reference, so the
+        # bound below is conservative). The
         # 600 draws give n of ~100 for the ridge's parameters (B_rel: 95-121), so a sampler whose path differs
         # in the last bits (compiled otherwise) may land 0.3 sd away; a real change of the posterior sits
         # further than 4 such errors (and at least 0.3 sd, the bound for n >= 700).
