@@ -275,32 +275,69 @@ def _inverse_pd(hess: np.ndarray, floor: float = 1.0 / MAX_LAPLACE_VARIANCE) -> 
 # --------------------------------------------------------------------------- #
 
 
+class Programs(NamedTuple):
+    """A block's compiled NUTS steps. The target acceptance is an argument, not a constant, so a retry at a higher
+    one runs the first try's programs; the iterations come from one program per scan length (the warm-up after the
+    kernel's set-up, and the draws: numpyro's kernel adapts while its iteration count is below the warm-up's length
+    and not after), so a block with the default settings compiles one scan, its set-up and, if it is retried from
+    where its first try ended, that warm start.
+
+    ``init(keys (C,), u0 (C, d), target_accept, args, mode, chol)`` -> the chains' states before their first
+    iteration; ``scan(length)`` -> the program ``(states, target_accept, args, mode, chol)`` -> (the states
+    ``length`` iterations on, (u (C, length, d), diverging, num_steps, energy, accept_prob) of them);
+    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), target_accept, args, mode, chol)`` -> (the states after
+    :data:`REWARM` iterations that adapt only the step size, from chains already in the posterior with their mass
+    matrices kept (a retry's warm start), their iteration count set to the warm-up's end so that the draws'
+    program does not adapt; (C,) divergences in its second half; (C,) leapfrog steps).
+    """
+
+    init: Callable
+    scan: Callable[[int], Callable]
+    rewarm: Callable
+
+
 class Runner(NamedTuple):
-    """NUTS on a whitened block as compiled steps, so that a profile can time warm-up and draws apart and a fit can
-    look at its chains between them.
+    """NUTS on a whitened block as compiled steps at one target acceptance, so that a profile can time warm-up and
+    draws apart and a fit can look at its chains between them.
 
     ``probe(keys (C,), u0 (C, d), args, mode, chol)`` -> (the chains' states after the first ``probe_length``
     iterations of the warm-up, u (C, W, d) of their last ``W`` iterations (where the whitening is checked:
     :func:`whitening_misfit`), diverging (C, probe_length), num_steps (C, probe_length));
     ``chunk(states, args, mode, chol)`` -> (the chains' states after ``chunk_length`` more iterations, (u (C, s, d),
-    diverging, num_steps, energy, accept_prob) of them): the rest of the warm-up (numpyro's kernel adapts while its
-    iteration count is below the warm-up's length, so one program serves both) and the draws, which come in chunks
-    so that a first try can stop at its first divergence (a retry replaces it) and go on from there if the retry is
-    not kept; ``rest``: the rest of the warm-up as one program where it does not come in chunks of the probe's
-    length (None where it does);
-    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> as :meth:`warm`, but from chains
-    already in the posterior with their mass matrices kept: only the step size adapts (a retry's warm start).
+    diverging, num_steps, energy, accept_prob) of them): the rest of the warm-up where it comes in chunks, and the
+    draws, which come in chunks so that a first try can stop at its first divergence (a retry replaces it) and go on
+    from there if the retry is not kept;
+    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> (states, late divergences,
+    leapfrog steps), as :meth:`warm_rest`, but from chains already in the posterior with their mass matrices kept:
+    only the step size adapts, for :data:`REWARM` iterations (a retry's warm start); :meth:`draw` goes on from it.
     :meth:`warm` runs the probe and the rest of the warm-up, :meth:`draw` every chunk; calling the runner does both
-    (as SBC does inside its own jit).
+    (as SBC does inside its own jit). ``_replace(target_accept=...)`` gives the same programs at another target.
     """
 
-    probe: Callable
-    chunk: Callable
-    rest: Callable | None
-    rewarm: Callable | None
+    programs: Programs
+    target_accept: float
     chunks: int
     warmup: int
     probe_length: int
+    chunk_length: int
+    window: int
+
+    def probe(self, keys, u0, args, mode, chol):
+        """The warm-up's first ``probe_length`` iterations from ``u0``: (states, u of the last window, diverging,
+        num_steps)."""
+        states = self.programs.init(keys, u0, self.target_accept, args, mode, chol)
+        states, (u, div, steps, _, _) = self.programs.scan(self.probe_length)(
+            states, self.target_accept, args, mode, chol
+        )
+        return states, u[:, -self.window :], div, steps
+
+    def chunk(self, states, args, mode, chol):
+        """``chunk_length`` more iterations: (states, (u, diverging, num_steps, energy, accept_prob))."""
+        return self.programs.scan(self.chunk_length)(states, self.target_accept, args, mode, chol)
+
+    def rewarm(self, keys, u0, inverse_mass, step_size, args, mode, chol):
+        """A retry's warm start (see :class:`Programs`)."""
+        return self.programs.rewarm(keys, u0, inverse_mass, step_size, self.target_accept, args, mode, chol)
 
     def warm_rest(self, states, diverging, num_steps, args, mode, chol):
         """The warm-up after the probe: (states, (C,) divergences in the second half of the warm-up, where the mass
@@ -308,15 +345,12 @@ class Runner(NamedTuple):
         a Gaussian): recorded to learn whether a retry could be decided from warm-up; (C,) leapfrog steps of the
         whole warm-up, the work a shorter warm-up would save). ``diverging``, ``num_steps``: the probe's."""
         divs, steps = [diverging], [num_steps]
-        if self.rest is not None:
-            states, (div, n) = self.rest(states, args, mode, chol)
-            divs.append(div)
-            steps.append(n)
-        else:
-            for _ in range((self.warmup - self.probe_length) // max(self.probe_length, 1)):
-                states, out = self.chunk(states, args, mode, chol)
-                divs.append(out[1])
-                steps.append(out[2])
+        rest = self.warmup - self.probe_length
+        by_chunks = self.probe_length == self.chunk_length and rest % self.chunk_length == 0
+        for length in [self.chunk_length] * (rest // self.chunk_length) if by_chunks else [rest] if rest else []:
+            states, out = self.programs.scan(length)(states, self.target_accept, args, mode, chol)
+            divs.append(out[1])
+            steps.append(out[2])
         cat = np.concatenate if isinstance(diverging, np.ndarray) else jnp.concatenate
         div, n = cat(divs, axis=1), cat(steps, axis=1)
         return states, jnp.sum(div[:, self.warmup // 2 :], axis=1), jnp.sum(n, axis=1)
@@ -379,42 +413,38 @@ class CompileClock:
 def _runner(
     model: Callable, unravel: Callable, dim: int, config: SamplerConfig, parallel: bool, signature: Any
 ) -> Runner:
-    """The compiled NUTS of a block (:class:`Runner`): warm-up, then draws in whitened space and statistics."""
-    key = (
-        signature,
-        dim,
-        config.warmup,
-        config.draws,
-        config.target_accept,
-        config.max_tree_depth,
-        config.dense_mass,
-        config.chains,
-        parallel,
-    )
-    if signature is not None and key in _RUNNERS:
-        return _RUNNERS[key]
+    """The compiled NUTS of a block (:class:`Runner`) at ``config.target_accept``: warm-up, then draws in whitened
+    space and statistics. Its programs are shared by every target acceptance (cached under ``signature``)."""
+    chunks = draw_chunks(config.draws)
+    chunk_length = config.draws // chunks
+    # the warm-up goes on in the draws' chunks where it divides into them and a chunk is at least a quarter of it
+    # (the probe is then one chunk long): one scan program in all
+    by_chunks = config.warmup % chunk_length == 0 and 2 * chunk_length <= config.warmup <= 4 * chunk_length
+    probe_length = chunk_length if by_chunks else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
+    window = max(1, (2 * probe_length) // 5)  # numpyro's third window ends at 250 of 1000, after 100 iterations
+    key = (signature, dim, config.warmup, config.draws, config.max_tree_depth, config.chains, parallel)
+    programs = _RUNNERS.get(key) if signature is not None else None
+    if programs is None:
+        programs = _programs(model, unravel, dim, config, parallel)
+        if signature is not None:
+            _RUNNERS[key] = programs
+    return Runner(programs, config.target_accept, chunks, config.warmup, probe_length, chunk_length, window)
+
+
+def _programs(model: Callable, unravel: Callable, dim: int, config: SamplerConfig, parallel: bool) -> Programs:
+    """The compiled steps of :class:`Programs` for one block shape and warm-up length."""
 
     def potential_gen(args, mode, chol):
         return lambda u: potential_energy(model, args, {}, unravel(mode + chol @ u))
 
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-    chunks = draw_chunks(config.draws)
-    chunk_length = config.draws // chunks
-    # the chunks' program goes on with the warm-up where it divides into them and a chunk is at least a quarter of it
-    # (the probe is then one chunk long): one program fewer to compile
-    by_chunks = config.warmup % chunk_length == 0 and 2 * chunk_length <= config.warmup <= 4 * chunk_length
-    probe_length = chunk_length if by_chunks else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
-    rest_program = not by_chunks and probe_length < config.warmup
-    window = max(1, (2 * probe_length) // 5)  # numpyro's third window ends at 250 of 1000, after 100 iterations
-
-    def warm_chain(rng, u0, args, mode, chol, inverse_mass=None, step_size=1.0):
-        """The warm-up's first ``probe_length`` iterations from u0 (all of it for a retry's warm start). Without
-        ``inverse_mass``: from the whitening alone, adapting a diagonal mass matrix and the step size. With it (a
-        retry's warm start): that mass matrix is kept and only the step adapts."""
-        margs = (args, mode, chol)
+    def kernel(u0, target_accept, margs, rng_key, num_warmup=None, inverse_mass=None, step_size=1.0):
+        """numpyro's NUTS set up from ``u0`` (its initial state, and its kernel). Without ``inverse_mass``: from the
+        whitening alone, adapting a diagonal mass matrix and the step size. With it (a retry's warm start): that mass
+        matrix is kept and only the step adapts, for ``num_warmup`` iterations."""
+        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         state = init_kernel(
             u0,
-            config.warmup,
+            config.warmup if num_warmup is None else num_warmup,
             step_size=step_size,
             # Whitened coordinates: unit scales, and a unit step is the right
             # start. Only a diagonal mass matrix is adapted: a dense one
@@ -424,87 +454,62 @@ def _runner(
             inverse_mass_matrix=jnp.ones(dim) if inverse_mass is None else inverse_mass,
             adapt_mass_matrix=inverse_mass is None,
             dense_mass=False,
-            target_accept_prob=config.target_accept,
+            target_accept_prob=target_accept,
             max_tree_depth=config.max_tree_depth,
             find_heuristic_step_size=True,
             model_args=margs,
-            rng_key=rng,
+            rng_key=rng_key,
         )
+        return state, sample_kernel
 
-        def warm(s, _):
-            s = sample_kernel(s, model_args=margs)
-            return s, (s.z, s.diverging, s.num_steps)
+    def init_chain(rng, u0, target_accept, args, mode, chol):
+        return kernel(u0, target_accept, (args, mode, chol), rng)[0]
 
-        length = config.warmup if inverse_mass is not None else probe_length
-        state, (u, div, steps) = jax.lax.scan(warm, state, None, length=length)
-        return state, u[-window:], div, steps
+    def scan_chain(length):
+        def run(state, target_accept, args, mode, chol):
+            """numpyro's kernel keeps what init_kernel set up in its closure, so this program sets up a kernel of its
+            own with the same settings and goes on from the state: while its iteration count is within the warm-up
+            it adapts as one program doing all would, past it nothing adapts, and its key continues the chain's
+            stream (the same draws as one program doing all)."""
+            margs = (args, mode, chol)
+            _, step = kernel(state.z, target_accept, margs, state.rng_key, inverse_mass=None)
 
-    def rewarm_chain(rng, u0, inverse_mass, step_size, args, mode, chol):
-        state, _, div, steps = warm_chain(rng, u0, args, mode, chol, inverse_mass, step_size)
-        return state, jnp.sum(div[config.warmup // 2 :]), jnp.sum(steps)
+            def one(s, _):
+                s = step(s, model_args=margs)
+                return s, (s.z, s.diverging, s.num_steps, s.energy, s.accept_prob)
 
-    def going_on(state, margs):
-        """numpyro's kernel keeps what init_kernel set up in its closure (traced in the probe's program), so a later
-        program sets up a kernel of its own with the same settings and goes on from the state: while its iteration
-        count is within the warm-up it adapts as the probe's did, past it nothing adapts, and its key continues the
-        chain's stream (the same draws as one program doing all)."""
-        init_fixed, sample_fixed = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-        init_fixed(
-            state.z,
-            config.warmup,
-            inverse_mass_matrix=state.adapt_state.inverse_mass_matrix,
-            dense_mass=False,
-            target_accept_prob=config.target_accept,
-            max_tree_depth=config.max_tree_depth,
-            find_heuristic_step_size=True,  # the warm-up's windows restart their step size by it
-            model_args=margs,
-            rng_key=state.rng_key,
-        )
-        return sample_fixed
+            return jax.lax.scan(one, state, None, length=length)
 
-    def draw_chain(state, args, mode, chol):
+        return run
+
+    def rewarm_chain(rng, u0, inverse_mass, step_size, target_accept, args, mode, chol):
         margs = (args, mode, chol)
-        kernel = going_on(state, margs)
+        state, step = kernel(u0, target_accept, margs, rng, REWARM, inverse_mass, step_size)
 
-        def draw(s, _):
-            s = kernel(s, model_args=margs)
-            return s, (s.z, s.diverging, s.num_steps, s.energy, s.accept_prob)
-
-        return jax.lax.scan(draw, state, None, length=chunk_length)
-
-    def rest_chain(state, args, mode, chol):
-        margs = (args, mode, chol)
-        kernel = going_on(state, margs)
-
-        def warm(s, _):
-            s = kernel(s, model_args=margs)
+        def one(s, _):
+            s = step(s, model_args=margs)
             return s, (s.diverging, s.num_steps)
 
-        return jax.lax.scan(warm, state, None, length=config.warmup - probe_length)
+        state, (div, steps) = jax.lax.scan(one, state, None, length=REWARM)
+        # the draws' program knows the whole warm-up's length: past it nothing adapts
+        state = state._replace(i=jnp.asarray(config.warmup, dtype=state.i.dtype))
+        return state, jnp.sum(div[REWARM // 2 :]), jnp.sum(steps)
 
-    if parallel:
-        run = Runner(
-            jax.pmap(warm_chain, in_axes=(0, 0, None, None, None)),
-            jax.pmap(draw_chain, in_axes=(0, None, None, None)),
-            jax.pmap(rest_chain, in_axes=(0, None, None, None)) if rest_program else None,
-            jax.pmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None)),
-            chunks,
-            config.warmup,
-            probe_length,
-        )
-    else:
-        run = Runner(
-            jax.jit(jax.vmap(warm_chain, in_axes=(0, 0, None, None, None))),
-            jax.jit(jax.vmap(draw_chain, in_axes=(0, None, None, None))),
-            jax.jit(jax.vmap(rest_chain, in_axes=(0, None, None, None))) if rest_program else None,
-            jax.jit(jax.vmap(rewarm_chain, in_axes=(0, 0, 0, 0, None, None, None))),
-            chunks,
-            config.warmup,
-            probe_length,
-        )
-    if signature is not None:
-        _RUNNERS[key] = run
-    return run
+    def compiled(fn, in_axes):
+        return jax.pmap(fn, in_axes=in_axes) if parallel else jax.jit(jax.vmap(fn, in_axes=in_axes))
+
+    scans: dict[int, Callable] = {}
+
+    def scan(length: int) -> Callable:
+        if length not in scans:
+            scans[length] = compiled(scan_chain(length), (0, None, None, None, None))
+        return scans[length]
+
+    return Programs(
+        compiled(init_chain, (0, 0, None, None, None, None)),
+        scan,
+        compiled(rewarm_chain, (0, 0, 0, 0, None, None, None, None)),
+    )
 
 
 def rewarm(run: Runner, k_run: jax.Array, u_last, inverse_mass, step_size, margs: tuple):
@@ -614,8 +619,6 @@ def _sample_block(
             comp, mode, chol, found = given["comp"], given["mode"], given["chol"], given["found"]
     t_mode = time.perf_counter() - t0
 
-    if start is not None:
-        config = replace(config, warmup=REWARM)  # the draws' program must know where the warm-up ended
     run = _runner(block.model, comp.unravel, comp.dim, config, parallel, block.signature)
     margs = (block.args, jnp.asarray(mode), jnp.asarray(chol))
     misfits: list[float] = []  # how far the whitening missed, each time the block was whitened again
@@ -657,6 +660,7 @@ def _sample_block(
                     f"leapfrog steps, past half the maximum tree size ({2**config.max_tree_depth - 1})"
                 ),
             }  # fmt: skip
+    warm_length = REWARM if start is not None else config.warmup
     parts: list[tuple] = []  # the chunks of draws so far (numpy)
     clock = {"draw": 0.0, "compile": warm_compile.seconds}
 
@@ -695,7 +699,7 @@ def _sample_block(
             "sampling_seconds": round(t_draw, 3),
             "step_size": [round(float(s), 5) for s in step_size],
             "mean_steps": round(float(np.mean(steps)), 2),
-            "warmup_mean_steps": round(float(np.sum(warm_steps)) / (config.chains * max(config.warmup, 1)), 2),
+            "warmup_mean_steps": round(float(np.sum(warm_steps)) / (config.chains * max(warm_length, 1)), 2),
             "divergences": int(np.sum(div)),
             "late_warmup_divergences": int(np.sum(warm_div)),
             "depth_hits": int(np.sum(steps >= 2**config.max_tree_depth - 1)),

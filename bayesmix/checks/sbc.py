@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import jax
@@ -217,7 +217,7 @@ class _Engine:
         from numpyro.infer import init_to_median
         from numpyro.infer.util import constrain_fn, initialize_model
 
-        from ..inference import REWARM, SamplerConfig, _runner, probe_rewhitened, rewarm
+        from ..inference import SamplerConfig, _runner, probe_rewhitened, rewarm
 
         self.law, self.targets = law, tuple(targets)
         spec = all_params(law, table.domains, targets, checkpoints)
@@ -246,11 +246,7 @@ class _Engine:
         # run's draws at the end of its first chunk (where a fit's first try stops at a divergence), mass matrices
         # and step sizes at this target_accept (inference._sample_block's ``start``), and the retry's draws are
         # ranked: SBC of the retry's warm start.
-        again = (
-            _runner(model, unravel, dim, replace(config, target_accept=warm_retry, warmup=REWARM), False, None)
-            if warm_retry
-            else None
-        )
+        again = run._replace(target_accept=warm_retry) if warm_retry else None  # the same programs
         obs0 = self.obs
 
         def fit_one(y, key):
