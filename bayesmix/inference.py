@@ -321,6 +321,7 @@ class Runner(NamedTuple):
     probe_length: int
     chunk_length: int
     window: int
+    rest: tuple[int, ...]  # the scans' lengths of the warm-up after the probe
 
     def probe(self, keys, u0, args, mode, chol):
         """The warm-up's first ``probe_length`` iterations from ``u0``: (states, u of the last window, diverging,
@@ -345,9 +346,7 @@ class Runner(NamedTuple):
         a Gaussian): recorded to learn whether a retry could be decided from warm-up; (C,) leapfrog steps of the
         whole warm-up, the work a shorter warm-up would save). ``diverging``, ``num_steps``: the probe's."""
         divs, steps = [diverging], [num_steps]
-        rest = self.warmup - self.probe_length
-        by_chunks = self.probe_length == self.chunk_length and rest % self.chunk_length == 0
-        for length in [self.chunk_length] * (rest // self.chunk_length) if by_chunks else [rest] if rest else []:
+        for length in self.rest:
             states, out = self.programs.scan(length)(states, self.target_accept, args, mode, chol)
             divs.append(out[1])
             steps.append(out[2])
@@ -422,13 +421,15 @@ def _runner(
     by_chunks = config.warmup % chunk_length == 0 and 2 * chunk_length <= config.warmup <= 4 * chunk_length
     probe_length = chunk_length if by_chunks else (config.warmup // 4 if config.warmup >= 8 else config.warmup)
     window = max(1, (2 * probe_length) // 5)  # numpyro's third window ends at 250 of 1000, after 100 iterations
+    left = config.warmup - probe_length
+    rest = (chunk_length,) * (left // chunk_length) if by_chunks else (left,) if left else ()
     key = (signature, dim, config.warmup, config.draws, config.max_tree_depth, config.chains, parallel)
     programs = _RUNNERS.get(key) if signature is not None else None
     if programs is None:
         programs = _programs(model, unravel, dim, config, parallel)
         if signature is not None:
             _RUNNERS[key] = programs
-    return Runner(programs, config.target_accept, chunks, config.warmup, probe_length, chunk_length, window)
+    return Runner(programs, config.target_accept, chunks, config.warmup, probe_length, chunk_length, window, rest)
 
 
 def _programs(model: Callable, unravel: Callable, dim: int, config: SamplerConfig, parallel: bool) -> Programs:
@@ -472,7 +473,7 @@ def _programs(model: Callable, unravel: Callable, dim: int, config: SamplerConfi
             it adapts as one program doing all would, past it nothing adapts, and its key continues the chain's
             stream (the same draws as one program doing all)."""
             margs = (args, mode, chol)
-            _, step = kernel(state.z, target_accept, margs, state.rng_key, inverse_mass=None)
+            _, step = kernel(state.z, target_accept, margs, state.rng_key)
 
             def one(s, _):
                 s = step(s, model_args=margs)
