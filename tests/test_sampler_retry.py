@@ -265,3 +265,40 @@ def test_a_first_try_stopped_early_is_held_to_a_looser_r_hat():
     assert retry_too_deep(quarter, 10, 1000, partial_rhat_max(1000, 250)) is not None  # ...and is as deep as whole
     # ...while chains that disagree are not mixed however few their draws (SlimPajama's stackexchange: R-hat 1.35)
     assert not _run_mixed(dict(quarter, max_rhat=1.35), 1000, partial_rhat_max(1000, 250))
+
+
+def test_a_warm_start_keeps_the_mass_matrix_and_adapts_the_step_to_its_target():
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    from bayesmix.inference import REWARM, _runner
+
+    # A Gaussian with scales 0.2 and 5 in whitened coordinates: a warm start handed the right (inverse) mass matrix
+    # must keep it (numpyro's last window adapts no mass matrix) and adapt only the step, from the one it is given,
+    # to the acceptance it targets; the draws go on in the same scan and are the Gaussian's.
+    scales = jnp.array([0.2, 5.0])
+
+    def model():
+        numpyro.sample("x", dist.Normal(0.0, scales))
+
+    _, unravel = ravel_pytree({"x": jnp.zeros(2)})
+    config = SamplerConfig(chains=2, warmup=400, draws=400, target_accept=0.6)
+    run = _runner(model, unravel, 2, config, False, None)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    u0 = jnp.asarray(np.random.default_rng(0).normal(size=(2, 2))) * scales
+    inverse_mass, step = jnp.tile(scales**2, (2, 1)), jnp.full(2, 1.5)
+    accepted = {}
+    for target in (0.6, 0.95):
+        again = run._replace(target_accept=target)
+        states, late, steps = again.rewarm(keys, u0, inverse_mass, step, (), jnp.zeros(2), jnp.eye(2))
+        np.testing.assert_array_equal(np.asarray(states.adapt_state.inverse_mass_matrix), np.asarray(inverse_mass))
+        assert np.all(np.asarray(states.i) == config.warmup)  # past the warm-up: the draws adapt nothing
+        assert np.asarray(steps).shape == (2,) and np.all(np.asarray(steps) >= REWARM)
+        u, div, _, _, acc, step_size = again.draw(states, (), jnp.zeros(2), jnp.eye(2))
+        assert not np.any(np.asarray(step_size) == 1.5)  # adapted, not kept
+        accepted[target] = float(np.mean(acc))
+        u = np.asarray(u).reshape(-1, 2)
+        np.testing.assert_allclose(u.std(axis=0), np.asarray(scales), rtol=0.15)
+    # dual averaging's averaged step lands above its target (numpyro's warm-up does the same), not below it
+    assert 0.55 < accepted[0.6] < 0.85 and accepted[0.95] > max(0.9, accepted[0.6] + 0.1)
