@@ -23,7 +23,9 @@ fit, and per block the leapfrog steps per draw and ESS per second.
 ``--baseline-ref REF`` fits the same laws with the code of a git ref (checked out in a temporary
 worktree; run one after the other on the same machine, since ratios hold on a noisy machine and
 absolute times do not) and prints the ratio. ``--save FILE`` writes the figures as JSON;
-``--baseline-file FILE`` reads a saved baseline instead of running one.
+``--baseline-file FILE`` reads a saved baseline instead of running one. ``--refit`` fits each law a second
+time in a new process that finds the first one's compiled programs on disk, as a user's refit on the same
+machine does, and prints its wall time beside the first (it must give the same draws).
 
 Examples::
 
@@ -64,6 +66,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline-ref", default=None, help="git ref whose code fits the same laws, for the ratio")
     p.add_argument("--baseline-file", default=None, help="a --save file of an earlier run, as the baseline")
     p.add_argument("--save", default=None, help="write this run's figures (and the baseline's) as JSON")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="fit each law again in a new process with the programs the first fit compiled to disk (a refit)",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one fit, JSON to stdout
     a = p.parse_args(argv)
     if a.quick:
@@ -192,7 +199,18 @@ def run_fits(a: argparse.Namespace, code: Path) -> list[dict]:
     ] + ([] if a.target_accept is None else ["--target-accept", str(a.target_accept)])
     with tempfile.TemporaryDirectory(prefix="bayesmix-jax-cache-") as cache:
         env = dict(os.environ, PYTHONPATH=str(code), BAYESMIX_JAX_CACHE=cache, BAYESMIX_PROGRESS="0")
-        out = subprocess.run(args, cwd=code, env=env, capture_output=True, text=True)
+        rows = _fits(args, code, env)
+        if a.refit:  # the same fits again, their compiled programs on disk: a user refitting on the same machine
+            for r, again in zip(rows, _fits(args, code, env), strict=True):
+                if again["divergences"] != r["divergences"] or again["max_rhat"] != r["max_rhat"]:
+                    raise SystemExit(f"{r['law']}: the refit did not give the first fit's draws (same seed)")
+                r["refit_wall"] = again["wall"]
+    return rows
+
+
+def _fits(args: list[str], code: Path, env: dict) -> list[dict]:
+    """The worker's fits, one JSON line per law."""
+    out = subprocess.run(args, cwd=code, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"the fit with the code in {code} failed:\n{out.stderr[-3000:]}")
     rows = [json.loads(line[len("RESULT ") :]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -263,9 +281,13 @@ def main(argv=None) -> int:
     base = baseline_fits(a)
     this = run_fits(a, REPO)
     table = pd.DataFrame([summary_row(r) for r in this]).set_index("law")
+    if a.refit:
+        table["refit_wall_s"] = [r.get("refit_wall", float("nan")) for r in this]
     if base:
         b = {r["law"]: r for r in base}
         table["baseline_wall_s"] = [b[law]["wall"] if law in b else float("nan") for law in table.index]
+        if a.refit:
+            table["baseline_refit_wall_s"] = [b.get(law, {}).get("refit_wall", float("nan")) for law in table.index]
         table["baseline_divergences"] = [b[law]["divergences"] if law in b else -1 for law in table.index]
         table["baseline_max_rhat"] = [b[law]["max_rhat"] if law in b else float("nan") for law in table.index]
         table["speed-up"] = table.baseline_wall_s / table.wall_s
