@@ -49,7 +49,6 @@ import scipy.optimize
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions import biject_to
 from numpyro.infer.hmc import hmc
-from numpyro.infer.hmc_util import build_adaptation_schedule
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from .diagnostics import RHAT_MAX, split_rhat_ess
@@ -279,21 +278,22 @@ def _inverse_pd(hess: np.ndarray, floor: float = 1.0 / MAX_LAPLACE_VARIANCE) -> 
 class Programs(NamedTuple):
     """A block's compiled NUTS steps. The target acceptance is an argument, not a constant, so a retry at a higher
     one runs the first try's programs; the iterations come from one program per scan length (the warm-up after the
-    kernel's set-up, the draws, and a retry's warm start: numpyro's kernel adapts while its iteration count is below
-    the warm-up's length and not after), so a block with the default settings compiles its set-up and one scan.
+    kernel's set-up, and the draws: numpyro's kernel adapts while its iteration count is below the warm-up's length
+    and not after), so a block with the default settings compiles one scan, its set-up and, if it is retried from
+    where its first try ended, that warm start.
 
     ``init(keys (C,), u0 (C, d), target_accept, args, mode, chol)`` -> the chains' states before their first
     iteration; ``scan(length)`` -> the program ``(states, target_accept, args, mode, chol)`` -> (the states
     ``length`` iterations on, (u (C, length, d), diverging, num_steps, energy, accept_prob) of them);
-    ``handover(states, inverse_mass (C, d), step_size (C,))`` -> the states put at the warm-up's last
-    :data:`REWARM` iterations, in numpyro's last adaptation window (where the step size adapts and no mass matrix
-    does), with those mass matrices and the dual averaging started afresh from those steps, as numpyro starts it at
-    each window's end: a retry's warm start, which the scan then runs.
+    ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), target_accept, args, mode, chol)`` -> (the states after
+    :data:`REWARM` iterations that adapt only the step size, from chains already in the posterior with their mass
+    matrices kept (a retry's warm start), their iteration count set to the warm-up's end so that the draws'
+    program does not adapt; (C,) divergences in its second half; (C,) leapfrog steps).
     """
 
     init: Callable
     scan: Callable[[int], Callable]
-    handover: Callable
+    rewarm: Callable
 
 
 class Runner(NamedTuple):
@@ -309,8 +309,7 @@ class Runner(NamedTuple):
     from there if the retry is not kept;
     ``rewarm(keys, u0, inverse_mass (C, d), step_size (C,), args, mode, chol)`` -> (states, late divergences,
     leapfrog steps), as :meth:`warm_rest`, but from chains already in the posterior with their mass matrices kept:
-    only the step size adapts, in the warm-up's last :data:`REWARM` iterations (a retry's warm start); :meth:`draw`
-    goes on from it.
+    only the step size adapts, for :data:`REWARM` iterations (a retry's warm start); :meth:`draw` goes on from it.
     :meth:`warm` runs the probe and the rest of the warm-up, :meth:`draw` every chunk; calling the runner does both
     (as SBC does inside its own jit). ``_replace(target_accept=...)`` gives the same programs at another target.
     """
@@ -338,14 +337,8 @@ class Runner(NamedTuple):
         return self.programs.scan(self.chunk_length)(states, self.target_accept, args, mode, chol)
 
     def rewarm(self, keys, u0, inverse_mass, step_size, args, mode, chol):
-        """A retry's warm start: the chains set up at ``u0``, handed the first run's mass matrices and step sizes and
-        put at the warm-up's last ``REWARM`` iterations, in its final window, where numpyro's kernel adapts the step
-        size alone and no mass matrix. The draws' scan runs them, so a warm start compiles nothing of its own."""
-        length = min(REWARM, self.warmup)
-        states = self.programs.init(keys, u0, self.target_accept, args, mode, chol)
-        states = self.programs.handover(states, inverse_mass, step_size)
-        states, (_, div, steps, _, _) = self.programs.scan(length)(states, self.target_accept, args, mode, chol)
-        return states, jnp.sum(div[:, length // 2 :], axis=1), jnp.sum(steps, axis=1)
+        """A retry's warm start (see :class:`Programs`)."""
+        return self.programs.rewarm(keys, u0, inverse_mass, step_size, self.target_accept, args, mode, chol)
 
     def warm_rest(self, states, diverging, num_steps, args, mode, chol):
         """The warm-up after the probe: (states, (C,) divergences in the second half of the warm-up, where the mass
@@ -445,21 +438,22 @@ def _programs(model: Callable, unravel: Callable, dim: int, config: SamplerConfi
     def potential_gen(args, mode, chol):
         return lambda u: potential_energy(model, args, {}, unravel(mode + chol @ u))
 
-    def kernel(u0, target_accept, margs, rng_key):
-        """numpyro's NUTS set up from ``u0`` (its initial state, and its kernel), from the whitening alone, adapting
-        a diagonal mass matrix and the step size in the warm-up."""
+    def kernel(u0, target_accept, margs, rng_key, num_warmup=None, inverse_mass=None, step_size=1.0):
+        """numpyro's NUTS set up from ``u0`` (its initial state, and its kernel). Without ``inverse_mass``: from the
+        whitening alone, adapting a diagonal mass matrix and the step size. With it (a retry's warm start): that mass
+        matrix is kept and only the step adapts, for ``num_warmup`` iterations."""
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         state = init_kernel(
             u0,
-            config.warmup,
-            step_size=1.0,
+            config.warmup if num_warmup is None else num_warmup,
+            step_size=step_size,
             # Whitened coordinates: unit scales, and a unit step is the right
             # start. Only a diagonal mass matrix is adapted: a dense one
             # estimated from one warm-up window (25-100 draws in ~20
             # dimensions) was worse than the whitening it refined (measured:
             # 161 against 16 leapfrog steps per draw).
-            inverse_mass_matrix=jnp.ones(dim),
-            adapt_mass_matrix=True,
+            inverse_mass_matrix=jnp.ones(dim) if inverse_mass is None else inverse_mass,
+            adapt_mass_matrix=inverse_mass is None,
             dense_mass=False,
             target_accept_prob=target_accept,
             max_tree_depth=config.max_tree_depth,
@@ -489,22 +483,18 @@ def _programs(model: Callable, unravel: Callable, dim: int, config: SamplerConfi
 
         return run
 
-    at = config.warmup - min(REWARM, config.warmup)
-    window = len(build_adaptation_schedule(config.warmup)) - 1
+    def rewarm_chain(rng, u0, inverse_mass, step_size, target_accept, args, mode, chol):
+        margs = (args, mode, chol)
+        state, step = kernel(u0, target_accept, margs, rng, REWARM, inverse_mass, step_size)
 
-    def handover(state, inverse_mass, step_size):
-        a = state.adapt_state
-        root = jnp.sqrt(inverse_mass)
-        zero = jnp.zeros_like(step_size)
-        adapt = a._replace(
-            step_size=step_size,
-            inverse_mass_matrix=inverse_mass,
-            mass_matrix_sqrt=1.0 / root,
-            mass_matrix_sqrt_inv=root,
-            ss_state=(zero, zero, zero, jnp.zeros_like(a.ss_state[3]), jnp.log(10.0) + jnp.log(step_size)),
-            window_idx=jnp.full_like(a.window_idx, window),
-        )
-        return state._replace(i=jnp.full_like(state.i, at), adapt_state=adapt)
+        def one(s, _):
+            s = step(s, model_args=margs)
+            return s, (s.diverging, s.num_steps)
+
+        state, (div, steps) = jax.lax.scan(one, state, None, length=REWARM)
+        # the draws' program knows the whole warm-up's length: past it nothing adapts
+        state = state._replace(i=jnp.asarray(config.warmup, dtype=state.i.dtype))
+        return state, jnp.sum(div[REWARM // 2 :]), jnp.sum(steps)
 
     def compiled(fn, in_axes):
         return jax.pmap(fn, in_axes=in_axes) if parallel else jax.jit(jax.vmap(fn, in_axes=in_axes))
@@ -516,7 +506,11 @@ def _programs(model: Callable, unravel: Callable, dim: int, config: SamplerConfi
             scans[length] = compiled(scan_chain(length), (0, None, None, None, None))
         return scans[length]
 
-    return Programs(compiled(init_chain, (0, 0, None, None, None, None)), scan, compiled(handover, (0, 0, 0)))
+    return Programs(
+        compiled(init_chain, (0, 0, None, None, None, None)),
+        scan,
+        compiled(rewarm_chain, (0, 0, 0, 0, None, None, None, None)),
+    )
 
 
 def rewarm(run: Runner, k_run: jax.Array, u_last, inverse_mass, step_size, margs: tuple):
@@ -667,7 +661,7 @@ def _sample_block(
                     f"leapfrog steps, past half the maximum tree size ({2**config.max_tree_depth - 1})"
                 ),
             }  # fmt: skip
-    warm_length = min(REWARM, config.warmup) if start is not None else config.warmup
+    warm_length = REWARM if start is not None else config.warmup
     parts: list[tuple] = []  # the chunks of draws so far (numpy)
     clock = {"draw": 0.0, "compile": warm_compile.seconds}
 
@@ -734,7 +728,7 @@ def _sample_block(
                 "step_size": jnp.asarray(step_size),
             }
         if start is not None:
-            info["warm_start"] = warm_length
+            info["warm_start"] = REWARM
         return draws, extra, info
 
     def resume() -> tuple[dict, dict, dict]:

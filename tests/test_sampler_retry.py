@@ -275,8 +275,8 @@ def test_a_warm_start_keeps_the_mass_matrix_and_adapts_the_step_to_its_target():
     from bayesmix.inference import REWARM, _runner
 
     # A Gaussian with scales 0.2 and 5 in whitened coordinates: a warm start handed the right (inverse) mass matrix
-    # must keep it (numpyro's last window adapts no mass matrix) and adapt only the step, from the one it is given,
-    # to the acceptance it targets; the draws go on in the same scan and are the Gaussian's.
+    # must keep it and adapt only the step, from the one it is given, to the acceptance it targets; the draws go on
+    # from it and are the Gaussian's.
     scales = jnp.array([0.2, 5.0])
 
     def model():
