@@ -7,6 +7,7 @@ whitening, its chains' last draws and their adapted mass matrices, and adapts on
 with the same key, as ``bayesmix.fit`` would (4 chains x 1000 draws), and prints for each retry:
 
 - leapfrog steps of its warm-up and draws, and per effective draw (``steps/ESS``: the work, free of machine load);
+- its chains' median step size after warm-up and the draws' mean acceptance probability;
 - divergences, max R-hat and min ESS (bulk or tail) of its draws;
 - ``shift``: the largest difference of a posterior mean from the reference (every seed's retry from scratch
   pooled), in posterior sds, over every scalar of the block (Monte Carlo noise alone gives 0.1-0.25).
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
                         "warm_steps": info["warmup_mean_steps"],
                         "draw_steps": info["mean_steps"],
                         "work": work,
+                        "step": float(np.median(info["step_size"])),  # the chains' median step after warm-up
+                        "accept": float(np.mean(extra["accept_prob"])),
                         "divergences": info["divergences"],
                         "rhat": info["max_rhat"],
                         "min_ess": ess,
