@@ -291,11 +291,11 @@ def test_a_warm_start_keeps_the_mass_matrix_and_adapts_the_step_to_its_target():
     accepted = {}
     for target in (0.6, 0.95):
         again = run._replace(target_accept=target)
-        states, late, steps = again.rewarm(keys, u0, inverse_mass, step, (), jnp.zeros(2), jnp.eye(2))
+        states, _, steps = again.rewarm(keys, u0, inverse_mass, step, (), jnp.zeros(2), jnp.eye(2))
         np.testing.assert_array_equal(np.asarray(states.adapt_state.inverse_mass_matrix), np.asarray(inverse_mass))
         assert np.all(np.asarray(states.i) == config.warmup)  # past the warm-up: the draws adapt nothing
         assert np.asarray(steps).shape == (2,) and np.all(np.asarray(steps) >= REWARM)
-        u, div, _, _, acc, step_size = again.draw(states, (), jnp.zeros(2), jnp.eye(2))
+        u, _, _, _, acc, step_size = again.draw(states, (), jnp.zeros(2), jnp.eye(2))
         assert not np.any(np.asarray(step_size) == 1.5)  # adapted, not kept
         accepted[target] = float(np.mean(acc))
         u = np.asarray(u).reshape(-1, 2)
