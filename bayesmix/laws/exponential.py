@@ -14,12 +14,13 @@ its row mean is held by the prior, and :func:`interaction_matrix` returns the ce
 
 Sampled coordinates (per target; no parameter is shared between targets):
 
-    L = F (1 + m(h) R_rel (A_share (N/N0)^-alpha + (1 - A_share) (D/D0)^-beta)),   F = L_ref / (1 + R_rel) = E
-    m(h) = exp(sum_j t_ij (h_j - 1/K)),   t_ij = s_ij (1 + R_rel) / R_rel
+    L = L_ref (1 - u + m(h) u (A_share (N/N0)^-alpha + (1 - A_share) (D/D0)^-beta)),   u = ``reducible``
+    m(h) = exp(sum_j t_ij (h_j - 1/K)),   t_ij = s_ij / u
     s_ij = CROSS_SCALE z_ij  (j not i's own domain),   s_ii = OWN_SCALE z_ii,   z ~ StudentT(3, 0, 1)
 
 - ``L_ref`` = E + A + B: the loss at (N0, D0) and the uniform mixture;
-- ``R_rel`` = (A + B) / E: the reducible loss there as a multiple of E; ``A_share`` = A / (A + B);
+- ``reducible`` = (A + B) / L_ref: the reducible loss there as a share of it, so E = L_ref (1 - u), free in sign
+  (kept positive beyond the sweep by ``components.positive``); ``A_share`` = A / (A + B);
 - ``alpha``, ``beta``: the exponents;
 - ``z``: the standardised log-loss slopes s_ij at the uniform mixture and (N0, D0); t is derived
   (:func:`interactions`).
@@ -27,7 +28,7 @@ Sampled coordinates (per target; no parameter is shared between targets):
 The paper's numbers follow from :func:`paper_parameters` (:func:`from_paper_parameters` goes the other way).
 
 Priors (reasons in the definitions below): log-normal around typical LLM losses and Chinchilla's fits for ``L_ref``,
-``R_rel``, ``alpha``, ``beta``; ``A_share`` ~ Beta(2, 2). The slopes are shrunk with fixed (not learned) scales:
+``reducible``, ``alpha``, ``beta``; ``A_share`` ~ Beta(2, 2). The slopes are shrunk with fixed (not learned) scales:
 cross-domain ones toward 0 (CROSS_SCALE = 0.25) with Student-t tails that let a few strong ones survive, a target's
 own domain not (OWN_SCALE = 1); a target that is not a training domain gets the cross-domain scale on every slope.
 Override the shrinkage family with e.g. ``priors={"z": "Normal(0, 1)"}`` or ``"Laplace(0, 1)"`` (Bayesian lasso).
@@ -46,6 +47,7 @@ import numpy as np
 
 from ..priors import Prior, log_normal_around
 from .base import Inputs, Law, Param
+from .components import positive
 from .registry import register
 
 # Prior scales of a target's log-loss slope in its own domain's weight and in
@@ -63,13 +65,12 @@ def slopes(z: jnp.ndarray, own: jnp.ndarray) -> jnp.ndarray:
 
 
 def interactions(p: Mapping[str, jnp.ndarray], own: jnp.ndarray) -> jnp.ndarray:
-    """(..., T, K) the raw interaction matrix t = s (1 + R) / R, R = ``R_rel``, from parameters or stacked draws.
+    """(..., T, K) the raw interaction matrix t = s / u, u = ``reducible``, from parameters or stacked draws.
 
-    At (N0, D0) and the uniform mixture the law is F (1 + R m(h)), whose
-    log-slope in h_j is t_j R / (1 + R): that slope is what is sampled.
+    At (N0, D0) and the uniform mixture the law is L_ref (1 - u + u m(h)),
+    whose log-slope in h_j is t_j u: that slope is what is sampled.
     """
-    R = p["R_rel"]
-    return slopes(p["z"], own) * ((1 + R) / R)[..., None]
+    return slopes(p["z"], own) / p["reducible"][..., None]
 
 
 def mixing_factor(t: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
@@ -80,13 +81,13 @@ def mixing_factor(t: jnp.ndarray, h: jnp.ndarray) -> jnp.ndarray:
 
 def _raw_interactions(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.ndarray:
     """:func:`interactions` on numpy parameters or stacked draws, as numpy."""
-    return np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "R_rel")}, np.asarray(own)))
+    return np.asarray(interactions({k: np.asarray(p[k]) for k in ("z", "reducible")}, np.asarray(own)))
 
 
 def interaction_matrix(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.ndarray:
     """The identified (row-centred) interaction matrix t_ij from parameters or stacked draws.
 
-    ``p`` holds ``z`` and ``R_rel``, e.g. ``fit.flat_draws()``;
+    ``p`` holds ``z`` and ``reducible``, e.g. ``fit.flat_draws()``;
     ``own`` (T,) is each target's own-domain index or -1
     (``bayesmix.laws.base.own_index(fit.domains, fit.targets)``).
     Returns (..., T, K) with every row summing to 0: t_ij < 0 means domain j
@@ -98,13 +99,12 @@ def interaction_matrix(p: Mapping[str, np.ndarray], own: Sequence[int]) -> np.nd
 
 def paper_parameters(p: Mapping[str, np.ndarray], own: Sequence[int]) -> dict[str, np.ndarray]:
     """E, A, alpha, B, beta and the raw interaction matrix t from sampled coordinates (one draw or stacked draws)."""
-    R, share = np.asarray(p["R_rel"]), np.asarray(p["A_share"])
-    F = np.asarray(p["L_ref"]) / (1 + R)
+    L_ref, u, share = np.asarray(p["L_ref"]), np.asarray(p["reducible"]), np.asarray(p["A_share"])
     return {
-        "E": F,
-        "A": F * R * share,
+        "E": L_ref * (1 - u),
+        "A": L_ref * u * share,
         "alpha": np.asarray(p["alpha"]),
-        "B": F * R * (1 - share),
+        "B": L_ref * u * (1 - share),
         "beta": np.asarray(p["beta"]),
         "t": _raw_interactions(p, own),
     }
@@ -114,22 +114,22 @@ def from_paper_parameters(E, A, alpha, B, beta, t, own: Sequence[int]) -> dict[s
     """Sampled coordinates from E, A, alpha, B, beta (each (T,)), the interaction matrix t (T, K) and each target's
     own domain (-1: none)."""
     E, A, B = (np.asarray(v, float) for v in (E, A, B))
-    R = (A + B) / E
+    u = (A + B) / (E + A + B)
     unit = np.asarray(slopes(np.ones_like(np.asarray(t, float)), np.asarray(own)))
     return {
         "L_ref": E + A + B,
-        "R_rel": R,
+        "reducible": u,
         "A_share": A / (A + B),
         "alpha": np.asarray(alpha, float),
         "beta": np.asarray(beta, float),
-        "z": np.asarray(t, float) * (R / (1 + R))[:, None] / unit,
+        "z": np.asarray(t, float) * u[:, None] / unit,
     }
 
 
 @register
 class Exponential(Law):
     name = "exponential"
-    revision = 2  # 1 sampled E, A, B on their own log scales
+    revision = 3  # 1 sampled E, A, B on their own log scales; 2 R_rel = (A + B) / E, which kept E > 0
     title = "Exponential mixing law with step and size laws"
     reference = "Ye et al. 2024, Data Mixing Laws, ICLR 2025, arXiv:2403.16952"
     formula = "E_i + exp(sum_j t_ij (h_j - 1/K)) [A_i (N/N0)^-alpha_i + B_i (D/D0)^-beta_i]"
@@ -142,15 +142,16 @@ class Exponential(Law):
                 log_normal_around(2.5, 2.0, "LLM validation losses at 0.1-1B parameters sit at 1.5-4 nats"),
                 "loss at the reference point (N0, D0) and the uniform mixture",
             ),
-            "R_rel": Param(
+            "reducible": Param(
                 ("target",),
                 log_normal_around(
-                    0.5,
-                    3.0,
-                    "Chinchilla's fit (Hoffmann et al. 2022) gives (A (N/N0)^-alpha + B (D/D0)^-beta) / E = 0.57 at "
-                    "0.5B parameters and 20B tokens",
+                    0.35,
+                    2.0,
+                    "Chinchilla's fit (Hoffmann et al. 2022) gives A (N/N0)^-alpha + B (D/D0)^-beta = 0.36 of the loss "
+                    "at 0.5B parameters and 20B tokens; x/÷2 leaves E > 0 with prior probability 0.94",
                 ),
-                "reducible loss (A + B) at (N0, D0) and the uniform mixture, as a multiple of E",
+                "reducible loss (A + B) at (N0, D0) and the uniform mixture, as a share of L_ref (E = L_ref (1 - "
+                "reducible), free in sign)",
             ),
             "A_share": Param(
                 ("target",),
@@ -187,8 +188,7 @@ class Exponential(Law):
         t = interactions(p, x.own)  # (T, K)
         log_n = jnp.log(x.N / x.N0)[:, None]
         log_d = jnp.log(x.D / x.D0)[:, None]
-        F = p["L_ref"] / (1 + p["R_rel"])  # E
-        reducible = p["R_rel"] * (
-            p["A_share"] * jnp.exp(-p["alpha"] * log_n) + (1 - p["A_share"]) * jnp.exp(-p["beta"] * log_d)
-        )
-        return F * (1 + mixing_factor(t, x.h)[x.mix] * reducible)
+        u = p["reducible"]
+        falls = p["A_share"] * jnp.exp(-p["alpha"] * log_n) + (1 - p["A_share"]) * jnp.exp(-p["beta"] * log_d)
+        # E / L_ref = 1 - u, free in sign: kept positive where a draw with E < 0 is taken far beyond the sweep.
+        return p["L_ref"] * positive(1 - u + mixing_factor(t, x.h)[x.mix] * u * falls)

@@ -61,9 +61,28 @@ def test_own_entry_has_the_own_scale_and_foreign_rows_the_cross_scale():
     own = np.array([1, -1])
     c, o = CROSS_SCALE, OWN_SCALE
     np.testing.assert_allclose(np.asarray(slopes(z, own)), [[c, o, c], [c, c, c]])
-    # t is the slope scaled by (1 + R) / R: the log-slope of F (1 + R m) at the uniform mixture is s.
-    p = {"z": z, "R_rel": np.array([0.5, 2.0])}
+    # t is the slope over u: the log-slope of L_ref (1 - u + u m) at the uniform mixture is s.
+    p = {"z": z, "reducible": np.array([1 / 3, 2 / 3])}
     np.testing.assert_allclose(np.asarray(interactions(p, own)), np.asarray(slopes(z, own)) * np.array([[3.0], [1.5]]))
+
+
+def test_the_floor_is_free_in_sign_and_the_loss_stays_positive_far_beyond():
+    # E < 0 is a reducible share above 1: the coordinates go through E = 0 smoothly, so a sweep that does not see
+    # its floor does not pile its posterior against it (docs/laws/exponential.md, revision 3).
+    paper = {**paper_truth(), "E": np.array([-0.2, 0.8, 1.2])}
+    q = from_paper_parameters(**paper, own=OWN)
+    assert q["reducible"][0] > 1 > q["reducible"][1]
+    np.testing.assert_allclose(paper_parameters(q, OWN)["E"], paper["E"], rtol=1e-12)
+    h = np.array([[0.2, 0.4, 0.4]])
+    m = np.asarray(mixing_factor(paper["t"], h))[0]
+    # Inside the sweep the law is the paper's formula, E < 0 and all.
+    inside = mean(q, h, np.array([2 * N0]), np.array([3 * D0]))[0]
+    paper_loss = paper["E"] + m * (paper["A"] * 2.0 ** -paper["alpha"] + paper["B"] * 3.0 ** -paper["beta"])
+    np.testing.assert_allclose(inside, paper_loss, rtol=1e-10)
+    # Far beyond it the paper's formula crosses 0 for the first target; the law's loss stays positive and falls.
+    far = mean(q, np.repeat(h, 2, 0), np.array([1e13, 1e15]), np.array([1e15, 1e17]))
+    assert np.all(far > 0) and far[1, 0] < far[0, 0]
+    assert paper["E"][0] + m[0] * paper["A"][0] * (1e13 / N0) ** -paper["alpha"][0] < 0
 
 
 def test_sampled_slope_is_the_log_slope_at_the_uniform_mixture():
@@ -123,7 +142,7 @@ def test_row_mean_of_t_is_not_identified_and_reported_matrix_is_centred():
     np.testing.assert_allclose(t.sum(1), 0.0, atol=1e-12)
     np.testing.assert_allclose(t, interaction_matrix(shifted, OWN), atol=1e-12)
     # Works on stacked draws too.
-    stacked = {k: np.stack([p[k]] * 4) for k in ("z", "R_rel")}
+    stacked = {k: np.stack([p[k]] * 4) for k in ("z", "reducible")}
     np.testing.assert_allclose(interaction_matrix(stacked, OWN), np.stack([t] * 4), atol=1e-12)
 
 
