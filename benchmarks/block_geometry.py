@@ -13,6 +13,10 @@ NUTS in those coordinates (4 chains, ``--draws`` warm-up and draws; no re-whiten
 4. the three widest directions, mapped back to the unconstrained coordinates (largest loadings, scaled to 1);
 5. where the divergent draws sit: each coordinate's percentile among all draws (median and range).
 
+Like ``sampler_comparison.py`` it reaches into ``bayesmix.inference`` on purpose, to sample exactly what the fit
+samples. The mode search's starts come from ``--seed``, not from the fit's key for the block, so the mode can differ
+from the fit's where a block has several.
+
 Example::
 
     python benchmarks/block_geometry.py --law exponential --target book
