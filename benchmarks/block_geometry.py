@@ -96,12 +96,8 @@ def main(argv=None) -> int:
 
     block, comp = table_block(load_table(a.sweep), a.law, a.target)
     args, d, names = block.args, comp.dim, coordinate_names(comp)
-    best = None
-    for z0 in np.asarray(comp.starts(jax.random.PRNGKey(a.seed), a.starts), dtype=np.float64):
-        found = inference.find_mode(comp, args, [z0])
-        if best is None or found[2] < best[2]:
-            best = found
-    mode, cov, _ = best
+    starts = np.asarray(comp.starts(jax.random.PRNGKey(a.seed), a.starts), dtype=np.float64)
+    mode, cov, _ = inference.find_mode(comp, args, list(starts))  # the best start by energy, as the fit's search
     L = np.linalg.cholesky(cov)
     config = inference.SamplerConfig(warmup=a.draws, draws=a.draws, target_accept=a.accept)
     run = inference._runner(block.model, comp.unravel, d, config, jax.local_device_count() >= 4, None)
