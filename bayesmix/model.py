@@ -304,15 +304,19 @@ def make_model(law: Law, domains, targets, priors: Mapping[str, Prior], checkpoi
     shapes = param_shapes(spec, domains, targets)
     drops = [pair for pair in SCALE_DROPS if pair[0] in shapes and pair[1] in shapes and _log_normal(priors[pair[0]])]
     by_drop = {slope for slope, *_ in drops}
+    # A user's prior of another family is sampled as it is (the product keeps a Normal prior only).
+    by_scale = {name for name in shapes if spec[name].scaled_by is not None and priors[name].family == "Normal"}
 
     def model(obs: Observed):
         p = {
             name: numpyro.sample(name, priors[name].to_numpyro(shape))
             for name, shape in shapes.items()
-            if name not in by_drop
+            if name not in by_drop and name not in by_scale
         }
         for slope, exponent, axis in drops:
             p[slope] = sampled_by_drop(slope, priors[slope], p[exponent], fitted_range(obs, axis))
+        for name in by_scale:  # after the drops: a scale may use the slopes
+            p[name] = sampled_by_scale(name, priors[name], spec[name].scaled_by(p), shapes[name])
         resid = obs.y - law_log_mean(law, p, obs)
         if checkpoints:
             resid = resid - schedule_term(p, obs)
@@ -323,11 +327,22 @@ def make_model(law: Law, domains, targets, priors: Mapping[str, Prior], checkpoi
     # The latent sites and their priors, so the sampler need not trace the model to find them (a drop's is its
     # slope's: close enough for the mode search's starts, which is all it is used for).
     model.prior_sites = {
-        (DROP_PREFIX + name if name in by_drop else name): priors[name].to_numpyro(shape)
+        (DROP_PREFIX + name if name in by_drop else SCALED_PREFIX + name if name in by_scale else name): priors[
+            name
+        ].to_numpyro(shape)
         for name, shape in shapes.items()
     }
+    # The log volume the products add to the sampled coordinates' density: a point estimate (``posterior_mode``)
+    # takes it out, so that it maximises the parameters' density as the law declares them.
+    model.coordinate_log_jacobian = (
+        (lambda q: sum(jnp.sum(jnp.log(jnp.broadcast_to(spec[n].scaled_by(q), shapes[n]))) for n in by_scale))
+        if by_scale
+        else None
+    )
     # Sampled sites that are coordinates, not parameters: the draws hold the parameters (deterministic sites) instead.
-    model.auxiliary_sites = frozenset(DROP_PREFIX + name for name in by_drop)
+    model.auxiliary_sites = frozenset(
+        [DROP_PREFIX + name for name in by_drop] + [SCALED_PREFIX + name for name in by_scale]
+    )
     return model
 
 
@@ -368,6 +383,25 @@ def sampled_by_drop(slope: str, prior: Prior, exponent: jnp.ndarray, span) -> jn
         dist.LogNormal(prior.params["loc"] + jnp.log(g), prior.params["scale"]),
     )
     return numpyro.deterministic(slope, drop / g)
+
+
+SCALED_PREFIX = "scaled_"  # the sampled site of a parameter with ``Param.scaled_by``
+
+
+def sampled_by_scale(name: str, prior: Prior, scale: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
+    """A parameter sampled through its product with a term of the law (``Param.scaled_by``), prior kept exactly.
+
+    With theta ~ Normal(loc, sd) and a scale c > 0, the product c theta ~ Normal(c loc, c sd) given c, so sampling
+    the product with that law and dividing by c leaves theta's prior as it was. Where the data pin the product (the
+    term's share of the loss that moves with the mixture) and not its factors, the factors trade along a curve in
+    the sampler's coordinates; the product lies straight.
+    """
+    c = jnp.broadcast_to(scale, shape)
+    product = numpyro.sample(
+        SCALED_PREFIX + name,
+        dist.Normal(prior.params["loc"] * c, prior.params["scale"] * c).to_event(len(shape)),
+    )
+    return numpyro.deterministic(name, product / c)
 
 
 # Models are cached by signature so that blocks of equal shapes (and repeated

@@ -212,7 +212,9 @@ def test_holdout_refits_started_at_the_whole_tables_mode_find_the_same_modes(mon
     assert set(near) == set(TARGETS)
     starts = []
     find_mode = inference.find_mode
-    monkeypatch.setattr(inference, "find_mode", lambda comp, a, s: starts.append(len(s)) or find_mode(comp, a, s))
+    monkeypatch.setattr(
+        inference, "find_mode", lambda comp, a, s, **kw: starts.append(len(s)) or find_mode(comp, a, s, **kw)
+    )
     args = (table, law, TARGETS, priors, N0, D0)
     scratch = extrapolation.holdout_errors(*args, like=obs)
     assert set(starts) == {4}

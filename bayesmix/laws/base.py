@@ -10,7 +10,7 @@ never asks which law it is running.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Mapping, NamedTuple, Sequence
+from typing import Callable, ClassVar, Mapping, NamedTuple, Sequence
 
 import jax.numpy as jnp
 
@@ -64,11 +64,18 @@ class Inputs(NamedTuple):
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter block of a law: its dimensions, default prior and meaning."""
+    """One parameter block of a law: its dimensions, default prior and meaning.
+
+    ``scaled_by``: for a parameter whose effect on the loss is its product with another of the law's terms
+    (a function of the other parameters, broadcastable to this one's shape, > 0), NUTS samples that product
+    instead, with the same Normal prior on the parameter (``model.sampled_by_scale``). Where the data pin the
+    product, the parameter and the term trade along a curve that the product straightens.
+    """
 
     dims: tuple[str, ...]
     prior: Prior
     doc: str
+    scaled_by: Callable[[Mapping[str, jnp.ndarray]], jnp.ndarray] | None = None
 
 
 class Law:

@@ -134,6 +134,16 @@ def from_paper_parameters(E, A, alpha, B, beta, w, gamma, s_A, gamma_A, s_B, gam
 _ADDITIVE = additive.Additive()
 
 
+def size_term(p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+    """(T, 1) A / L_ref: what ``g_A`` multiplies in the loss (NUTS samples their product, ``Param.scaled_by``)."""
+    return scale_shares(p)["A"][..., None]
+
+
+def token_term(p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+    """(T, 1) B / L_ref: what ``g_B`` multiplies in the loss."""
+    return scale_shares(p)["B"][..., None]
+
+
 @register
 class Joint(Law):
     name = "joint"
@@ -162,6 +172,7 @@ class Joint(Law):
                         "for every domain is the additive law",
                     ),
                     "slope of log A_h in each domain's weight at the uniform mixture (s_A = softmax(g_A / gamma_A))",
+                    scaled_by=size_term,
                 ),
                 "gamma_A": Param(
                     ("target",),
@@ -177,6 +188,7 @@ class Joint(Law):
                     ("target", "domain"),
                     Prior("Normal", {"loc": 0.0, "scale": 1.0}, "as g_A, for the token term"),
                     "slope of log B_h in each domain's weight at the uniform mixture (s_B = softmax(g_B / gamma_B))",
+                    scaled_by=token_term,
                 ),
                 "gamma_B": Param(
                     ("target",),
