@@ -21,7 +21,9 @@ factors on its scale terms,
   additive law's coordinates, priors and mixture term (imported from :mod:`bayesmix.laws.additive`, not copied).
   a = b = 1 at the uniform mixture, so A and B are the scale terms there, at N0 and D0.
 - ``g_A`` (T, K): to first order the slope of log A_h in each weight at the uniform mixture (its row mean is held
-  by the prior alone); ``gamma_A``: the curvature of A_h in h. Same for ``g_B``, ``gamma_B``.
+  by the prior alone); ``gamma_A``: the curvature of A_h in h. Same for ``g_B``, ``gamma_B``. NUTS samples
+  ``g_A`` through its product with A / L_ref, the mixture's effect on the loss that the data pin
+  (``Param.scaled_by``; the prior on ``g_A`` is unchanged), since g_B and beta otherwise trade along a curve.
 
 Sampled: 4K + 7 numbers, of which two per scale term (the row means of g_A, g_B) and one of the additive part (the
 split of the exponents into gamma and gamma_dev) are held by the prior alone: the paper's 4K + 5 are identified.
